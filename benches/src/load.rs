@@ -1,0 +1,366 @@
+//! The SMPP load generator: N uplink sessions with a window each, optional rate cap,
+//! for a count or a duration; reports throughput and latency percentiles.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use smpp_core::{
+    BindKind,
+    client::{
+        Inbound, SubmitOutcome, SubmitRequest, SubmitResult, SubmitSource, Uplink, UplinkConfig,
+        UplinkHandler,
+    },
+    rusmpp::{
+        CommandStatus,
+        pdus::SubmitSm,
+        types::{COctetString, OctetString},
+        values::{DataCoding, EsmClass, Npi, RegisteredDelivery, Ton},
+    },
+    text::{ESM_CLASS_UDHI, Encoding, SplitMode, split_text},
+};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub target: String,
+    pub system_id: String,
+    pub password: String,
+    pub sessions: usize,
+    pub window: usize,
+    /// Total submits per second across sessions (None = as fast as possible).
+    pub rate: Option<f64>,
+    /// Stop after this many submits…
+    pub count: Option<u64>,
+    /// …or after this long.
+    pub duration: Option<Duration>,
+    pub registered_delivery: bool,
+    /// UCS-2 text (data_coding 8) instead of GSM 7-bit.
+    pub ucs2: bool,
+    /// A long text sent as concatenated parts (UDH); every part counts as one submit.
+    pub long: bool,
+    /// How long to wait for receipts after the last response.
+    pub receipt_wait: Duration,
+    /// Destinations cycle through `dest_base .. dest_base + dest_spread`.
+    pub dest_base: u64,
+    pub dest_spread: u64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            target: "127.0.0.1:2775".into(),
+            system_id: "load".into(),
+            password: "load".into(),
+            sessions: 4,
+            window: 64,
+            rate: None,
+            count: Some(100_000),
+            duration: None,
+            registered_delivery: false,
+            ucs2: false,
+            long: false,
+            receipt_wait: Duration::from_secs(10),
+            dest_base: 998_900_000_000,
+            dest_spread: 1_000_000,
+        }
+    }
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub sessions: usize,
+    pub window: usize,
+    pub sent: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub unsent: u64,
+    pub throttled_retries: u64,
+    pub receipts: u64,
+    pub mo: u64,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+}
+
+impl LoadReport {
+    pub fn throughput(&self) -> f64 {
+        (self.accepted + self.rejected) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// One JSON line: what the benchmark script collects.
+    pub fn to_json(&self) -> serde_json::Value {
+        let us = |q: f64| self.latency.value_at_quantile(q);
+        serde_json::json!({
+            "sessions": self.sessions,
+            "window": self.window,
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "unsent": self.unsent,
+            "throttled_retries": self.throttled_retries,
+            "receipts": self.receipts,
+            "mo": self.mo,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "throughput_per_s": self.throughput().round(),
+            "latency_us": {
+                "p50": us(0.50), "p90": us(0.90), "p99": us(0.99), "p999": us(0.999),
+                "max": self.latency.max(),
+            },
+        })
+    }
+}
+
+struct Shared {
+    config: LoadConfig,
+    issued: AtomicU64,
+    finished: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    unsent: AtomicU64,
+    receipts: AtomicU64,
+    mo: AtomicU64,
+    started: Instant,
+    last_result_us: AtomicU64,
+    deadline: Option<Instant>,
+}
+
+impl Shared {
+    /// Claim the next message number, or None when the run is complete.
+    fn claim(&self) -> Option<u64> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        match self.config.count {
+            Some(count) if n >= count => {
+                self.issued.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+            _ => Some(n),
+        }
+    }
+
+    fn all_answered(&self) -> bool {
+        self.finished.load(Ordering::Relaxed) >= self.issued.load(Ordering::Relaxed)
+    }
+}
+
+struct Generator {
+    shared: Arc<Shared>,
+    /// One PDU per part; a short message has one.
+    templates: Arc<Vec<SubmitSm>>,
+    waited_since: Option<Instant>,
+}
+
+impl SubmitSource for Generator {
+    async fn next_submit(&mut self) -> Option<SubmitRequest> {
+        if let Some(n) = self.shared.claim() {
+            let config = &self.shared.config;
+            let parts = self.templates.len() as u64;
+            let mut pdu = self.templates[(n % parts) as usize].clone();
+            // All parts of one message go to the same destination.
+            let destination = config.dest_base + (n / parts) % config.dest_spread.max(1);
+            pdu.destination_addr = COctetString::from_string(destination.to_string()).ok()?;
+            return Some(SubmitRequest::new(n, pdu));
+        }
+        // Everything is out: stay bound until answers (and receipts, if asked) are in.
+        let since = *self.waited_since.get_or_insert_with(Instant::now);
+        loop {
+            let shared = &self.shared;
+            let receipts_in = !shared.config.registered_delivery
+                || shared.receipts.load(Ordering::Relaxed)
+                    >= shared.accepted.load(Ordering::Relaxed);
+            if shared.all_answered()
+                && (receipts_in || since.elapsed() > shared.config.receipt_wait)
+            {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+struct Collector {
+    shared: Arc<Shared>,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl UplinkHandler for Collector {
+    fn on_submit_result(&self, result: SubmitResult) {
+        let shared = &self.shared;
+        match result.outcome {
+            SubmitOutcome::Accepted { .. } => shared.accepted.fetch_add(1, Ordering::Relaxed),
+            SubmitOutcome::Rejected(_) | SubmitOutcome::TimedOut => {
+                shared.rejected.fetch_add(1, Ordering::Relaxed)
+            }
+            SubmitOutcome::NotSent => shared.unsent.fetch_add(1, Ordering::Relaxed),
+        };
+        if let Ok(mut histogram) = self.latency.lock() {
+            let _ = histogram.record(result.latency.as_micros().max(1) as u64);
+        }
+        shared.last_result_us.fetch_max(
+            shared.started.elapsed().as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        shared.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn on_inbound(&self, inbound: Inbound) -> CommandStatus {
+        let esm_class = match &inbound {
+            Inbound::DeliverSm(pdu) => u8::from(pdu.esm_class),
+            Inbound::DataSm(pdu) => u8::from(pdu.esm_class),
+        };
+        if esm_class & 0x3C == 0x04 {
+            self.shared.receipts.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.mo.fetch_add(1, Ordering::Relaxed);
+        }
+        CommandStatus::EsmeRok
+    }
+}
+
+/// The PDUs of one message: a single one, or the parts of a long text.
+fn templates(config: &LoadConfig) -> anyhow::Result<Vec<SubmitSm>> {
+    let short = if config.ucs2 {
+        "Ваш код: 4821. Не сообщайте его никому."
+    } else {
+        "Your verification code is 482913. It expires in 5 minutes."
+    };
+    let text = if config.long {
+        short.repeat(7)
+    } else {
+        short.to_owned()
+    };
+    let (coding, encoding) = if config.ucs2 {
+        (DataCoding::Ucs2, Encoding::Ucs2)
+    } else {
+        (DataCoding::McSpecific, Encoding::Gsm7)
+    };
+    let parts = split_text(&text, encoding, SplitMode::Udh, 1)?;
+    let single = parts.len() == 1;
+    parts
+        .iter()
+        .map(|part| {
+            let (esm_class, body) = if single {
+                (0, part.payload.to_vec())
+            } else {
+                (ESM_CLASS_UDHI, part.short_message().to_vec())
+            };
+            template(config, coding, esm_class, body)
+        })
+        .collect()
+}
+
+fn template(
+    config: &LoadConfig,
+    coding: DataCoding,
+    esm_class: u8,
+    text: Vec<u8>,
+) -> anyhow::Result<SubmitSm> {
+    Ok(SubmitSm::builder()
+        .source_addr_ton(Ton::Alphanumeric)
+        .source_addr_npi(Npi::Unknown)
+        .source_addr(COctetString::from_string("BANK".to_owned())?)
+        .dest_addr_ton(Ton::International)
+        .dest_addr_npi(Npi::Isdn)
+        .destination_addr(COctetString::from_string(config.dest_base.to_string())?)
+        .esm_class(EsmClass::from(esm_class))
+        .registered_delivery(RegisteredDelivery::from(u8::from(
+            config.registered_delivery,
+        )))
+        .data_coding(coding)
+        .short_message(OctetString::from_vec(text)?)
+        .build())
+}
+
+/// Run the load and return its figures.
+pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
+    let templates = Arc::new(templates(&config)?);
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        deadline: config.duration.map(|d| started + d),
+        config: config.clone(),
+        issued: AtomicU64::new(0),
+        finished: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        unsent: AtomicU64::new(0),
+        receipts: AtomicU64::new(0),
+        mo: AtomicU64::new(0),
+        started,
+        last_result_us: AtomicU64::new(0),
+    });
+    let shutdown = CancellationToken::new();
+    let mut collectors = Vec::new();
+    let mut stats = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..config.sessions.max(1) {
+        let collector = Arc::new(Collector {
+            shared: shared.clone(),
+            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        });
+        let uplink_config = UplinkConfig {
+            id: format!("load-{i}"),
+            address: config.target.clone(),
+            system_id: config.system_id.clone(),
+            password: config.password.clone(),
+            bind: BindKind::Transceiver,
+            window: config.window,
+            throughput: config.rate.map(|r| r / config.sessions.max(1) as f64),
+            reconnect_on_failure: false,
+            reconnect_on_loss: false,
+            response_timeout: Duration::from_secs(30),
+            max_attempts: 1,
+            ..UplinkConfig::default()
+        };
+        let generator = Generator {
+            shared: shared.clone(),
+            templates: templates.clone(),
+            waited_since: None,
+        };
+        let uplink = Uplink::new(uplink_config, generator, collector.clone());
+        stats.push(uplink.stats());
+        collectors.push(collector);
+        tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let mut latency = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+    for collector in &collectors {
+        if let Ok(h) = collector.latency.lock() {
+            latency.add(&*h)?;
+        }
+    }
+    let throttled_retries = stats
+        .iter()
+        .map(|s| s.throttled.load(Ordering::Relaxed))
+        .sum();
+    let connects: u64 = stats
+        .iter()
+        .map(|s| s.connects.load(Ordering::Relaxed))
+        .sum();
+    if connects == 0 {
+        anyhow::bail!("no session could bind to {}", config.target);
+    }
+    let elapsed = Duration::from_micros(shared.last_result_us.load(Ordering::Relaxed).max(1));
+    Ok(LoadReport {
+        sessions: config.sessions,
+        window: config.window,
+        sent: shared.issued.load(Ordering::Relaxed),
+        accepted: shared.accepted.load(Ordering::Relaxed),
+        rejected: shared.rejected.load(Ordering::Relaxed),
+        unsent: shared.unsent.load(Ordering::Relaxed),
+        throttled_retries,
+        receipts: shared.receipts.load(Ordering::Relaxed),
+        mo: shared.mo.load(Ordering::Relaxed),
+        elapsed,
+        latency,
+    })
+}

@@ -1,0 +1,205 @@
+//! Group commit on two threads: the writer appends groups of records, the syncer fsyncs
+//! and releases the acknowledgements. While one fsync runs, the next group is already
+//! being written, and everything written before an fsync starts is covered by it.
+
+use std::{
+    fs::File,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        mpsc as std_mpsc,
+    },
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use crate::{Command, Durability, JournalConfig, JournalError, segment::Segments};
+
+/// Counters, readable from anywhere.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    pub records: AtomicU64,
+    pub groups: AtomicU64,
+    pub syncs: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub live: AtomicUsize,
+    pub segments: AtomicUsize,
+}
+
+impl JournalStats {
+    /// Has every write so far succeeded?
+    pub fn healthy(&self) -> bool {
+        self.write_errors.load(Ordering::Relaxed) == 0
+    }
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The segment the syncer must fsync, replaced when the writer rolls over.
+struct SyncTarget {
+    file: Mutex<File>,
+    dirty: AtomicBool,
+}
+
+pub(crate) fn spawn(
+    config: JournalConfig,
+    segments: Segments,
+    rx: mpsc::Receiver<Command>,
+    stats: Arc<JournalStats>,
+) -> Result<(), JournalError> {
+    let target = Arc::new(SyncTarget {
+        file: Mutex::new(segments.active_handle()?),
+        dirty: AtomicBool::new(false),
+    });
+    let (sync_tx, sync_rx) = std_mpsc::channel::<Vec<Ack>>();
+    let spawn_error = |source| JournalError::Io {
+        path: "journal threads".into(),
+        source,
+    };
+    {
+        let target = target.clone();
+        let stats = stats.clone();
+        let interval = config.sync_interval;
+        std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || sync_loop(sync_rx, target, stats, interval))
+            .map_err(spawn_error)?;
+    }
+    std::thread::Builder::new()
+        .name("journal-writer".into())
+        .spawn(move || write_loop(config, segments, rx, stats, target, sync_tx))
+        .map_err(spawn_error)?;
+    Ok(())
+}
+
+fn write_loop(
+    config: JournalConfig,
+    mut segments: Segments,
+    mut rx: mpsc::Receiver<Command>,
+    stats: Arc<JournalStats>,
+    target: Arc<SyncTarget>,
+    sync_tx: std_mpsc::Sender<Vec<Ack>>,
+) {
+    let mut active = segments.active_number();
+    while let Some(first) = rx.blocking_recv() {
+        let mut acks: Vec<Ack> = Vec::new();
+        let mut must_sync = config.durability == Durability::Fsync;
+        let mut count = 0usize;
+        let mut next = Some(first);
+        while let Some(command) = next {
+            match command {
+                Command::Put {
+                    id,
+                    kind,
+                    payload,
+                    ack,
+                } => {
+                    segments.put(id, kind, &payload);
+                    count += 1;
+                    if let Some(ack) = ack {
+                        acks.push(ack);
+                    }
+                }
+                Command::Remove { id } => segments.remove(id),
+                Command::Flush { ack } => {
+                    must_sync = true;
+                    acks.push(ack);
+                }
+            }
+            next = if count < config.max_batch {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+
+        let result = segments.write().and_then(|()| segments.maintain(&config));
+        if segments.active_number() != active {
+            // Rolled over: the old segment was synced by the roll; sync the new one now.
+            if let Ok(handle) = segments.active_handle()
+                && let Ok(mut file) = target.file.lock()
+            {
+                *file = handle;
+            }
+            active = segments.active_number();
+        }
+        match result {
+            Ok(()) => {
+                stats.records.fetch_add(count as u64, Ordering::Relaxed);
+                stats.groups.fetch_add(1, Ordering::Relaxed);
+                target.dirty.store(true, Ordering::Release);
+                if must_sync {
+                    if let Err(std_mpsc::SendError(acks)) = sync_tx.send(acks) {
+                        fail(acks, "journal syncer stopped");
+                    }
+                } else {
+                    for ack in acks {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "journal write failed");
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                fail(acks, &e.to_string());
+            }
+        }
+        stats.live.store(segments.live(), Ordering::Relaxed);
+        stats
+            .segments
+            .store(segments.segment_count(), Ordering::Relaxed);
+    }
+    // Every handle is gone: make what was written durable before the threads end.
+    let _ = segments.write();
+    let _ = segments.sync();
+}
+
+fn fail(acks: Vec<Ack>, reason: &str) {
+    for ack in acks {
+        let _ = ack.send(Err(reason.to_owned()));
+    }
+}
+
+/// fsync whenever a group waits for it, and at least every `interval` while there are
+/// unsynced writes (the `Batched` promise).
+fn sync_loop(
+    rx: std_mpsc::Receiver<Vec<Ack>>,
+    target: Arc<SyncTarget>,
+    stats: Arc<JournalStats>,
+    interval: Duration,
+) {
+    loop {
+        let mut waiting = match rx.recv_timeout(interval) {
+            Ok(acks) => acks,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                if !target.dirty.load(Ordering::Acquire) {
+                    continue;
+                }
+                Vec::new()
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        while let Ok(more) = rx.try_recv() {
+            waiting.extend(more);
+        }
+        target.dirty.store(false, Ordering::Release);
+        let result = match target.file.lock() {
+            Ok(file) => file.sync_data().map_err(|e| e.to_string()),
+            Err(_) => Err("journal sync handle poisoned".to_owned()),
+        };
+        match &result {
+            Ok(()) => {
+                stats.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                error!(error = %e, "journal fsync failed");
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for ack in waiting {
+            let _ = ack.send(result.clone());
+        }
+    }
+}

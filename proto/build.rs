@@ -1,0 +1,15 @@
+//! Compiles the .proto files with a vendored protoc so a fresh machine needs no system protoc.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("PROTOC").is_none() {
+        let protoc = protoc_bin_vendored::protoc_bin_path()?;
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+        unsafe { std::env::set_var("PROTOC", protoc) };
+    }
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&["proto/billing.proto"], &["proto"])?;
+    Ok(())
+}

@@ -1,0 +1,598 @@
+//! The durable log under the pipeline: what a client was told ESME_ROK / `Success` for
+//! is in the journal before the answer goes out, and stays there until its outcome is
+//! final, so a restart after a crash sends it again instead of losing it.
+//!
+//! Records, keyed by our message id plus the part number:
+//! - `ACCEPTED`: a part accepted and charged, not yet answered by the operator. Replay
+//!   queues it again (a part that reached the operator but whose submit_sm_resp was lost
+//!   goes out twice; that window is one response timeout).
+//! - `AWAITING_RECEIPT`: a part the operator accepted, whose receipt the client asked
+//!   for: replay restores the operator-id mapping so the receipt still finds its client.
+//!   Removed when the final receipt is handled or when `dlr_expiry` passes.
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use chrono::{DateTime, Local, TimeZone};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use smpp_core::rusmpp::Pdu;
+
+use crate::{
+    model::{Address, DlrMethod, DlrRequest, Message, Origin, RawTlv},
+    queue::{Durable, FinalOutcome, Journal, JournalRecord},
+    receipts::DlrEntry,
+};
+
+pub const KIND_ACCEPTED: u8 = 1;
+pub const KIND_AWAITING_RECEIPT: u8 = 2;
+pub const KIND_PENDING_DELIVERY: u8 = 3;
+
+/// The journal key of one part of a message.
+pub fn record_id(message_id: &str, part: usize) -> u128 {
+    let base = uuid::Uuid::parse_str(message_id)
+        .map(|u| u.as_u128())
+        // Ids are UUIDs; anything else still gets a stable key.
+        .unwrap_or_else(|_| {
+            message_id.bytes().fold(0xcbf2_9ce4_8422_2325_u128, |h, b| {
+                (h ^ u128::from(b)).wrapping_mul(0x0100_0000_0000_0000_0000_0000_013B)
+            })
+        });
+    base.wrapping_add(part as u128)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredAddress {
+    addr: String,
+    ton: u8,
+    npi: u8,
+}
+
+impl From<&Address> for StoredAddress {
+    fn from(a: &Address) -> Self {
+        Self {
+            addr: a.addr.clone(),
+            ton: a.ton,
+            npi: a.npi,
+        }
+    }
+}
+
+impl From<StoredAddress> for Address {
+    fn from(a: StoredAddress) -> Self {
+        Address::new(a.addr, a.ton, a.npi)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDlr {
+    level: u8,
+    url: String,
+    post: bool,
+}
+
+impl From<&DlrRequest> for StoredDlr {
+    fn from(d: &DlrRequest) -> Self {
+        Self {
+            level: d.level,
+            url: d.url.clone(),
+            post: d.method == DlrMethod::Post,
+        }
+    }
+}
+
+impl From<StoredDlr> for DlrRequest {
+    fn from(d: StoredDlr) -> Self {
+        DlrRequest {
+            level: d.level,
+            url: d.url,
+            method: if d.post {
+                DlrMethod::Post
+            } else {
+                DlrMethod::Get
+            },
+        }
+    }
+}
+
+/// `Message` as stored: plain owned data.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMessage {
+    id: String,
+    uid: String,
+    gid: String,
+    /// None = HTTP.
+    smpp_session: Option<u64>,
+    service_type: String,
+    source: StoredAddress,
+    destination: StoredAddress,
+    esm_class: u8,
+    protocol_id: u8,
+    priority: u8,
+    schedule_delivery_time: String,
+    validity_period: String,
+    registered_delivery: u8,
+    replace_if_present: u8,
+    data_coding: u8,
+    sm_default_msg_id: u8,
+    content: Vec<u8>,
+    payload_tlv: bool,
+    tlvs: Vec<(u16, Vec<u8>)>,
+    dlr: Option<StoredDlr>,
+    tags: Vec<String>,
+    connector: String,
+    received_at_micros: i64,
+}
+
+fn origin_session(origin: &Origin) -> Option<u64> {
+    match origin {
+        Origin::Smpp { session_id } => Some(*session_id),
+        Origin::Http => None,
+    }
+}
+
+fn origin_from(session: Option<u64>) -> Origin {
+    match session {
+        Some(session_id) => Origin::Smpp { session_id },
+        None => Origin::Http,
+    }
+}
+
+fn local_from_micros(micros: i64) -> DateTime<Local> {
+    Local
+        .timestamp_micros(micros)
+        .single()
+        .unwrap_or_else(Local::now)
+}
+
+impl From<&Message> for StoredMessage {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.to_string(),
+            uid: m.uid.to_string(),
+            gid: m.gid.to_string(),
+            smpp_session: origin_session(&m.origin),
+            service_type: m.service_type.clone(),
+            source: (&m.source).into(),
+            destination: (&m.destination).into(),
+            esm_class: m.esm_class,
+            protocol_id: m.protocol_id,
+            priority: m.priority,
+            schedule_delivery_time: m.schedule_delivery_time.clone(),
+            validity_period: m.validity_period.clone(),
+            registered_delivery: m.registered_delivery,
+            replace_if_present: m.replace_if_present,
+            data_coding: m.data_coding,
+            sm_default_msg_id: m.sm_default_msg_id,
+            content: m.content.to_vec(),
+            payload_tlv: m.payload_tlv,
+            tlvs: m.tlvs.iter().map(|t| (t.tag, t.value.to_vec())).collect(),
+            dlr: m.dlr.as_ref().map(Into::into),
+            tags: m.tags.clone(),
+            connector: m.connector.to_string(),
+            received_at_micros: m.received_at.timestamp_micros(),
+        }
+    }
+}
+
+impl StoredMessage {
+    fn into_message(self) -> Message {
+        Message {
+            id: Arc::from(self.id),
+            uid: Arc::from(self.uid),
+            gid: Arc::from(self.gid),
+            origin: origin_from(self.smpp_session),
+            service_type: self.service_type,
+            source: self.source.into(),
+            destination: self.destination.into(),
+            esm_class: self.esm_class,
+            protocol_id: self.protocol_id,
+            priority: self.priority,
+            schedule_delivery_time: self.schedule_delivery_time,
+            validity_period: self.validity_period,
+            registered_delivery: self.registered_delivery,
+            replace_if_present: self.replace_if_present,
+            data_coding: self.data_coding,
+            sm_default_msg_id: self.sm_default_msg_id,
+            content: Bytes::from(self.content),
+            payload_tlv: self.payload_tlv,
+            tlvs: self
+                .tlvs
+                .into_iter()
+                .map(|(tag, value)| RawTlv {
+                    tag,
+                    value: Bytes::from(value),
+                })
+                .collect(),
+            dlr: self.dlr.map(Into::into),
+            tags: self.tags,
+            connector: Arc::from(self.connector),
+            received_at: local_from_micros(self.received_at_micros),
+            split_long: false,
+        }
+    }
+}
+
+/// A part accepted and charged, waiting for the operator.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPart {
+    message: StoredMessage,
+    username: String,
+    connector: String,
+    part: u32,
+    parts: u32,
+    content: Vec<u8>,
+    esm_class: u8,
+    registered_delivery: u8,
+    charge_key: String,
+    amount: i64,
+}
+
+/// A part the operator took, waiting for its receipt.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredReceiptWait {
+    id: String,
+    uid: String,
+    username: String,
+    smpp_session: Option<u64>,
+    source: StoredAddress,
+    destination: StoredAddress,
+    registered_delivery: u8,
+    dlr: Option<StoredDlr>,
+    connector: String,
+    submitted_at_micros: i64,
+    part: u32,
+    operator_id: String,
+    charge_key: String,
+    /// Unix seconds after which the receipt is no longer awaited.
+    expires_at: u64,
+}
+
+/// A deliver_sm waiting for its client: the username and the encoded PDU.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDelivery {
+    username: String,
+    pdu: Vec<u8>,
+    expires_at: u64,
+}
+
+fn encode_pdu(pdu: &Pdu) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    smpp_core::frame::encode_pdu(pdu, 0, 0, &mut buf);
+    buf.to_vec()
+}
+
+fn decode_pdu(bytes: &[u8]) -> Option<Pdu> {
+    let mut buf = bytes::BytesMut::from(bytes);
+    let frame = smpp_core::frame::Framer::default()
+        .next_frame(&mut buf)
+        .ok()??;
+    frame.decode().ok()?.into_parts().pdu
+}
+
+/// What replay hands back to the pipeline.
+#[derive(Debug)]
+pub enum Restored {
+    PendingDelivery {
+        key: u128,
+        username: Arc<str>,
+        pdu: Pdu,
+        ttl: Duration,
+    },
+    Part(RestoredPart),
+    AwaitingReceipt {
+        entry: DlrEntry,
+        connector: Arc<str>,
+        operator_id: String,
+        charge_key: String,
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug)]
+pub struct RestoredPart {
+    pub message: Message,
+    pub username: Arc<str>,
+    pub connector: Arc<str>,
+    pub part: usize,
+    pub parts: usize,
+    pub content: Bytes,
+    pub esm_class: u8,
+    pub registered_delivery: u8,
+    pub charge_key: String,
+    pub amount: i64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Decode a replayed record; None for one that is unreadable or no longer relevant.
+pub fn decode(record: &journal::Record) -> Option<Restored> {
+    match record.kind {
+        KIND_ACCEPTED => {
+            let p: StoredPart = postcard::from_bytes(&record.payload).ok()?;
+            Some(Restored::Part(RestoredPart {
+                message: p.message.into_message(),
+                username: Arc::from(p.username),
+                connector: Arc::from(p.connector),
+                part: p.part as usize,
+                parts: p.parts as usize,
+                content: Bytes::from(p.content),
+                esm_class: p.esm_class,
+                registered_delivery: p.registered_delivery,
+                charge_key: p.charge_key,
+                amount: p.amount,
+            }))
+        }
+        KIND_AWAITING_RECEIPT => {
+            let w: StoredReceiptWait = postcard::from_bytes(&record.payload).ok()?;
+            let now = unix_now();
+            if w.expires_at <= now {
+                return None;
+            }
+            let connector: Arc<str> = Arc::from(w.connector);
+            Some(Restored::AwaitingReceipt {
+                entry: DlrEntry {
+                    id: Arc::from(w.id),
+                    uid: Arc::from(w.uid),
+                    username: Arc::from(w.username),
+                    origin: origin_from(w.smpp_session),
+                    source: w.source.into(),
+                    destination: w.destination.into(),
+                    registered_delivery: w.registered_delivery,
+                    dlr: w.dlr.map(Into::into),
+                    connector: connector.clone(),
+                    submitted_at: local_from_micros(w.submitted_at_micros),
+                    part: w.part as usize,
+                    multipart: None,
+                },
+                connector,
+                operator_id: w.operator_id,
+                charge_key: w.charge_key,
+                ttl: Duration::from_secs(w.expires_at - now),
+            })
+        }
+        KIND_PENDING_DELIVERY => {
+            let d: StoredDelivery = postcard::from_bytes(&record.payload).ok()?;
+            let now = unix_now();
+            if d.expires_at <= now {
+                return None;
+            }
+            Some(Restored::PendingDelivery {
+                key: record.id,
+                username: Arc::from(d.username),
+                pdu: decode_pdu(&d.pdu)?,
+                ttl: Duration::from_secs(d.expires_at - now),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The pipeline's `Journal` on the segmented log.
+pub struct LogJournal {
+    log: journal::Journal,
+    /// Receipt waits by expiry, so they leave the log when `dlr_expiry` passes.
+    expiries: Mutex<BinaryHeap<Reverse<(Instant, u128)>>>,
+}
+
+impl LogJournal {
+    pub fn new(log: journal::Journal) -> Self {
+        Self {
+            log,
+            expiries: Mutex::new(BinaryHeap::new()),
+        }
+    }
+
+    pub fn log(&self) -> &journal::Journal {
+        &self.log
+    }
+
+    fn remove(&self, id: &str, part: usize) {
+        // A removal that cannot be queued only means a resend after a crash.
+        self.log.try_remove(record_id(id, part));
+    }
+}
+
+impl Journal for LogJournal {
+    fn append(&self, record: JournalRecord<'_>) -> Durable {
+        match record {
+            JournalRecord::Accepted {
+                message,
+                username,
+                connector,
+                part,
+                parts,
+                content,
+                esm_class,
+                registered_delivery,
+                charge_key,
+                amount,
+            } => {
+                let stored = StoredPart {
+                    amount,
+                    message: message.into(),
+                    username: username.to_owned(),
+                    connector: connector.to_owned(),
+                    part: part as u32,
+                    parts: parts as u32,
+                    content: content.to_vec(),
+                    esm_class,
+                    registered_delivery,
+                    charge_key: charge_key.to_owned(),
+                };
+                let payload = match postcard::to_allocvec(&stored) {
+                    Ok(bytes) => Bytes::from(bytes),
+                    Err(error) => return Durable::Failed(error.to_string()),
+                };
+                match self
+                    .log
+                    .put_ack(record_id(&message.id, part), KIND_ACCEPTED, payload)
+                {
+                    Ok(ack) => Durable::Pending(ack),
+                    Err(error) => Durable::Failed(error.to_string()),
+                }
+            }
+            JournalRecord::AwaitingReceipt {
+                entry,
+                operator_id,
+                charge_key,
+                ttl,
+            } => {
+                let stored = StoredReceiptWait {
+                    id: entry.id.to_string(),
+                    uid: entry.uid.to_string(),
+                    username: entry.username.to_string(),
+                    smpp_session: origin_session(&entry.origin),
+                    source: (&entry.source).into(),
+                    destination: (&entry.destination).into(),
+                    registered_delivery: entry.registered_delivery,
+                    dlr: entry.dlr.as_ref().map(Into::into),
+                    connector: entry.connector.to_string(),
+                    submitted_at_micros: entry.submitted_at.timestamp_micros(),
+                    part: entry.part as u32,
+                    operator_id: operator_id.to_owned(),
+                    charge_key: charge_key.to_owned(),
+                    expires_at: unix_now() + ttl.as_secs(),
+                };
+                let id = record_id(&entry.id, entry.part);
+                if let Ok(bytes) = postcard::to_allocvec(&stored)
+                    && self
+                        .log
+                        .try_put(id, KIND_AWAITING_RECEIPT, Bytes::from(bytes))
+                {
+                    self.expiries
+                        .lock()
+                        .push(Reverse((Instant::now() + ttl, id)));
+                } else {
+                    // Not recorded: the accepted record must not linger and be resent.
+                    self.log.try_remove(id);
+                }
+                Durable::Done
+            }
+            JournalRecord::Outcome { id, part, outcome } => {
+                // Submitted parts are kept as receipt waits (`AwaitingReceipt`); only
+                // failures and expiries end here.
+                match outcome {
+                    FinalOutcome::Failed { .. } | FinalOutcome::Expired => self.remove(id, part),
+                }
+                Durable::Done
+            }
+            JournalRecord::ReceiptDone { id, part } => {
+                self.remove(id, part);
+                Durable::Done
+            }
+            JournalRecord::PendingDelivery {
+                key,
+                username,
+                pdu,
+                ttl,
+            } => {
+                let stored = StoredDelivery {
+                    username: username.to_owned(),
+                    pdu: encode_pdu(pdu),
+                    expires_at: unix_now() + ttl.as_secs(),
+                };
+                let payload = match postcard::to_allocvec(&stored) {
+                    Ok(bytes) => Bytes::from(bytes),
+                    Err(error) => return Durable::Failed(error.to_string()),
+                };
+                match self.log.put_ack(key, KIND_PENDING_DELIVERY, payload) {
+                    Ok(ack) => {
+                        self.expiries
+                            .lock()
+                            .push(Reverse((Instant::now() + ttl, key)));
+                        Durable::Pending(ack)
+                    }
+                    Err(error) => Durable::Failed(error.to_string()),
+                }
+            }
+            JournalRecord::Delivered { key } => {
+                self.log.try_remove(key);
+                Durable::Done
+            }
+        }
+    }
+
+    fn housekeeping(&self) {
+        let now = Instant::now();
+        let mut expiries = self.expiries.lock();
+        while let Some(Reverse((at, id))) = expiries.peek().copied() {
+            if at > now {
+                break;
+            }
+            expiries.pop();
+            self.log.try_remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_of_one_message_get_distinct_stable_keys() {
+        let id = "07033084-5cfd-4812-90a4-e4d24ffb6e3d";
+        assert_eq!(record_id(id, 0), record_id(id, 0));
+        assert_ne!(record_id(id, 0), record_id(id, 1));
+        assert_ne!(
+            record_id("not-a-uuid", 0),
+            record_id("not-a-uuid-either", 0)
+        );
+    }
+
+    #[test]
+    fn a_message_survives_the_round_trip() {
+        let message = Message {
+            id: Arc::from("07033084-5cfd-4812-90a4-e4d24ffb6e3d"),
+            uid: Arc::from("bank1"),
+            source: Address::new("BANK", 5, 0),
+            destination: Address::new("998901234567", 1, 1),
+            content: Bytes::from_static(b"code 1234"),
+            registered_delivery: 1,
+            tags: vec!["otp".into()],
+            dlr: Some(DlrRequest {
+                level: 3,
+                url: "http://127.0.0.1/dlr".into(),
+                method: DlrMethod::Get,
+            }),
+            ..Message::default()
+        };
+        let stored = StoredPart {
+            message: (&message).into(),
+            username: "bank".into(),
+            connector: "sim".into(),
+            part: 0,
+            parts: 1,
+            content: b"code 1234".to_vec(),
+            esm_class: 0,
+            registered_delivery: 1,
+            charge_key: message.id.to_string(),
+            amount: 20_000,
+        };
+        let record = journal::Record {
+            id: record_id(&message.id, 0),
+            kind: KIND_ACCEPTED,
+            payload: Bytes::from(postcard::to_allocvec(&stored).unwrap()),
+        };
+        let Some(Restored::Part(part)) = decode(&record) else {
+            panic!("not restored");
+        };
+        assert_eq!(part.message.id, message.id);
+        assert_eq!(part.message.destination, message.destination);
+        assert_eq!(part.message.dlr, message.dlr);
+        assert_eq!(part.message.tags, message.tags);
+        assert_eq!(&part.content[..], b"code 1234");
+        assert_eq!(&*part.username, "bank");
+    }
+}

@@ -1,0 +1,225 @@
+//! `smsgw.toml`: listeners, durability, storage and the router table. Every field has an
+//! embedded default, so the gateway starts without a file.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use serde::Deserialize;
+use smpp_core::server::{GuardConfig, ServerConfig};
+
+/// The whole file. `[router]` is read by the router crate itself.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub smpp: SmppSection,
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub durability: DurabilitySection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub shutdown: ShutdownSection,
+    /// Accepted here so unknown-field checks pass; the router crate parses it itself
+    /// (`router::RouterConfig::from_smsgw_toml`).
+    #[serde(default, rename = "router")]
+    pub _router: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppSection {
+    pub listen: SocketAddr,
+    /// SMPP over TLS (needs `[tls]`); by convention port 3550.
+    pub tls_listen: Option<SocketAddr>,
+    pub bind_timeout_secs: u64,
+    pub inactivity_timeout_secs: u64,
+    pub response_timeout_secs: u64,
+    pub pdu_read_timeout_secs: u64,
+    pub max_command_length: usize,
+    pub window: usize,
+    pub outbound_window: usize,
+    pub max_sessions: usize,
+    pub max_sessions_per_system_id: usize,
+    pub submit_rate_per_session: Option<f64>,
+    pub max_connections_per_ip: usize,
+    pub max_bind_failures: u32,
+    pub bind_lockout_secs: u64,
+}
+
+impl Default for SmppSection {
+    fn default() -> Self {
+        let d = ServerConfig::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2775)),
+            tls_listen: None,
+            bind_timeout_secs: d.bind_timeout.as_secs(),
+            inactivity_timeout_secs: d.inactivity_timeout.as_secs(),
+            response_timeout_secs: d.response_timeout.as_secs(),
+            pdu_read_timeout_secs: d.pdu_read_timeout.as_secs(),
+            max_command_length: d.max_command_length,
+            window: d.window,
+            outbound_window: d.outbound_window,
+            max_sessions: d.max_sessions,
+            max_sessions_per_system_id: d.max_sessions_per_system_id,
+            submit_rate_per_session: d.submit_rate,
+            max_connections_per_ip: d.guard.max_connections_per_ip,
+            max_bind_failures: d.guard.max_bind_failures,
+            bind_lockout_secs: d.guard.lockout.as_secs(),
+        }
+    }
+}
+
+impl SmppSection {
+    pub fn server_config(&self, shutdown_timeout: Duration) -> ServerConfig {
+        ServerConfig {
+            bind_timeout: Duration::from_secs(self.bind_timeout_secs),
+            inactivity_timeout: Duration::from_secs(self.inactivity_timeout_secs),
+            response_timeout: Duration::from_secs(self.response_timeout_secs),
+            pdu_read_timeout: Duration::from_secs(self.pdu_read_timeout_secs),
+            max_command_length: self.max_command_length,
+            window: self.window,
+            outbound_window: self.outbound_window,
+            max_sessions: self.max_sessions,
+            max_sessions_per_system_id: self.max_sessions_per_system_id,
+            submit_rate: self.submit_rate_per_session,
+            shutdown_timeout,
+            guard: GuardConfig {
+                max_connections_per_ip: self.max_connections_per_ip,
+                max_bind_failures: self.max_bind_failures,
+                lockout: Duration::from_secs(self.bind_lockout_secs),
+                ..GuardConfig::default()
+            },
+            ..ServerConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain and private key; reloaded on SIGHUP.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DurabilitySection {
+    /// `fsync` (default), `batched` or `memory`; see the README.
+    pub mode: String,
+    /// Where the accepted-message log lives.
+    pub dir: PathBuf,
+}
+
+impl Default for DurabilitySection {
+    fn default() -> Self {
+        Self {
+            mode: "fsync".into(),
+            dir: PathBuf::from("data/journal"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// `sqlite://data/smsgw.db` (default; relative to the config file) or
+    /// `postgres://…`: billing's ledger and CDR.
+    pub url: String,
+    /// Currency of the accounts created for router users (ISO 4217).
+    pub currency: String,
+    /// Jasmin's `billing_feature`: with `false`, balances and quotas are enforced in
+    /// memory only (from the [router] users' quotas) and no ledger or CDR is written.
+    pub billing: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/smsgw.db".into(),
+            currency: "USD".into(),
+            billing: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSection {
+    /// How long SIGTERM waits for sessions to unbind and queues to drain.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 15,
+        }
+    }
+}
+
+/// The parsed file, its text (the router reads its own section) and its directory.
+pub struct Loaded {
+    pub config: Config,
+    pub text: String,
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Read `path` if given (it must exist), else `smsgw.toml` if present, else defaults;
+    /// then apply environment overrides (`SMSGW_SMPP_LISTEN`, `SMSGW_DURABILITY`,
+    /// `SMSGW_STORAGE_URL`).
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
+        let (text, base_dir) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config {}", path.display()))?,
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ),
+            None => (
+                std::fs::read_to_string("smsgw.toml").unwrap_or_default(),
+                PathBuf::from("."),
+            ),
+        };
+        let mut config: Config = toml::from_str(&text).context("invalid smsgw.toml")?;
+        if let Ok(listen) = std::env::var("SMSGW_SMPP_LISTEN") {
+            config.smpp.listen = listen
+                .parse()
+                .with_context(|| format!("SMSGW_SMPP_LISTEN={listen:?} is not host:port"))?;
+        }
+        if let Ok(mode) = std::env::var("SMSGW_DURABILITY") {
+            config.durability.mode = mode;
+        }
+        if let Ok(url) = std::env::var("SMSGW_STORAGE_URL") {
+            config.storage.url = url;
+        }
+        Ok(Loaded {
+            config,
+            text,
+            base_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let config: Config =
+            toml::from_str("[smpp]\nlisten = \"0.0.0.0:2775\"\nwindow = 10\n").unwrap();
+        assert_eq!(config.smpp.listen.port(), 2775);
+        assert_eq!(config.smpp.server_config(Duration::from_secs(1)).window, 10);
+        assert_eq!(config.durability.mode, "fsync");
+        assert!(toml::from_str::<Config>("[smpp]\nlisten_typo = 1\n").is_err());
+        let with_router: Config = toml::from_str("[[router.users]]\nuid = \"a\"\n").unwrap();
+        assert!(with_router._router.is_some());
+    }
+}

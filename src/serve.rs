@@ -1,0 +1,234 @@
+//! `smsgw serve`: start the pipeline, replay the journal, listen, and drain on SIGTERM.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use journal::{Durability, Journal, JournalConfig};
+use router::{
+    Deps, Gateway, RouterConfig,
+    durable::{self, LogJournal},
+    queue::NoJournal,
+};
+use smpp_core::server::{Server, SessionRegistry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{billing_bridge::BillingCharging, config::Config, sink};
+
+pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Result<()> {
+    let loaded = Config::load(config_path.as_deref())?;
+    let config = &loaded.config;
+    let drain_timeout = Duration::from_secs(config.shutdown.drain_timeout_secs);
+    let server_config = config.smpp.server_config(drain_timeout);
+
+    // Clients are stopped first; uplinks only once what clients were promised has drained.
+    let clients_stop = CancellationToken::new();
+    let uplinks_stop = CancellationToken::new();
+    spawn_signal_handler(clients_stop.clone());
+
+    let listener = TcpListener::bind(config.smpp.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.smpp.listen))?;
+    let registry = SessionRegistry::new();
+
+    if sink_mode {
+        warn!("sink mode: every submit_sm is acknowledged and discarded");
+        let handler = Arc::new(sink::Sink);
+        let server = Server::new(server_config, handler.clone(), handler, registry);
+        server.serve(listener, clients_stop).await?;
+        return Ok(());
+    }
+
+    let router_config = RouterConfig::from_smsgw_toml(&loaded.text, &loaded.base_dir)
+        .context("invalid [router] configuration")?;
+    let durability: Durability = config
+        .durability
+        .mode
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("[durability] mode")?;
+    let journal_dir = loaded.base_dir.join(&config.durability.dir);
+    let (log, replayed) = Journal::open(JournalConfig::new(&journal_dir, durability))
+        .with_context(|| format!("cannot open the journal in {}", journal_dir.display()))?;
+    let journal: Arc<dyn router::queue::Journal> = match durability {
+        Durability::Memory => Arc::new(NoJournal),
+        _ => Arc::new(LogJournal::new(log.clone())),
+    };
+    info!(mode = ?durability, dir = %journal_dir.display(), replayed = replayed.len(), "journal open");
+
+    // Billing: the ledger and CDR store, one account per router user.
+    let billing = if config.storage.billing {
+        let storage_url = resolve_storage_url(&config.storage.url, &loaded.base_dir)?;
+        let engine = billing::BillingEngine::open(billing::BillingConfig {
+            url: storage_url.clone(),
+            // The journal knows which reservations belong to messages it will send again.
+            recovery: billing::RecoveryPolicy::KeepOpen,
+            ..billing::BillingConfig::default()
+        })
+        .await
+        .with_context(|| format!("cannot open the billing store {storage_url}"))?;
+        let directory = router::Snapshot::build(&router_config, &|_| true)
+            .context("invalid [router] configuration")?;
+        let charging = Arc::new(
+            BillingCharging::attach(engine.clone(), &directory, &config.storage.currency).await?,
+        );
+        Some((engine, charging))
+    } else {
+        warn!("[storage] billing = false: balances are kept in memory only, no ledger or CDR");
+        None
+    };
+
+    let handle = Gateway::start(
+        router_config,
+        registry.clone(),
+        uplinks_stop.clone(),
+        Deps {
+            journal: Some(journal.clone()),
+            charging: billing
+                .as_ref()
+                .map(|(_, charging)| charging.clone() as Arc<dyn router::charging::Charging>),
+            ..Deps::default()
+        },
+    )
+    .context("cannot start the pipeline")?;
+    let gateway = handle.gateway.clone();
+    let restored = replayed.iter().filter_map(durable::decode).collect();
+    let report = gateway.restore(restored);
+    if let Some((_, charging)) = &billing {
+        charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
+    }
+
+    let server = Arc::new(Server::new(
+        server_config,
+        handle.smpp.clone(),
+        handle.smpp.clone(),
+        registry,
+    ));
+    let mut servers = Vec::new();
+    if let (Some(tls_listen), Some(tls)) = (config.smpp.tls_listen, &config.tls) {
+        let tls = tls::ServerTls::load(tls::CertFiles {
+            cert: loaded.base_dir.join(&tls.cert),
+            key: loaded.base_dir.join(&tls.key),
+        })
+        .context("cannot load the TLS certificate")?;
+        spawn_reload_on_sighup(tls.clone());
+        let tls_listener = TcpListener::bind(tls_listen)
+            .await
+            .with_context(|| format!("cannot listen on {tls_listen}"))?;
+        let server = server.clone();
+        let stop = clients_stop.clone();
+        servers.push(tokio::spawn(async move {
+            server.serve_tls(tls_listener, tls.acceptor, stop).await
+        }));
+    } else if config.smpp.tls_listen.is_some() {
+        anyhow::bail!("[smpp] tls_listen needs a [tls] section with cert and key");
+    }
+    {
+        let server = server.clone();
+        let stop = clients_stop.clone();
+        servers.push(tokio::spawn(
+            async move { server.serve(listener, stop).await },
+        ));
+    }
+    for served in servers {
+        served.await??;
+    }
+
+    // Every client session has answered what it had and unbound. Let the uplinks send
+    // what is queued, then stop them; what is still unsent stays in the journal.
+    let deadline = Instant::now() + drain_timeout;
+    while gateway.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = gateway.in_flight();
+    if left > 0 {
+        warn!(
+            left,
+            "drain timeout: unsent messages stay in the journal for the next start"
+        );
+    }
+    uplinks_stop.cancel();
+    for task in handle.tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    if let Err(error) = log.flush().await {
+        warn!(%error, "journal flush failed");
+    }
+    if let Some((engine, _)) = &billing
+        && let Err(error) = engine.flush().await
+    {
+        warn!(%error, "billing flush failed");
+    }
+    drop(journal);
+    info!("stopped");
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: graceful drain. Second: exit at once (the journal has what was
+/// acknowledged).
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    warn!(%error, "cannot install the SIGTERM handler");
+                    return;
+                }
+            };
+        for round in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                info!("shutting down: draining sessions (signal again to exit at once)");
+                shutdown.cancel();
+            } else {
+                warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn spawn_reload_on_sighup(tls: tls::ServerTls) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            warn!("cannot install the SIGHUP handler: certificates will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(error) = tls.cert.reload() {
+                warn!(%error, "certificate reload failed; the previous one stays in use");
+            }
+        }
+    });
+}
+
+/// The billing store's URL from the config (for the CLI subcommands).
+pub fn storage_url(config_path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let loaded = Config::load(config_path)?;
+    resolve_storage_url(&loaded.config.storage.url, &loaded.base_dir)
+}
+
+/// `sqlite://` paths are relative to the config file; their directory is created.
+fn resolve_storage_url(url: &str, base_dir: &std::path::Path) -> anyhow::Result<String> {
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Ok(url.to_owned());
+    };
+    if path.starts_with(':') || path.is_empty() {
+        return Ok(url.to_owned());
+    }
+    let path = base_dir.join(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(format!("sqlite://{}", path.display()))
+}

@@ -1,0 +1,189 @@
+//! TLS for every listener and uplink, on rustls with the ring provider.
+//!
+//! Server certificates are served through a resolver whose key can be swapped at run
+//! time, so `reload()` (on SIGHUP) changes the certificate for new connections without
+//! restarting listeners or dropping sessions.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use arc_swap::ArcSwap;
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+pub use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {reason}")]
+    Pem { path: PathBuf, reason: String },
+    #[error("{path} holds no certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("the private key in {path} is not usable: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("invalid TLS server name {0:?}")]
+    ServerName(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Where a listener's certificate chain and key live (PEM).
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn load_certified_key(
+    files: &CertFiles,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let pem_error = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| pem_error(&files.cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(&files.cert, e))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: files.cert.clone(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_error(&files.key, e))?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::Key {
+            path: files.key.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(CertifiedKey::new(chain, signing_key))
+}
+
+/// The certificate a server presents, replaceable while it runs.
+pub struct ReloadableCert {
+    files: CertFiles,
+    provider: Arc<CryptoProvider>,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl fmt::Debug for ReloadableCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadableCert")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+impl ReloadableCert {
+    /// Read the files again; on error the current certificate stays in place.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let key = load_certified_key(&self.files, &self.provider)?;
+        self.current.store(Arc::new(key));
+        info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// A TLS server set-up: the acceptor to wrap accepted sockets, and the handle to reload.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub acceptor: TlsAcceptor,
+    pub cert: Arc<ReloadableCert>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert", &self.cert)
+            .finish()
+    }
+}
+
+impl ServerTls {
+    pub fn load(files: CertFiles) -> Result<Self, TlsError> {
+        let provider = provider();
+        let key = load_certified_key(&files, &provider)?;
+        let cert = Arc::new(ReloadableCert {
+            files,
+            provider: provider.clone(),
+            current: ArcSwap::from_pointee(key),
+        });
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(cert.clone());
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            cert,
+        })
+    }
+}
+
+/// A TLS client set-up for uplinks: trusts `ca_file` if given (operators often use a
+/// private CA), else the public web PKI roots.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub connector: TlsConnector,
+    pub server_name: ServerName<'static>,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+impl ClientTls {
+    pub fn new(server_name: &str, ca_file: Option<&Path>) -> Result<Self, TlsError> {
+        let mut roots = RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| TlsError::Pem {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| TlsError::Pem {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                    roots.add(cert)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+}
