@@ -295,6 +295,17 @@ impl Operator {
             .enable_all()
             .build()
             .unwrap();
+        let mut sim = Simulator::new(SimConfig::default());
+        let mut recorded = sim.record_submits();
+        // The simulator records a submit before it answers it. The record is drained on a
+        // thread outside the operator's runtime, so that killing the runtime cannot drop
+        // records of submits the gateway already saw answered.
+        std::thread::spawn(move || {
+            while let Some(submit) = recorded.blocking_recv() {
+                let destination = submit.pdu.destination_addr.as_str().to_owned();
+                reached.lock().unwrap().insert(destination);
+            }
+        });
         runtime.spawn(async move {
             let listener = loop {
                 match TcpListener::bind(addr).await {
@@ -303,14 +314,6 @@ impl Operator {
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             };
-            let mut sim = Simulator::new(SimConfig::default());
-            let mut recorded = sim.record_submits();
-            tokio::spawn(async move {
-                while let Some(submit) = recorded.recv().await {
-                    let destination = submit.pdu.destination_addr.as_str().to_owned();
-                    reached.lock().unwrap().insert(destination);
-                }
-            });
             let _ = sim.run(listener, CancellationToken::new()).await;
         });
         Self {
