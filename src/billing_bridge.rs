@@ -89,6 +89,7 @@ impl BillingCharging {
                         sms_count: sms,
                         reference: format!("config-opening:{}", user.uid),
                         actor: "config".into(),
+                        origin: "config".into(),
                         reason: "opening balance from smsgw.toml".into(),
                     })
                     .await

@@ -25,6 +25,8 @@ pub struct Config {
     pub storage: StorageSection,
     #[serde(default)]
     pub shutdown: ShutdownSection,
+    #[serde(default)]
+    pub http: HttpSection,
     /// Accepted here so unknown-field checks pass; the router crate parses it itself
     /// (`router::RouterConfig::from_smsgw_toml`).
     #[serde(default, rename = "router")]
@@ -145,6 +147,24 @@ impl Default for StorageSection {
             url: "sqlite://data/smsgw.db".into(),
             currency: "USD".into(),
             billing: true,
+        }
+    }
+}
+
+/// The HTTP listener: Jasmin's HTTP API will live here (port 1401 as in Jasmin); for now
+/// it serves `/health/live` and `/health/ready`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1401)),
         }
     }
 }

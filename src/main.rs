@@ -2,6 +2,8 @@
 
 mod billing_bridge;
 mod config;
+mod config_audit;
+mod health;
 mod serve;
 mod sink;
 
@@ -69,6 +71,14 @@ enum BillingCommand {
         #[arg(long)]
         month: u32,
     },
+    /// The audit log (balance changes, configuration loads), newest first.
+    Audit {
+        /// Only lines of this action, e.g. `balance.adjust` or `config.loaded`.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -122,6 +132,15 @@ async fn main() -> anyhow::Result<()> {
                 } => {
                     billing::cli::invoice_csv(&url, account, year, month, std::io::stdout())
                         .await?;
+                    Ok(())
+                }
+                BillingCommand::Audit { action, limit } => {
+                    for e in billing::cli::audit_log(&url, action.as_deref(), limit).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            e.at, e.actor, e.origin, e.action, e.subject, e.detail
+                        );
+                    }
                     Ok(())
                 }
             }

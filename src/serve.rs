@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{billing_bridge::BillingCharging, config::Config, sink};
+use crate::{
+    billing_bridge::BillingCharging, config::Config, config_audit, health::GatewayHealth, sink,
+};
 
 pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Result<()> {
     let loaded = Config::load(config_path.as_deref())?;
@@ -77,6 +79,10 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         let charging = Arc::new(
             BillingCharging::attach(engine.clone(), &directory, &config.storage.currency).await?,
         );
+        match config_audit::record(&engine, config_path.as_deref(), &loaded.text).await {
+            Ok(event) => info!(detail = %event.detail, "configuration recorded in the audit log"),
+            Err(error) => warn!(%error, "could not record the configuration in the audit log"),
+        }
         Some((engine, charging))
     } else {
         warn!("[storage] billing = false: balances are kept in memory only, no ledger or CDR");
@@ -102,6 +108,25 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     if let Some((_, charging)) = &billing {
         charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
     }
+
+    let http_stop = CancellationToken::new();
+    let http = if config.http.enabled {
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (HTTP)", config.http.listen))?;
+        info!(listen = %config.http.listen, "HTTP listener: /health/live, /health/ready");
+        let health = GatewayHealth {
+            draining: clients_stop.clone(),
+            billing: billing.as_ref().map(|(engine, _)| engine.clone()),
+        };
+        Some(tokio::spawn(api::serve(
+            listener,
+            api::router(health.shared()),
+            http_stop.clone(),
+        )))
+    } else {
+        None
+    };
 
     let server = Arc::new(Server::new(
         server_config,
@@ -165,6 +190,10 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         warn!(%error, "billing flush failed");
     }
     drop(journal);
+    http_stop.cancel();
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     info!("stopped");
     Ok(())
 }

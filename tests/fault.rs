@@ -39,7 +39,14 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-fn write_config(dir: &Path, gateway: SocketAddr, operator: SocketAddr) -> std::path::PathBuf {
+/// The gateway's configuration for these tests; `storage` is the billing store's URL.
+fn write_config(
+    dir: &Path,
+    gateway: SocketAddr,
+    operator: SocketAddr,
+    storage: &str,
+    http: SocketAddr,
+) -> std::path::PathBuf {
     let path = dir.join("smsgw.toml");
     std::fs::write(
         &path,
@@ -48,12 +55,15 @@ fn write_config(dir: &Path, gateway: SocketAddr, operator: SocketAddr) -> std::p
 [smpp]
 listen = "{gateway}"
 
+[http]
+listen = "{http}"
+
 [durability]
 mode = "fsync"
 dir = "journal"
 
 [storage]
-url = "sqlite://billing.db"
+url = "{storage}"
 
 [[router.groups]]
 gid = "g"
@@ -197,7 +207,13 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
     tokio::spawn(sim.run(listener, sim_stop.clone()));
 
     let gateway_addr = free_port();
-    let config = write_config(root.as_path(), gateway_addr, operator);
+    let config = write_config(
+        root.as_path(),
+        gateway_addr,
+        operator,
+        "sqlite://billing.db",
+        free_port(),
+    );
     let mut gateway = Gateway::start(&config, &root.as_path().join("first.log"));
 
     let client = Arc::new(Client::default());
@@ -343,7 +359,13 @@ async fn a_crashed_operator_delays_messages_but_loses_none() {
     let mut operator = Operator::start(operator_addr, reached.clone());
 
     let gateway_addr = free_port();
-    let config = write_config(&root, gateway_addr, operator_addr);
+    let config = write_config(
+        &root,
+        gateway_addr,
+        operator_addr,
+        "sqlite://billing.db",
+        free_port(),
+    );
     let mut gateway = Gateway::start(&config, &root.join("gateway.log"));
 
     let client = Arc::new(Client::default());
@@ -403,4 +425,295 @@ async fn a_crashed_operator_delays_messages_but_loses_none() {
         "reconcile found discrepancies:\n{}",
         String::from_utf8_lossy(&reconcile.stdout)
     );
+}
+
+/// A PostgreSQL cluster of the test's own, so that it can be stopped and started without
+/// touching the server other tests use. Needs the server binaries (initdb, pg_ctl) named
+/// by SMSGW_TEST_PG_BINDIR, which `scripts/test` sets.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    const BINDIR_ENV: &str = "SMSGW_TEST_PG_BINDIR";
+
+    fn start() -> Option<Self> {
+        let Ok(bin) = std::env::var(Self::BINDIR_ENV) else {
+            eprintln!("skipped: {} not set", Self::BINDIR_ENV);
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        if running_as_root() {
+            // PostgreSQL refuses to run as root: the cluster belongs to `postgres`.
+            let status = Command::new("chown")
+                .args(["postgres:"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the cluster directory to postgres");
+        }
+        let pg = Self {
+            dir,
+            bin: bin.into(),
+            port: free_port().port(),
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        pg.start_server();
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Like a crash or a network cut: no clean shutdown of the connections.
+    fn stop_server(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let output = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+        assert!(
+            output.status.success(),
+            "{tool} {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let data = self.data();
+        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
+        let _ = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        };
+    }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `GET path` on the gateway's HTTP listener: the status code, or None if unreachable.
+async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: smsgw\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+async fn wait_for_ready(addr: SocketAddr, want: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = http_status(addr, "/health/ready").await;
+        if got == Some(want) {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("/health/ready answered {got:?}, waited for {want}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_reported_and_loses_nothing() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let operator = listener.local_addr().unwrap();
+    let mut sim = Simulator::new(SimConfig::default());
+    let mut recorded = sim.record_submits();
+    let reached: Arc<Mutex<HashSet<String>>> = Arc::default();
+    {
+        let reached = reached.clone();
+        tokio::spawn(async move {
+            while let Some(submit) = recorded.recv().await {
+                let destination = submit.pdu.destination_addr.as_str().to_owned();
+                reached.lock().unwrap().insert(destination);
+            }
+        });
+    }
+    let sim_stop = CancellationToken::new();
+    tokio::spawn(sim.run(listener, sim_stop.clone()));
+
+    let gateway_addr = free_port();
+    let http = free_port();
+    let config = write_config(&root, gateway_addr, operator, &pg.url(), http);
+    let mut gateway = Gateway::start(&config, &root.join("gateway.log"));
+    wait_for_ready(http, 200).await;
+
+    let client = Arc::new(Client::default());
+    let (tx, rx) = mpsc::channel(MESSAGES as usize);
+    let uplink = Uplink::new(
+        UplinkConfig {
+            address: gateway_addr.to_string(),
+            system_id: "bank".into(),
+            password: "secret".into(),
+            bind: BindKind::Transceiver,
+            window: 32,
+            ..UplinkConfig::default()
+        },
+        rx,
+        client.clone(),
+    );
+    let client_stop = CancellationToken::new();
+    let client_task = tokio::spawn(uplink.run(client_stop.clone()));
+    let half = MESSAGES / 2;
+    let answered = |n: u64| {
+        let client = client.clone();
+        move || client.answered.lock().unwrap().len() as u64 >= n
+    };
+    for n in 0..half {
+        tx.send(submit(n)).await.unwrap();
+    }
+    wait_until("answers before the outage", answered(half)).await;
+
+    pg.stop_server();
+    for n in half..MESSAGES {
+        tx.send(submit(n)).await.unwrap();
+    }
+    // The gateway keeps accepting within its billing buffer, and says it is degraded.
+    wait_until("answers during the outage", answered(MESSAGES)).await;
+    wait_for_ready(http, 503).await;
+    assert_eq!(
+        client.accepted.lock().unwrap().len() as u64,
+        MESSAGES,
+        "every message accepted, the outage notwithstanding"
+    );
+
+    pg.start_server();
+    wait_for_ready(http, 200).await;
+    let accepted = client.accepted.lock().unwrap().clone();
+    wait_until("every accepted message at the operator", || {
+        let reached = reached.lock().unwrap();
+        accepted
+            .keys()
+            .all(|n| reached.contains(&format!("99890{n:07}")))
+    })
+    .await;
+
+    client_stop.cancel();
+    let _ = client_task.await;
+    gateway.terminate();
+    sim_stop.cancel();
+
+    let smsgw = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (clean, report) = smsgw(&["billing", "reconcile"]);
+    assert!(clean, "reconcile found discrepancies:\n{report}");
+    // Every message of both halves is in the CDR, charged once.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (year, month) = year_month(now);
+    let (ok, invoice) = smsgw(&[
+        "billing",
+        "invoice",
+        "--account",
+        "1",
+        "--year",
+        &year.to_string(),
+        "--month",
+        &month.to_string(),
+    ]);
+    assert!(ok, "invoice failed:\n{invoice}");
+    let total = invoice
+        .lines()
+        .find(|l| l.contains(",TOTAL,"))
+        .unwrap_or_else(|| panic!("no TOTAL line in:\n{invoice}"));
+    let messages: u64 = total.split(',').nth(6).unwrap().parse().unwrap();
+    assert_eq!(messages, MESSAGES, "{invoice}");
+    // The balance top-up and this start's configuration are in the audit log.
+    let (ok, audit) = smsgw(&["billing", "audit"]);
+    assert!(ok);
+    assert!(audit.contains("\tconfig.loaded\t"), "{audit}");
+    assert!(audit.contains("\tbalance.top_up\taccount:1\t"), "{audit}");
+}
+
+/// UTC (year, month) of a unix time, by the civil-from-days algorithm.
+fn year_month(unix_secs: u64) -> (i64, u32) {
+    let z = (unix_secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
 }

@@ -49,6 +49,7 @@ fn setup(
                     sms_count: 0,
                     reference: "bench".into(),
                     actor: "bench".into(),
+                    origin: "bench".into(),
                     reason: String::new(),
                 })
                 .await

@@ -55,6 +55,7 @@ async fn run_one(url: &str, run: &Run, secs: u64) -> Result<String, BillingError
             sms_count: 0,
             reference: "bench".into(),
             actor: "bench".into(),
+            origin: "bench".into(),
             reason: String::new(),
         })
         .await?;

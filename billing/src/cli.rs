@@ -26,6 +26,18 @@ pub async fn reconcile(url: &str) -> Result<ReconcileReport, BillingError> {
     report
 }
 
+/// The newest `limit` audit lines, newest first.
+pub async fn audit_log(
+    url: &str,
+    action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<crate::AuditEvent>, BillingError> {
+    let store = open_store(url).await?;
+    let lines = store.audit_log(action, limit).await;
+    store.close().await;
+    lines
+}
+
 /// Writes the monthly invoice of `account_id` as CSV and returns it.
 pub async fn invoice_csv(
     url: &str,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::mpsc;
 
 use crate::account::{Account, AccountId, AccountKind, AccountStatus, BalanceView, QuotaOptions};
+use crate::audit::AuditEvent;
 use crate::config::BillingConfig;
 use crate::error::BillingError;
 use crate::ledger::{
@@ -84,6 +85,8 @@ pub struct LedgerRequest {
     /// Idempotency key (e.g. the payment's reference).
     pub reference: String,
     pub actor: String,
+    /// Where the request came from, for the audit log (`grpc 10.0.0.5:51234`, `cli`…).
+    pub origin: String,
     pub reason: String,
 }
 
@@ -826,7 +829,7 @@ impl BillingEngine {
             return Err(BillingError::InvalidRequest("an actor is required".into()));
         }
         let shared = &self.inner.shared;
-        if !self.is_store_healthy() || !shared.has_room(1) {
+        if !self.is_store_healthy() || !shared.has_room(2) {
             return Err(BillingError::StoreUnavailable(
                 "top-ups and adjustments wait for the store; it is not reachable now".into(),
             ));
@@ -872,16 +875,63 @@ impl BillingEngine {
                 now_micros(),
             );
             e.sms_delta = req.sms_count;
-            e.reason = (!req.reason.is_empty()).then(|| req.reason.into());
+            e.reason = (!req.reason.is_empty()).then(|| req.reason.as_str().into());
+            let audit = AuditEvent::new(
+                e.actor.as_ref(),
+                req.origin,
+                match kind {
+                    EntryKind::TopUp => "balance.top_up",
+                    _ => "balance.adjust",
+                },
+                format!("account:{}", req.account),
+                format!(
+                    "amount={} {} sms_count={:+} reference={} reason={:?} balance={}",
+                    req.amount,
+                    req.currency.as_str(),
+                    req.sms_count,
+                    e.reference,
+                    req.reason,
+                    Micros(new_balance),
+                ),
+            );
             shard.pending.push(Op::Entry(e));
+            // Same shard, same drain, same batch: the line and the entry commit together.
+            shard.pending.push(Op::Audit(audit));
             new_balance
         };
-        shared.added(1);
+        shared.added(2);
         self.flush().await?;
         Ok(LedgerOutcome {
             balance: Micros(balance),
             duplicate: false,
         })
+    }
+
+    /// Appends a line to the audit log (a configuration change, say). Returns once it is
+    /// committed to the store.
+    pub async fn record_audit(&self, event: AuditEvent) -> Result<(), BillingError> {
+        let shared = &self.inner.shared;
+        if !self.is_store_healthy() || !shared.has_room(1) {
+            return Err(BillingError::StoreUnavailable(
+                "the audit log waits for the store; it is not reachable now".into(),
+            ));
+        }
+        shared
+            .shards
+            .lock(AccountId(0))
+            .pending
+            .push(Op::Audit(event));
+        shared.added(1);
+        self.flush().await
+    }
+
+    /// The newest `limit` audit lines, newest first; only those of `action` if given.
+    pub async fn audit_log(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, BillingError> {
+        self.inner.store.audit_log(action, limit).await
     }
 
     // ---- durability and observability -----------------------------------------------

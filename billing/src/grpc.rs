@@ -189,6 +189,7 @@ impl billing_server::Billing for BillingService {
         &self,
         request: Request<pb::TopUpRequest>,
     ) -> Result<Response<pb::LedgerReply>, Status> {
+        let origin = origin_of(&request);
         let r = request.into_inner();
         let out = self
             .engine
@@ -199,6 +200,7 @@ impl billing_server::Billing for BillingService {
                 sms_count: r.sms_count,
                 reference: r.reference,
                 actor: r.actor,
+                origin,
                 reason: r.reason,
             })
             .await
@@ -213,6 +215,7 @@ impl billing_server::Billing for BillingService {
         &self,
         request: Request<pb::AdjustRequest>,
     ) -> Result<Response<pb::LedgerReply>, Status> {
+        let origin = origin_of(&request);
         let r = request.into_inner();
         let out = self
             .engine
@@ -223,6 +226,7 @@ impl billing_server::Billing for BillingService {
                 sms_count: 0,
                 reference: r.reference,
                 actor: r.actor,
+                origin,
                 reason: r.reason,
             })
             .await
@@ -231,5 +235,13 @@ impl billing_server::Billing for BillingService {
             balance_micros: out.balance.0,
             duplicate: out.duplicate,
         }))
+    }
+}
+
+/// The audit log's "from where" for a gRPC call: the peer's address when there is one.
+fn origin_of<T>(request: &Request<T>) -> String {
+    match request.remote_addr() {
+        Some(addr) => format!("grpc {addr}"),
+        None => "grpc".to_owned(),
     }
 }

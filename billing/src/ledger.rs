@@ -180,4 +180,5 @@ pub enum Op {
     Entry(LedgerEntry),
     Cdr(CdrRow),
     Receipt(ReceiptUpdate),
+    Audit(crate::audit::AuditEvent),
 }

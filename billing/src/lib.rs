@@ -13,6 +13,7 @@
 //! Money is `i64` micro-units ([`Micros`]) everywhere in Rust.
 
 pub mod account;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -28,6 +29,7 @@ pub mod tariff;
 pub mod writer;
 
 pub use account::{Account, AccountId, AccountKind, AccountStatus, BalanceView, QuotaOptions};
+pub use audit::AuditEvent;
 pub use config::{BillingConfig, RecoveryPolicy};
 pub use engine::{
     BillingEngine, LedgerOutcome, LedgerRequest, NewAccount, OpenReservation, ReserveRequest,

@@ -150,6 +150,7 @@ async fn idempotency(url: &str) {
             sms_count: 0,
             reference: "t1".into(),
             actor: "test".into(),
+            origin: "test".into(),
             reason: String::new(),
         })
         .await
@@ -227,6 +228,7 @@ async fn refusals(url: &str) {
         sms_count: 0,
         reference: reference.into(),
         actor: "ops".into(),
+        origin: "test".into(),
         reason: "r".into(),
     };
     assert!(matches!(
@@ -312,6 +314,7 @@ async fn jasmin_quotas(url: &str) {
             sms_count: 5,
             reference: "t1".into(),
             actor: "ops".into(),
+            origin: "test".into(),
             reason: "contract".into(),
         })
         .await
@@ -547,3 +550,61 @@ async fn reconcile_detects_tampering(url: &str) {
     );
 }
 both_backends!(reconcile_detects_tampering);
+
+async fn audit_log_keeps_who_what_when_and_where(url: &str) {
+    let engine = open(url).await;
+    let acc = client(&engine, QuotaOptions::default(), 0).await;
+    top_up(&engine, acc, 10 * PRICE, "pay-1").await;
+    top_up(&engine, acc, 10 * PRICE, "pay-1").await; // a retry: no second line
+    engine
+        .adjust(LedgerRequest {
+            account: acc,
+            amount: Micros(-PRICE),
+            currency: eur(),
+            sms_count: 0,
+            reference: "fix-1".into(),
+            actor: "alice".into(),
+            origin: "grpc 10.0.0.5:51234".into(),
+            reason: "duplicate charge on invoice 42".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .record_audit(billing::AuditEvent::new(
+            "root",
+            "file /etc/smsgw.toml",
+            "config.loaded",
+            "/etc/smsgw.toml",
+            "sha256=abc",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(engine);
+
+    // Stored, so a restart still has it.
+    let engine = open(url).await;
+    let log = engine
+        .audit_log(None, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["config.loaded", "balance.adjust", "balance.top_up"],
+        "newest first, one line per change"
+    );
+    let adjust = &log[1];
+    assert_eq!(adjust.actor, "alice");
+    assert_eq!(adjust.origin, "grpc 10.0.0.5:51234");
+    assert_eq!(adjust.subject, format!("account:{acc}"));
+    assert!(adjust.detail.contains("duplicate charge on invoice 42"));
+    assert!(adjust.detail.contains("reference=fix-1"));
+    assert!(adjust.at > 0 && adjust.at <= log[0].at);
+    let only = engine
+        .audit_log(Some("balance.top_up"), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].origin, "test");
+}
+both_backends!(audit_log_keeps_who_what_when_and_where);

@@ -146,6 +146,13 @@ impl LedgerStore for FlakyStore {
     ) -> Result<(), BillingError> {
         self.inner.audit_references(f).await
     }
+    async fn audit_log(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<billing::AuditEvent>, BillingError> {
+        self.inner.audit_log(action, limit).await
+    }
     async fn invoice_lines(
         &self,
         a: AccountId,
@@ -225,6 +232,7 @@ async fn store_outage(url: &str) {
             sms_count: 0,
             reference: "t2".into(),
             actor: "ops".into(),
+            origin: "test".into(),
             reason: String::new(),
         })
         .await;

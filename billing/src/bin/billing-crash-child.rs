@@ -38,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sms_count: 0,
             reference: "funds".into(),
             actor: "crash-test".into(),
+            origin: "test".into(),
             reason: "funds".into(),
         })
         .await?;

@@ -10,6 +10,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::account::{Account, AccountId};
+use crate::audit::AuditEvent;
 use crate::error::BillingError;
 use crate::ledger::{CdrRow, ChargeStatus, LedgerEntry, ReceiptUpdate, UnixMicros};
 use crate::money::{Currency, Micros};
@@ -27,11 +28,16 @@ pub struct Batch {
     pub receipts: Vec<ReceiptUpdate>,
     /// Per account Σ of the entries' deltas, applied to the balances snapshot.
     pub balance_deltas: Vec<AccountSums>,
+    /// Audit lines; written with the entries they describe.
+    pub audit: Vec<AuditEvent>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.cdrs.is_empty() && self.receipts.is_empty()
+        self.entries.is_empty()
+            && self.cdrs.is_empty()
+            && self.receipts.is_empty()
+            && self.audit.is_empty()
     }
 
     pub fn first_entry_id(&self) -> Option<i64> {
@@ -133,6 +139,12 @@ pub trait LedgerStore: Send + Sync + 'static {
         &self,
         f: &mut (dyn FnMut(RefAudit) + Send),
     ) -> Result<(), BillingError>;
+    /// The newest `limit` audit lines, newest first; only `action` if given.
+    async fn audit_log(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, BillingError>;
     async fn invoice_lines(
         &self,
         account: AccountId,
@@ -205,6 +217,7 @@ pub(crate) fn build_batch(ops: Vec<crate::ledger::Op>, next_id: &mut i64) -> Bat
                     batch.receipts.push(r);
                 }
             },
+            Op::Audit(event) => batch.audit.push(event),
         }
     }
     batch.balance_deltas = sums.into_values().collect();

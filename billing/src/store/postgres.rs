@@ -14,6 +14,7 @@ use super::{
     parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
+use crate::audit::AuditEvent;
 use crate::error::BillingError;
 use crate::ledger::{CdrRow, ChargeStatus, MessageMeta, UnixMicros};
 use crate::money::Micros;
@@ -245,6 +246,26 @@ impl LedgerStore for PostgresStore {
             .bind(r.iter().map(|x| &*x.message_id).collect::<Vec<_>>())
             .bind(r.iter().map(|x| &*x.final_status).collect::<Vec<_>>())
             .bind(r.iter().map(|x| x.receipt_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.audit.is_empty() {
+            let a = &batch.audit;
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, origin, action, subject, detail) \
+                 SELECT id, TIMESTAMPTZ 'epoch' + at * INTERVAL '1 microsecond', actor, origin, \
+                 action, subject, detail \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[], $7::text[]) AS u(id, at, actor, origin, action, subject, detail) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(a.iter().map(|x| &*x.id).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.at).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.actor.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.origin.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.action.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.subject.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.detail.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
@@ -573,6 +594,35 @@ impl LedgerStore for PostgresStore {
             f(audit_from_row(&r)?);
         }
         Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, BillingError> {
+        let rows = sqlx::query(
+            "SELECT id, (EXTRACT(EPOCH FROM at) * 1000000)::bigint AS at, actor, origin, \
+             action, subject, detail FROM audit_log \
+             WHERE $1::text IS NULL OR action = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(action)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get::<String, _>("id")?.into(),
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    origin: r.try_get("origin")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     async fn invoice_lines(

@@ -13,6 +13,7 @@ use super::{
     parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
+use crate::audit::AuditEvent;
 use crate::error::BillingError;
 use crate::ledger::{CdrRow, ChargeStatus, MessageMeta, UnixMicros};
 use crate::money::Micros;
@@ -204,6 +205,21 @@ impl LedgerStore for SqliteStore {
                 .bind(&*r.message_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for a in &batch.audit {
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, origin, action, subject, detail) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&*a.id)
+            .bind(a.at)
+            .bind(&a.actor)
+            .bind(&a.origin)
+            .bind(&a.action)
+            .bind(&a.subject)
+            .bind(&a.detail)
+            .execute(&mut *tx)
+            .await?;
         }
         for d in &batch.balance_deltas {
             sqlx::query(
@@ -493,6 +509,34 @@ impl LedgerStore for SqliteStore {
             f(audit_from_row(&r)?);
         }
         Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, BillingError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, origin, action, subject, detail FROM audit_log \
+             WHERE ?1 IS NULL OR action = ?1 ORDER BY seq DESC LIMIT ?2",
+        )
+        .bind(action)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get::<String, _>("id")?.into(),
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    origin: r.try_get("origin")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     async fn invoice_lines(

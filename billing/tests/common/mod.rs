@@ -133,6 +133,7 @@ pub async fn top_up(engine: &BillingEngine, account: AccountId, amount: i64, ref
             sms_count: 0,
             reference: reference.into(),
             actor: "test".into(),
+            origin: "test".into(),
             reason: "test funds".into(),
         })
         .await
