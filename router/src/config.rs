@@ -119,6 +119,12 @@ pub struct Settings {
     pub http_max_retries: u32,
     /// Wait for the ESME's deliver_sm_resp to an MO this long before keeping it for later (ms).
     pub smpp_mo_response_timeout_ms: u64,
+    /// A receipt for a bound SMPP client is relayed: the operator's deliver_sm is
+    /// answered once the client answered ours, and nothing is journaled (a crash before
+    /// that leaves the receipt with the operator, which sends it again). A client that
+    /// does not answer within this time (ms) gets the receipt journaled and kept for
+    /// redelivery, and then the operator is answered. 0: always journal first.
+    pub receipt_relay_wait_ms: u64,
 }
 
 fn max_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -148,6 +154,7 @@ impl Default for Settings {
             http_retry_delay_ms: 30_000,
             http_max_retries: 3,
             smpp_mo_response_timeout_ms: 30_000,
+            receipt_relay_wait_ms: 1_000,
         }
     }
 }

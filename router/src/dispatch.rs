@@ -1232,7 +1232,7 @@ impl Gateway {
                 if receipts::wanted_by_smpp(entry.registered_delivery, stat)
                     && let Some(pdu) = receipts::client_receipt(entry, stat, &r.err)
                 {
-                    return self.push_to_user(&entry.username, Pdu::DeliverSm(pdu));
+                    return self.relay_to_user(&entry.username, Pdu::DeliverSm(pdu));
                 }
             }
             Origin::Http => {
@@ -1284,6 +1284,43 @@ impl Gateway {
         });
         self.deliver_or_keep(username, key, pdu);
         durable
+    }
+
+    /// A receipt for a bound client, relayed: the returned `Durable` completes when the
+    /// client answered (nothing journaled: until the operator hears from us, it keeps
+    /// the receipt and sends it again after a crash), or, when the client does not
+    /// answer within `receipt_relay_wait_ms`, once the receipt is journaled and kept for
+    /// its next bind. Not bound, or older PDUs waiting: journaled at once.
+    fn relay_to_user(&self, username: &Arc<str>, pdu: Pdu) -> Durable {
+        let wait = Duration::from_millis(self.settings.receipt_relay_wait_ms);
+        if wait.is_zero() || self.store.len(username) > 0 {
+            return self.push_to_user(username, pdu);
+        }
+        let (outbound, reply) = Outbound::with_reply(pdu.clone());
+        if self.registry.deliver(username, outbound).is_err() {
+            return self.push_to_user(username, pdu);
+        }
+        let journal = self.journal.clone();
+        let store = self.store.clone();
+        let username = username.clone();
+        let ttl = Duration::from_secs(self.settings.pending_expiry_secs);
+        Durable::Deferred(Box::pin(async move {
+            if let Ok(Ok(OutboundResult::Answered(_))) = tokio::time::timeout(wait, reply).await {
+                return Ok(());
+            }
+            // Unanswered (or the bind went away): from here on it is ours to keep. A late
+            // answer to the first copy makes the redelivery a duplicate, never a loss.
+            let durable = journal.append(JournalRecord::PendingDelivery {
+                key: uuid::Uuid::new_v4().as_u128(),
+                username: &username,
+                pdu: &pdu,
+                ttl,
+            });
+            if !store.keep(&username, pdu) {
+                warn!(user = %username, "pending store full: oldest dropped");
+            }
+            durable.wait().await.map_err(|e| e.0)
+        }))
     }
 
     fn deliver_or_keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {

@@ -7,6 +7,7 @@
 
 use std::{
     collections::VecDeque,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -223,13 +224,25 @@ pub enum JournalRecord<'a> {
 pub struct JournalError(pub String);
 
 /// When an append is safe to acknowledge.
-#[derive(Debug)]
 pub enum Durable {
     Done,
     /// Completed by the log's group commit.
     Pending(oneshot::Receiver<Result<(), String>>),
+    /// Safe once this completes: e.g. a client's answer, or else a journal write.
+    Deferred(Pin<Box<dyn Future<Output = Result<(), String>> + Send>>),
     /// Could not even be queued (log stopped or saturated).
     Failed(String),
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done => f.write_str("Done"),
+            Self::Pending(_) => f.write_str("Pending"),
+            Self::Deferred(_) => f.write_str("Deferred"),
+            Self::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
+        }
+    }
 }
 
 impl Durable {
@@ -240,6 +253,7 @@ impl Durable {
                 .await
                 .map_err(|_| JournalError("log writer stopped".into()))?
                 .map_err(JournalError),
+            Self::Deferred(done) => done.await.map_err(JournalError),
             Self::Failed(reason) => Err(JournalError(reason)),
         }
     }

@@ -10,8 +10,8 @@ use std::{
 
 use benches::sim::SimConfig;
 use common::{
-    Sim, WAIT, connect_esme, start_gateway, start_gateway_with, start_smsc, submit_sm,
-    ucs2_three_parts, udh_part, wait_until,
+    Sim, WAIT, connect_esme, connect_esme_with, start_gateway, start_gateway_with, start_smsc,
+    submit_sm, ucs2_three_parts, udh_part, wait_until,
 };
 use router::{
     charging::{Account, MemoryCharging},
@@ -442,5 +442,74 @@ async fn every_receipt_reaches_its_message_with_sequential_hex_operator_ids() {
             .map(|c| c.counters.receipts_unmatched.load(Ordering::Relaxed)),
         Some(0)
     );
+    shutdown.cancel();
+}
+
+/// A receipt for a bound client is relayed: the operator's deliver_sm is answered once the
+/// client answered ours. A client that does not answer in time gets it again at its next
+/// bind, and the operator is answered anyway (the receipt is then ours to keep).
+#[tokio::test]
+async fn receipt_relay_answers_the_operator_after_the_client_or_keeps_it() {
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let config = base_config(
+        op_port,
+        "[[mt_routes]]\norder = 0\ntype = \"DefaultRoute\"\nconnector = \"smppc(op1)\"\n",
+    )
+    .replace("[settings]\n", "[settings]\nreceipt_relay_wait_ms = 300\n");
+    let (gw, port) = start_gateway(&shutdown, &config).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let receipt = |n: u64| {
+        let text = format!(
+            "id:00{:X} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:",
+            1000 + n
+        );
+        DeliverSm::builder()
+            .source_addr(COctetString::from_string("255700000001".into()).unwrap())
+            .destination_addr(COctetString::from_string("BANK".into()).unwrap())
+            .esm_class(EsmClass::from(0x04))
+            .short_message(OctetString::from_string(text).unwrap())
+            .build()
+    };
+
+    // A client that answers: the operator hears ESME_ROK after it.
+    let first_stop = shutdown.child_token();
+    let mut esme = connect_esme(&first_stop, port, "bank", "secret").await;
+    let first = esme
+        .accepted(submit_sm("BANK", "255700000001", b"one", 1, 0))
+        .await;
+    assert_eq!(
+        smsc.deliver("smppclient", receipt(0)).await,
+        CommandStatus::EsmeRok
+    );
+    let got = esme.receive().await;
+    assert!(String::from_utf8_lossy(got.short_message().as_ref()).contains(&first));
+    first_stop.cancel();
+    wait_until(|| gw.registry().receivers("bank") == 0).await;
+
+    // A client that takes the deliver_sm and never answers it.
+    let silent_stop = shutdown.child_token();
+    let mut silent = connect_esme_with(&silent_stop, port, "bank", "secret", true).await;
+    let second = silent
+        .accepted(submit_sm("BANK", "255700000002", b"two", 1, 0))
+        .await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        smsc.deliver("smppclient", receipt(1)).await,
+        CommandStatus::EsmeRok
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the operator waited for the client first"
+    );
+    let unanswered = silent.receive().await;
+    assert!(String::from_utf8_lossy(unanswered.short_message().as_ref()).contains(&second));
+    silent_stop.cancel();
+
+    // Kept for the next bind.
+    wait_until(|| gw.registry().receivers("bank") == 0).await;
+    let mut again = connect_esme(&shutdown, port, "bank", "secret").await;
+    let redelivered = again.receive().await;
+    assert!(String::from_utf8_lossy(redelivered.short_message().as_ref()).contains(&second));
     shutdown.cancel();
 }

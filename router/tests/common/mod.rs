@@ -303,6 +303,8 @@ pub fn connector_toml(cid: &str, username: &str, port: u16) -> String {
 struct Esme {
     results: Mutex<mpsc::UnboundedSender<SubmitResult>>,
     inbound: Mutex<mpsc::UnboundedSender<DeliverSm>>,
+    /// Takes deliver_sm but never answers them.
+    silent: bool,
 }
 
 impl UplinkHandler for Esme {
@@ -312,6 +314,9 @@ impl UplinkHandler for Esme {
     async fn on_inbound(&self, inbound: Inbound) -> CommandStatus {
         if let Inbound::DeliverSm(p) = inbound {
             let _ = self.inbound.lock().send(*p);
+        }
+        if self.silent {
+            std::future::pending::<()>().await;
         }
         CommandStatus::EsmeRok
     }
@@ -330,6 +335,17 @@ pub async fn connect_esme(
     port: u16,
     user: &str,
     password: &str,
+) -> Client {
+    connect_esme_with(shutdown, port, user, password, false).await
+}
+
+/// `silent`: the client takes deliver_sm (they show in `inbound`) but never answers.
+pub async fn connect_esme_with(
+    shutdown: &CancellationToken,
+    port: u16,
+    user: &str,
+    password: &str,
+    silent: bool,
 ) -> Client {
     let (submit, source) = mpsc::channel(1024);
     let (rtx, results) = mpsc::unbounded_channel();
@@ -350,6 +366,7 @@ pub async fn connect_esme(
         Arc::new(Esme {
             results: Mutex::new(rtx),
             inbound: Mutex::new(itx),
+            silent,
         }),
     );
     let stats = uplink.stats();

@@ -130,6 +130,13 @@ pub(crate) async fn connect(config: &UplinkConfig) -> Result<Link, ConnectError>
                 if header.status() != CommandStatus::EsmeRok {
                     return Err(ConnectError::BindRefused(header.status()));
                 }
+                if !buf.is_empty() {
+                    // PDUs that came with the bind_resp (an SMSC with receipts queued
+                    // sends them at once) are read again first: `run` parses what it
+                    // reads, so bytes left in the buffer would wait for the next read.
+                    let early = std::io::Cursor::new(buf.split().freeze());
+                    reader = Box::new(early.chain(reader));
+                }
                 return Ok(Link {
                     reader,
                     writer,
