@@ -185,6 +185,7 @@ impl Charging for BillingCharging {
             }
             Err(BillingError::InsufficientFunds { .. }) => Err(ChargeError::Balance),
             Err(BillingError::QuotaExhausted { .. }) => Err(ChargeError::SmsCount),
+            Err(error) if error.is_store_fault() => Err(ChargeError::Busy(error.to_string())),
             Err(error) => {
                 warn!(%error, uid, "reservation refused");
                 Err(ChargeError::UnknownAccount(error.to_string()))

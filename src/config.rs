@@ -139,6 +139,10 @@ pub struct StorageSection {
     /// Jasmin's `billing_feature`: with `false`, balances and quotas are enforced in
     /// memory only (from the [router] users' quotas) and no ledger or CDR is written.
     pub billing: bool,
+    /// Ledger/CDR operations billing may hold in memory while its store is away or
+    /// behind (about 4 per message part); beyond it, submits are answered
+    /// ESME_RTHROTTLED until the store catches up.
+    pub buffer_capacity: usize,
 }
 
 impl Default for StorageSection {
@@ -147,6 +151,7 @@ impl Default for StorageSection {
             url: "sqlite://data/smsgw.db".into(),
             currency: "USD".into(),
             billing: true,
+            buffer_capacity: billing::BillingConfig::default().buffer_capacity,
         }
     }
 }

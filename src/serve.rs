@@ -70,6 +70,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             url: storage_url.clone(),
             // The journal knows which reservations belong to messages it will send again.
             recovery: billing::RecoveryPolicy::KeepOpen,
+            buffer_capacity: config.storage.buffer_capacity,
             ..billing::BillingConfig::default()
         })
         .await

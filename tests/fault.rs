@@ -47,6 +47,18 @@ fn write_config(
     storage: &str,
     http: SocketAddr,
 ) -> std::path::PathBuf {
+    write_config_with(dir, gateway, operator, storage, http, "")
+}
+
+/// `storage_extra`: more lines for the `[storage]` section.
+fn write_config_with(
+    dir: &Path,
+    gateway: SocketAddr,
+    operator: SocketAddr,
+    storage: &str,
+    http: SocketAddr,
+    storage_extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("smsgw.toml");
     std::fs::write(
         &path,
@@ -64,6 +76,7 @@ dir = "journal"
 
 [storage]
 url = "{storage}"
+{storage_extra}
 
 [[router.groups]]
 gid = "g"
@@ -602,7 +615,15 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
 
     let gateway_addr = free_port();
     let http = free_port();
-    let config = write_config(&root, gateway_addr, operator, &pg.url(), http);
+    // A small billing buffer, so that the outage fills it and clients are throttled.
+    let config = write_config_with(
+        &root,
+        gateway_addr,
+        operator,
+        &pg.url(),
+        http,
+        "buffer_capacity = 2000",
+    );
     let mut gateway = Gateway::start(&config, &root.join("gateway.log"));
     wait_for_ready(http, 200).await;
 
@@ -615,11 +636,15 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
             password: "secret".into(),
             bind: BindKind::Transceiver,
             window: 32,
+            // Throttled submits are retried until the store is back.
+            max_attempts: 10_000,
+            max_throttle_pause: Duration::from_millis(300),
             ..UplinkConfig::default()
         },
         rx,
         client.clone(),
     );
+    let client_stats = uplink.stats();
     let client_stop = CancellationToken::new();
     let client_task = tokio::spawn(uplink.run(client_stop.clone()));
     let half = MESSAGES / 2;
@@ -636,17 +661,30 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
     for n in half..MESSAGES {
         tx.send(submit(n)).await.unwrap();
     }
-    // The gateway keeps accepting within its billing buffer, and says it is degraded.
-    wait_until("answers during the outage", answered(MESSAGES)).await;
+    // The gateway keeps accepting within its billing buffer and says it is degraded;
+    // once the buffer is full, clients are throttled (and retry), not refused.
     wait_for_ready(http, 503).await;
-    assert_eq!(
-        client.accepted.lock().unwrap().len() as u64,
-        MESSAGES,
-        "every message accepted, the outage notwithstanding"
+    wait_until("throttling once the billing buffer is full", || {
+        client_stats
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    })
+    .await;
+    let during = client.accepted.lock().unwrap().len() as u64;
+    assert!(
+        during > half && during < MESSAGES,
+        "accepted within the buffer during the outage: {during}"
     );
 
     pg.start_server();
     wait_for_ready(http, 200).await;
+    wait_until("answers after the outage", answered(MESSAGES)).await;
+    assert_eq!(
+        client.accepted.lock().unwrap().len() as u64,
+        MESSAGES,
+        "every message accepted in the end"
+    );
     let accepted = client.accepted.lock().unwrap().clone();
     wait_until("every accepted message at the operator", || {
         let reached = reached.lock().unwrap();

@@ -52,8 +52,8 @@ pub enum BillingError {
     #[error("reference {0} is already used by a different operation")]
     DuplicateReference(String),
     #[error(
-        "billing write-behind buffer is full ({buffered} entries) while the store is unavailable; \
-         refusing new reservations rather than losing records"
+        "billing write-behind buffer is full ({buffered} operations): the store is away or slower \
+         than the traffic; refusing new reservations rather than losing records"
     )]
     BufferFull { buffered: usize },
     #[error("billing store unavailable: {0}")]

@@ -15,6 +15,9 @@ pub enum ChargeError {
     SmsCount,
     #[error("unknown account {0}")]
     UnknownAccount(String),
+    /// Billing cannot take more now (its store is away or behind): retry later.
+    #[error("billing busy: {0}")]
+    Busy(String),
 }
 
 /// What the call detail record keeps about a part besides money. The text itself is

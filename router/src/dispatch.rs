@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     callbacks::{Callback, DLR_AGENT, MO_AGENT, Thrower, mo_params},
-    charging::{Account, ChargeMeta, Charging, MemoryCharging},
+    charging::{Account, ChargeError, ChargeMeta, Charging, MemoryCharging},
     config::{ConfigError, ConnectorConfig, HttpConnectorConfig, RouterConfig, Settings},
     credentials::{self, Requested},
     durable::Restored,
@@ -732,10 +732,15 @@ impl Gateway {
                 text: &parts[i],
             };
             if let Err(error) = self.charging.reserve(key, &user.uid, route.rate, &meta) {
-                warn!(%error, user = %user.uid, id = %msg.id, "cannot charge");
                 for k in &keys[..i] {
                     self.charging.refund(k);
                 }
+                if let ChargeError::Busy(_) = error {
+                    // Billing logs its own state; one line per refused message would flood.
+                    debug!(%error, user = %user.uid, id = %msg.id, "billing busy");
+                    return Err(Refusal::ChargingBusy);
+                }
+                warn!(%error, user = %user.uid, id = %msg.id, "cannot charge");
                 return Err(Refusal::Charging);
             }
         }

@@ -22,6 +22,10 @@ pub enum Refusal {
     Throughput,
     #[error("Cannot charge submit_sm, check RouterPB log file for details")]
     Charging,
+    /// Billing cannot record more now (its store is away or behind): back off and retry
+    /// (our addition; Jasmin has no such state). Same text as `Charging`.
+    #[error("Cannot charge submit_sm, check RouterPB log file for details")]
+    ChargingBusy,
     #[error("No route found")]
     NoRoute,
     #[error("Failover route has no bound connectors")]
@@ -107,7 +111,7 @@ impl Refusal {
                 ValueFilterField::ValidityPeriod => CommandStatus::EsmeRinvexpiry,
                 ValueFilterField::Content => CommandStatus::EsmeRsyserr,
             },
-            Self::Throughput => CommandStatus::EsmeRthrottled,
+            Self::Throughput | Self::ChargingBusy => CommandStatus::EsmeRthrottled,
             Self::Charging => CommandStatus::EsmeRsyserr,
             Self::NoRoute => CommandStatus::EsmeRinvdstadr,
             Self::NoBoundConnector | Self::Enqueue => CommandStatus::EsmeRsubmitfail,
@@ -129,7 +133,7 @@ impl Refusal {
             Self::Authentication { .. } | Self::Throughput | Self::Charging => 403,
             Self::NoRoute | Self::NoBoundConnector => 412,
             // A full queue is temporary: 503 tells HTTP clients to come back.
-            Self::QueueFull => 503,
+            Self::QueueFull | Self::ChargingBusy => 503,
             Self::Enqueue | Self::Unknown(_) => 500,
             Self::Intercepted { http_status, .. } => *http_status,
         }
@@ -147,6 +151,9 @@ mod tests {
 
     #[test]
     fn bodies_and_statuses_match_jasmin() {
+        let r = Refusal::ChargingBusy;
+        assert_eq!(r.smpp_status(), CommandStatus::EsmeRthrottled);
+        assert_eq!(r.http_status(), 503);
         let r = Refusal::NoRoute;
         assert_eq!(r.http_body(), "Error \"No route found\"");
         assert_eq!(r.http_status(), 412);
