@@ -755,3 +755,124 @@ fn year_month(unix_secs: u64) -> (i64, u32) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month)
 }
+
+/// A client bound as `kind`, counting what it receives; `rx` feeds its submits.
+fn bind_client(
+    gateway: SocketAddr,
+    kind: BindKind,
+    rx: mpsc::Receiver<SubmitRequest>,
+    client: Arc<Client>,
+    stop: &CancellationToken,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<smpp_core::client::UplinkStats>,
+) {
+    let uplink = Uplink::new(
+        UplinkConfig {
+            address: gateway.to_string(),
+            system_id: "bank".into(),
+            password: "secret".into(),
+            bind: kind,
+            window: 32,
+            reconnect_on_failure_delay: Duration::from_millis(100),
+            ..UplinkConfig::default()
+        },
+        rx,
+        client,
+    );
+    let stats = uplink.stats();
+    (tokio::spawn(uplink.run(stop.clone())), stats)
+}
+
+/// Receipts kept for a client that was not bound go out when it binds, and leave the
+/// journal once it answers them: a restart does not send them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_receipts_answered_after_a_bind_are_not_sent_again_after_a_restart() {
+    const N: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let operator = listener.local_addr().unwrap();
+    let sim_stop = CancellationToken::new();
+    tokio::spawn(Simulator::new(SimConfig::default()).run(listener, sim_stop.clone()));
+    let gateway_addr = free_port();
+    let config = write_config(
+        &root,
+        gateway_addr,
+        operator,
+        "sqlite://billing.db",
+        free_port(),
+    );
+    let mut gateway = Gateway::start(&config, &root.join("first.log"));
+
+    // A transmitter submits; no receiver is bound, so every receipt is kept.
+    let sender = Arc::new(Client::default());
+    let (tx, rx) = mpsc::channel(N as usize);
+    let sender_stop = CancellationToken::new();
+    let (sender_task, _) = bind_client(
+        gateway_addr,
+        BindKind::Transmitter,
+        rx,
+        sender.clone(),
+        &sender_stop,
+    );
+    for n in 0..N {
+        tx.send(submit(n)).await.unwrap();
+    }
+    wait_until("every message accepted", || {
+        sender.accepted.lock().unwrap().len() as u64 == N
+    })
+    .await;
+    let accepted: HashSet<String> = sender.accepted.lock().unwrap().values().cloned().collect();
+
+    // A receiver binds and answers every kept receipt.
+    let receiver = Arc::new(Client::default());
+    let (_none, rx) = mpsc::channel(1);
+    let receiver_stop = CancellationToken::new();
+    let (receiver_task, _) = bind_client(
+        gateway_addr,
+        BindKind::Receiver,
+        rx,
+        receiver.clone(),
+        &receiver_stop,
+    );
+    wait_until("every kept receipt at the receiver", || {
+        let receipts = receiver.receipts.lock().unwrap();
+        accepted.iter().all(|id| receipts.contains(id))
+    })
+    .await;
+    // Give the answers time to reach the journal, then restart.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    receiver_stop.cancel();
+    sender_stop.cancel();
+    let _ = receiver_task.await;
+    let _ = sender_task.await;
+    gateway.terminate();
+    let mut gateway = Gateway::start(&config, &root.join("second.log"));
+
+    let again = Arc::new(Client::default());
+    let (_none, rx) = mpsc::channel(1);
+    let again_stop = CancellationToken::new();
+    let (again_task, again_stats) = bind_client(
+        gateway_addr,
+        BindKind::Receiver,
+        rx,
+        again.clone(),
+        &again_stop,
+    );
+    // Bound (the store is flushed to a bind as it binds), then a moment more.
+    wait_until("the receiver bound after the restart", || {
+        again_stats.is_bound()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        again.receipts.lock().unwrap().len(),
+        0,
+        "receipts answered before the restart came again"
+    );
+    again_stop.cancel();
+    let _ = again_task.await;
+    gateway.terminate();
+    sim_stop.cancel();
+}

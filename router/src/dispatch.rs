@@ -1315,13 +1315,14 @@ impl Gateway {
             }
             // Unanswered (or the bind went away): from here on it is ours to keep. A late
             // answer to the first copy makes the redelivery a duplicate, never a loss.
+            let key = uuid::Uuid::new_v4().as_u128();
             let durable = journal.append(JournalRecord::PendingDelivery {
-                key: uuid::Uuid::new_v4().as_u128(),
+                key,
                 username: &username,
                 pdu: &pdu,
                 ttl,
             });
-            if !store.keep(&username, pdu) {
+            if !store.keep(&username, key, pdu) {
                 warn!(user = %username, "pending store full: oldest dropped");
             }
             durable.wait().await.map_err(|e| e.0)
@@ -1331,36 +1332,55 @@ impl Gateway {
     fn deliver_or_keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
         if self.store.len(username) > 0 {
             // Keep order behind what already waits.
-            self.store.keep(username, pdu);
-            self.store.flush(username, &self.registry);
+            self.keep(username, key, pdu);
+            self.flush_pending(username);
             return;
         }
         let (outbound, reply) = Outbound::with_reply(pdu.clone());
         match self.registry.deliver(username, outbound) {
-            Ok(_) => {
-                let journal = self.journal.clone();
-                let store = self.store.clone();
-                let username = username.clone();
-                tokio::spawn(async move {
-                    match reply.await {
-                        Ok(OutboundResult::Answered(_)) => {
-                            journal.append(JournalRecord::Delivered { key });
-                        }
-                        // Unanswered: wait for the next bind (the journal still has it).
-                        _ => {
-                            if !store.keep(&username, pdu) {
-                                warn!(user = %username, "pending store full: oldest dropped");
-                            }
-                        }
-                    }
-                });
-            }
+            Ok(_) => self.await_answer(username.clone(), key, pdu, reply),
             Err(DeliverError::NotBound(o) | DeliverError::Full(o)) => {
-                if !self.store.keep(username, *o.pdu) {
-                    warn!(user = %username, "pending store full: oldest dropped");
-                }
+                self.keep(username, key, *o.pdu);
             }
         }
+    }
+
+    fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
+        if !self.store.keep(username, key, pdu) {
+            warn!(user = %username, "pending store full: oldest dropped");
+        }
+    }
+
+    /// Hands what waits for `username` to its binds (it just bound).
+    pub(crate) fn flush_pending(&self, username: &Arc<str>) {
+        for sent in self.store.flush(username, &self.registry) {
+            self.await_answer(username.clone(), sent.key, sent.pdu, sent.reply);
+        }
+    }
+
+    /// The client's answer takes the PDU out of the journal; no answer (timeout, bind
+    /// lost) keeps it for the next bind, where the journal still has it.
+    fn await_answer(
+        &self,
+        username: Arc<str>,
+        key: u128,
+        pdu: Pdu,
+        reply: tokio::sync::oneshot::Receiver<OutboundResult>,
+    ) {
+        let journal = self.journal.clone();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            match reply.await {
+                Ok(OutboundResult::Answered(_)) => {
+                    journal.append(JournalRecord::Delivered { key });
+                }
+                _ => {
+                    if !store.keep(&username, key, pdu) {
+                        warn!(user = %username, "pending store full: oldest dropped");
+                    }
+                }
+            }
+        });
     }
 
     async fn on_inbound(&self, cid: &Arc<str>, inbound: Inbound) -> CommandStatus {
@@ -1614,9 +1634,7 @@ impl RequestHandler for SmppFront {
 
     fn on_bound(&self, session: &Arc<SessionInfo>) {
         if session.kind.can_receive() {
-            self.gateway
-                .store
-                .flush(&session.system_id, &self.gateway.registry);
+            self.gateway.flush_pending(&session.system_id);
         }
     }
 }

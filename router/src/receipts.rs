@@ -20,8 +20,9 @@ use smpp_core::{
         types::{AnyOctetString, COctetString, OctetString},
         values::{EsmClass, Npi, Ton},
     },
-    server::{DeliverError, Outbound, SessionRegistry},
+    server::{DeliverError, Outbound, OutboundResult, SessionRegistry},
 };
+use tokio::sync::oneshot;
 
 use crate::model::{
     Address, DlrRequest, Message, Origin, TAG_MESSAGE_STATE, TAG_RECEIPTED_MESSAGE_ID,
@@ -216,12 +217,24 @@ pub fn wanted_by_smpp(registered_delivery: u8, stat: &str) -> bool {
     }
 }
 
-type Waiting = VecDeque<(Instant, Pdu)>;
+/// A kept deliver_sm; `key` names its journal record.
+struct Kept {
+    at: Instant,
+    key: u128,
+    pdu: Pdu,
+}
+
+/// A kept deliver_sm handed to a bind: the caller waits for the client's answer.
+pub struct Sent {
+    pub key: u128,
+    pub pdu: Pdu,
+    pub reply: oneshot::Receiver<OutboundResult>,
+}
 
 /// deliver_sm (receipts and MO) kept for users whose receiver binds are down, bounded
 /// per user and expiring; sent in order when one binds.
 pub struct PendingStore {
-    users: Mutex<HashMap<Arc<str>, Waiting>>,
+    users: Mutex<HashMap<Arc<str>, VecDeque<Kept>>>,
     per_user: usize,
     expiry: Duration,
 }
@@ -236,7 +249,7 @@ impl PendingStore {
     }
 
     /// Keep a PDU; the oldest goes when the user's store is full. Returns false if one was dropped.
-    pub fn keep(&self, username: &Arc<str>, pdu: Pdu) -> bool {
+    pub fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) -> bool {
         let mut users = self.users.lock();
         let q = users.entry(username.clone()).or_default();
         let mut kept_all = true;
@@ -244,7 +257,11 @@ impl PendingStore {
             q.pop_front();
             kept_all = false;
         }
-        q.push_back((Instant::now(), pdu));
+        q.push_back(Kept {
+            at: Instant::now(),
+            key,
+            pdu,
+        });
         kept_all
     }
 
@@ -252,22 +269,28 @@ impl PendingStore {
         self.users.lock().get(username).map_or(0, VecDeque::len)
     }
 
-    /// Push what waits for `username` to its binds; what does not fit stays.
-    pub fn flush(&self, username: &str, registry: &SessionRegistry) -> usize {
+    /// Push what waits for `username` to its binds; what does not fit stays. Returns
+    /// what was handed over, with the replies to wait on.
+    pub fn flush(&self, username: &str, registry: &SessionRegistry) -> Vec<Sent> {
         let mut users = self.users.lock();
         let Some(q) = users.get_mut(username) else {
-            return 0;
+            return Vec::new();
         };
         let now = Instant::now();
-        let mut sent = 0;
-        while let Some((at, pdu)) = q.pop_front() {
-            if now.duration_since(at) > self.expiry {
+        let mut sent = Vec::new();
+        while let Some(kept) = q.pop_front() {
+            if now.duration_since(kept.at) > self.expiry {
                 continue;
             }
-            match registry.deliver(username, Outbound::new(pdu)) {
-                Ok(_) => sent += 1,
-                Err(DeliverError::NotBound(o) | DeliverError::Full(o)) => {
-                    q.push_front((at, *o.pdu));
+            let (outbound, reply) = Outbound::with_reply(kept.pdu.clone());
+            match registry.deliver(username, outbound) {
+                Ok(_) => sent.push(Sent {
+                    key: kept.key,
+                    pdu: kept.pdu,
+                    reply,
+                }),
+                Err(DeliverError::NotBound(_) | DeliverError::Full(_)) => {
+                    q.push_front(kept);
                     break;
                 }
             }
@@ -282,7 +305,7 @@ impl PendingStore {
         let now = Instant::now();
         let mut users = self.users.lock();
         for q in users.values_mut() {
-            q.retain(|(at, _)| now.duration_since(*at) <= self.expiry);
+            q.retain(|kept| now.duration_since(kept.at) <= self.expiry);
         }
         users.retain(|_, q| !q.is_empty());
     }
