@@ -21,6 +21,33 @@ pub struct Callback {
     pub user_agent: &'static str,
 }
 
+/// Every parameter name a callback carries (Jasmin's DLR and MO parameters), so a
+/// callback read back from the journal gets its names as `&'static str` again.
+const PARAM_NAMES: &[&str] = &[
+    "id",
+    "message_status",
+    "level",
+    "connector",
+    "id_smsc",
+    "sub",
+    "dlvrd",
+    "subdate",
+    "donedate",
+    "err",
+    "text",
+    "from",
+    "to",
+    "origin-connector",
+    "content",
+    "binary",
+    "coding",
+    "priority",
+];
+
+pub fn param_name(name: &str) -> Option<&'static str> {
+    PARAM_NAMES.iter().copied().find(|known| *known == name)
+}
+
 pub const DLR_AGENT: &str = "Jasmin gateway/1.0 DLRThrower";
 pub const MO_AGENT: &str = "Jasmin gateway/1.0 deliverSmHttpThrower";
 

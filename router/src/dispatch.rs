@@ -212,6 +212,8 @@ pub struct RestoreReport {
     pub requeued: usize,
     pub deliveries: usize,
     pub receipts_awaited: usize,
+    /// HTTP callbacks (DLR and MO) sent again.
+    pub callbacks: usize,
     pub dropped: usize,
 }
 
@@ -495,6 +497,16 @@ impl Gateway {
                     self.idmap
                         .insert(&connector, &operator_id, Arc::new(entry), ttl);
                     report.receipts_awaited += 1;
+                }
+                Restored::PendingCallback { key, callback, ttl } => {
+                    // Written again so that its expiry is tracked by this process.
+                    let _ = self.journal.append(JournalRecord::PendingCallback {
+                        key,
+                        callback: &callback,
+                        ttl,
+                    });
+                    self.spawn_callback(key, callback);
+                    report.callbacks += 1;
                 }
             }
         }
@@ -1168,11 +1180,35 @@ impl Gateway {
         }
     }
 
+    /// Journals an HTTP callback, then makes it (with Jasmin's retries); the record
+    /// leaves the journal when it is acknowledged or given up. The returned `Durable`
+    /// says when it is safe to answer the operator for it.
+    fn throw(&self, callback: Callback) -> Durable {
+        let key = uuid::Uuid::new_v4().as_u128();
+        let durable = self.journal.append(JournalRecord::PendingCallback {
+            key,
+            callback: &callback,
+            ttl: Duration::from_secs(self.settings.pending_expiry_secs),
+        });
+        self.spawn_callback(key, callback);
+        durable
+    }
+
+    fn spawn_callback(&self, key: u128, callback: Callback) {
+        let thrower = self.thrower.clone();
+        let journal = self.journal.clone();
+        tokio::spawn(async move {
+            // Acknowledged or given up after Jasmin's retries: final either way.
+            thrower.deliver(callback).await;
+            journal.append(JournalRecord::Delivered { key });
+        });
+    }
+
     fn http_dlr_level1(&self, entry: &DlrEntry, dlr: &crate::model::DlrRequest, status: &str) {
         if dlr.url.is_empty() {
             return;
         }
-        self.thrower.spawn(Callback {
+        let _ = self.throw(Callback {
             url: dlr.url.clone(),
             method: if dlr.method == DlrMethod::Get {
                 Method::GET
@@ -1248,7 +1284,7 @@ impl Gateway {
                     return Durable::Done;
                 }
                 let p = |s: &str| s.as_bytes().to_vec();
-                self.thrower.spawn(Callback {
+                return self.throw(Callback {
                     url: dlr.url.clone(),
                     method: if dlr.method == DlrMethod::Get {
                         Method::GET
@@ -1512,7 +1548,11 @@ impl Gateway {
                         }
                         continue;
                     }
-                    self.thrower.spawn(cb);
+                    // The operator hears ESME_ROK once the callback is journaled.
+                    if let Err(error) = self.throw(cb).wait().await {
+                        warn!(%error, "MO callback not journaled: operator asked to resend");
+                        return CommandStatus::EsmeRsyserr;
+                    }
                     return CommandStatus::EsmeRok;
                 }
             }

@@ -9,6 +9,8 @@
 //! - `AWAITING_RECEIPT`: a part the operator accepted, whose receipt the client asked
 //!   for: replay restores the operator-id mapping so the receipt still finds its client.
 //!   Removed when the final receipt is handled or when `dlr_expiry` passes.
+//! - `PENDING_DELIVERY`: a receipt or MO kept for a client, until it answers.
+//! - `PENDING_CALLBACK`: an HTTP DLR or MO callback, until it is acknowledged or given up.
 
 use std::{
     cmp::Reverse,
@@ -19,12 +21,14 @@ use std::{
 
 use bytes::Bytes;
 use chrono::{DateTime, Local, TimeZone};
+use hyper::Method;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use smpp_core::rusmpp::Pdu;
 
 use crate::{
+    callbacks::{self, Callback, DLR_AGENT, MO_AGENT},
     model::{Address, DlrMethod, DlrRequest, Message, Origin, RawTlv},
     queue::{Durable, FinalOutcome, Journal, JournalRecord},
     receipts::DlrEntry,
@@ -33,6 +37,7 @@ use crate::{
 pub const KIND_ACCEPTED: u8 = 1;
 pub const KIND_AWAITING_RECEIPT: u8 = 2;
 pub const KIND_PENDING_DELIVERY: u8 = 3;
+pub const KIND_PENDING_CALLBACK: u8 = 4;
 
 /// The journal key of one part of a message.
 pub fn record_id(message_id: &str, part: usize) -> u128 {
@@ -262,6 +267,33 @@ struct StoredDelivery {
     expires_at: u64,
 }
 
+/// An HTTP callback waiting to be acknowledged.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredCallback {
+    url: String,
+    post: bool,
+    /// MO (else DLR): which User-Agent it is sent with.
+    mo: bool,
+    params: Vec<(String, Vec<u8>)>,
+    expires_at: u64,
+}
+
+impl StoredCallback {
+    fn into_callback(self) -> Option<Callback> {
+        let params = self
+            .params
+            .into_iter()
+            .map(|(name, value)| Some((callbacks::param_name(&name)?, value)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Callback {
+            url: self.url,
+            method: if self.post { Method::POST } else { Method::GET },
+            params,
+            user_agent: if self.mo { MO_AGENT } else { DLR_AGENT },
+        })
+    }
+}
+
 fn encode_pdu(pdu: &Pdu) -> Vec<u8> {
     let mut buf = bytes::BytesMut::new();
     smpp_core::frame::encode_pdu(pdu, 0, 0, &mut buf);
@@ -291,6 +323,11 @@ pub enum Restored {
         connector: Arc<str>,
         operator_id: String,
         charge_key: String,
+        ttl: Duration,
+    },
+    PendingCallback {
+        key: u128,
+        callback: Callback,
         ttl: Duration,
     },
 }
@@ -372,6 +409,19 @@ pub fn decode(record: &journal::Record) -> Option<Restored> {
                 username: Arc::from(d.username),
                 pdu: decode_pdu(&d.pdu)?,
                 ttl: Duration::from_secs(d.expires_at - now),
+            })
+        }
+        KIND_PENDING_CALLBACK => {
+            let c: StoredCallback = postcard::from_bytes(&record.payload).ok()?;
+            let now = unix_now();
+            if c.expires_at <= now {
+                return None;
+            }
+            let ttl = Duration::from_secs(c.expires_at - now);
+            Some(Restored::PendingCallback {
+                key: record.id,
+                callback: c.into_callback()?,
+                ttl,
             })
         }
         _ => None,
@@ -520,6 +570,32 @@ impl Journal for LogJournal {
                 self.log.try_remove(key);
                 Durable::Done
             }
+            JournalRecord::PendingCallback { key, callback, ttl } => {
+                let stored = StoredCallback {
+                    url: callback.url.clone(),
+                    post: callback.method == Method::POST,
+                    mo: callback.user_agent == MO_AGENT,
+                    params: callback
+                        .params
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                        .collect(),
+                    expires_at: unix_now() + ttl.as_secs(),
+                };
+                let payload = match postcard::to_allocvec(&stored) {
+                    Ok(bytes) => Bytes::from(bytes),
+                    Err(error) => return Durable::Failed(error.to_string()),
+                };
+                match self.log.put_ack(key, KIND_PENDING_CALLBACK, payload) {
+                    Ok(ack) => {
+                        self.expiries
+                            .lock()
+                            .push(Reverse((Instant::now() + ttl, key)));
+                        Durable::Pending(ack)
+                    }
+                    Err(error) => Durable::Failed(error.to_string()),
+                }
+            }
         }
     }
 
@@ -594,5 +670,54 @@ mod tests {
         assert_eq!(part.message.tags, message.tags);
         assert_eq!(&part.content[..], b"code 1234");
         assert_eq!(&*part.username, "bank");
+    }
+
+    #[tokio::test]
+    async fn a_pending_callback_is_replayed_until_it_is_done() {
+        let dir = std::env::temp_dir().join(format!("durable-cb-{}", uuid::Uuid::new_v4()));
+        let config = || journal::JournalConfig::new(&dir, journal::Durability::Fsync);
+        let callback = Callback {
+            url: "http://127.0.0.1:9/dlr".into(),
+            method: Method::POST,
+            params: vec![
+                ("id", b"abc".to_vec()),
+                ("message_status", b"DELIVRD".to_vec()),
+            ],
+            user_agent: DLR_AGENT,
+        };
+        let (done, pending) = (1_u128, 2_u128);
+        {
+            let (log, _) = journal::Journal::open(config()).unwrap();
+            let journal = LogJournal::new(log.clone());
+            for key in [done, pending] {
+                let ttl = Duration::from_secs(60);
+                let record = JournalRecord::PendingCallback {
+                    key,
+                    callback: &callback,
+                    ttl,
+                };
+                journal.append(record).wait().await.unwrap();
+            }
+            journal.append(JournalRecord::Delivered { key: done });
+            log.flush().await.unwrap();
+        }
+        let (_log, replayed) = journal::Journal::open(config()).unwrap();
+        let restored: Vec<Restored> = replayed.iter().filter_map(decode).collect();
+        let [
+            Restored::PendingCallback {
+                key,
+                callback: back,
+                ..
+            },
+        ] = &restored[..]
+        else {
+            panic!("expected the one pending callback, got {restored:?}");
+        };
+        assert_eq!(*key, pending);
+        assert_eq!(back.url, callback.url);
+        assert_eq!(back.method, Method::POST);
+        assert_eq!(back.params, callback.params);
+        assert_eq!(back.user_agent, DLR_AGENT);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

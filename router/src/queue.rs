@@ -215,8 +215,15 @@ pub enum JournalRecord<'a> {
         pdu: &'a Pdu,
         ttl: Duration,
     },
-    /// The client answered that deliver_sm.
+    /// The client answered that deliver_sm (or the HTTP callback of that key is done).
     Delivered { key: u128 },
+    /// An HTTP callback (DLR or MO) not yet acknowledged or given up; ended by
+    /// `Delivered { key }`.
+    PendingCallback {
+        key: u128,
+        callback: &'a crate::callbacks::Callback,
+        ttl: Duration,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
