@@ -1,7 +1,7 @@
 //! What `/health/ready` reports for the running gateway: ready means a client that
 //! connects now gets its messages accepted and stored.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use api::{Check, HealthSource};
 use tokio_util::sync::CancellationToken;
@@ -10,6 +10,9 @@ pub struct GatewayHealth {
     /// Cancelled once SIGTERM starts the drain: new binds are refused from then on.
     pub draining: CancellationToken,
     pub billing: Option<billing::BillingEngine>,
+    /// The log acknowledgements wait for; a write error makes the gateway unready (it
+    /// can no longer promise what ESME_ROK promises).
+    pub journal: journal::Journal,
 }
 
 impl HealthSource for GatewayHealth {
@@ -19,6 +22,18 @@ impl HealthSource for GatewayHealth {
         } else {
             Check::new("accepting", true, "")
         }];
+        let stats = self.journal.stats();
+        let errors = stats.write_errors.load(Ordering::Relaxed);
+        let live = stats.live.load(Ordering::Relaxed);
+        checks.push(Check::new(
+            "journal",
+            stats.healthy(),
+            if stats.healthy() {
+                format!("{live} records pending")
+            } else {
+                format!("{errors} write errors")
+            },
+        ));
         if let Some(engine) = &self.billing {
             let m = engine.metrics();
             // While the store is away, reservations go on in memory until the buffer is

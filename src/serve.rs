@@ -119,6 +119,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         let health = GatewayHealth {
             draining: clients_stop.clone(),
             billing: billing.as_ref().map(|(engine, _)| engine.clone()),
+            journal: log.clone(),
         };
         Some(tokio::spawn(api::serve(
             listener,
