@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::engine::Shards;
 use crate::ledger::Op;
-use crate::store::{Batch, LedgerStore, build_batch};
+use crate::store::{Batch, BatchBuilder, LedgerStore};
 
 /// Answer to a `flush()`: Ok once everything buffered before the call is committed.
 pub(crate) type FlushWaiter = oneshot::Sender<Result<(), String>>;
@@ -112,6 +112,9 @@ pub(crate) async fn run(
     let mut retry_at = Instant::now();
     let mut closing = false;
     let mut drained: Vec<Op> = Vec::new();
+    let mut builder = BatchBuilder::default();
+    // Written batches, kept for their capacity (see `BatchBuilder`).
+    let mut spare: Vec<Batch> = Vec::new();
     loop {
         let mut waiters: Vec<FlushWaiter> = Vec::new();
         tokio::select! {
@@ -128,7 +131,9 @@ pub(crate) async fn run(
         shared.shards.drain_into(&mut drained);
         if !drained.is_empty() {
             let n = drained.len();
-            backlog.push_back((build_batch(std::mem::take(&mut drained), &mut next_id), n));
+            let mut batch = spare.pop().unwrap_or_default();
+            builder.build(&mut drained, &mut next_id, &mut batch);
+            backlog.push_back((batch, n));
         }
         // While the store is away, retry on a backoff unless someone is waiting on a flush.
         if backlog.is_empty() || (waiters.is_empty() && !closing && Instant::now() < retry_at) {
@@ -138,7 +143,7 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let mut result = write_backlog(&shared, store.as_ref(), &mut backlog).await;
+        let mut result = write_backlog(&shared, store.as_ref(), &mut backlog, &mut spare).await;
         if closing {
             // Last chance before the engine is gone: a few more tries, then give up loudly.
             for _ in 0..5 {
@@ -146,7 +151,7 @@ pub(crate) async fn run(
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                result = write_backlog(&shared, store.as_ref(), &mut backlog).await;
+                result = write_backlog(&shared, store.as_ref(), &mut backlog, &mut spare).await;
             }
             if let Err(e) = &result {
                 tracing::error!(
@@ -188,6 +193,7 @@ async fn write_backlog(
     shared: &Shared,
     store: &dyn LedgerStore,
     backlog: &mut VecDeque<(Batch, usize)>,
+    spare: &mut Vec<Batch>,
 ) -> Result<(), String> {
     let c = &shared.counters;
     while let Some((batch, ops)) = backlog.front() {
@@ -205,7 +211,11 @@ async fn write_backlog(
                 if !c.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("billing store reachable again; buffered operations written");
                 }
-                backlog.pop_front();
+                if let Some((batch, _)) = backlog.pop_front()
+                    && spare.is_empty()
+                {
+                    spare.push(batch);
+                }
             }
             Err(e) => {
                 c.failed_flushes.fetch_add(1, Ordering::Relaxed);
