@@ -114,11 +114,17 @@ pub fn audit_event(
     ))
 }
 
-/// Who started the process: the login behind sudo if any, else the user.
-fn system_user() -> String {
+/// Who started the process: the login behind sudo if any, else the user, else the uid.
+pub fn system_user() -> String {
+    use std::os::unix::fs::MetadataExt;
     ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| format!("uid {}", m.uid()))
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }
 

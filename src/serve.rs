@@ -138,12 +138,17 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     ));
     let mut servers = Vec::new();
     if let (Some(tls_listen), Some(tls)) = (config.smpp.tls_listen, &config.tls) {
+        let config_cert = loaded.base_dir.join(&tls.cert);
         let tls = tls::ServerTls::load(tls::CertFiles {
-            cert: loaded.base_dir.join(&tls.cert),
+            cert: config_cert.clone(),
             key: loaded.base_dir.join(&tls.key),
         })
         .context("cannot load the TLS certificate")?;
-        spawn_reload_on_sighup(tls.clone());
+        spawn_reload_on_sighup(
+            tls.clone(),
+            config_cert.display().to_string(),
+            billing.as_ref().map(|(engine, _)| engine.clone()),
+        );
         let tls_listener = TcpListener::bind(tls_listen)
             .await
             .with_context(|| format!("cannot listen on {tls_listen}"))?;
@@ -228,7 +233,12 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
     });
 }
 
-fn spawn_reload_on_sighup(tls: tls::ServerTls) {
+/// SIGHUP reloads the TLS certificate; each attempt goes to the audit log.
+fn spawn_reload_on_sighup(
+    tls: tls::ServerTls,
+    cert_path: String,
+    audit: Option<billing::BillingEngine>,
+) {
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -236,8 +246,27 @@ fn spawn_reload_on_sighup(tls: tls::ServerTls) {
             return;
         };
         while hup.recv().await.is_some() {
-            if let Err(error) = tls.cert.reload() {
-                warn!(%error, "certificate reload failed; the previous one stays in use");
+            let outcome = match tls.cert.reload() {
+                Ok(()) => {
+                    info!(cert = %cert_path, "certificate reloaded");
+                    "reloaded".to_owned()
+                }
+                Err(error) => {
+                    warn!(%error, "certificate reload failed; the previous one stays in use");
+                    format!("failed, previous certificate kept: {error}")
+                }
+            };
+            if let Some(engine) = &audit {
+                let event = billing::AuditEvent::new(
+                    config_audit::system_user(),
+                    "signal SIGHUP",
+                    "tls.reload",
+                    cert_path.clone(),
+                    outcome,
+                );
+                if let Err(error) = engine.record_audit(event).await {
+                    warn!(%error, "could not record the certificate reload in the audit log");
+                }
             }
         }
     });

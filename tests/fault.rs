@@ -656,6 +656,8 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
         tx.send(submit(n)).await.unwrap();
     }
     wait_until("answers before the outage", answered(half)).await;
+    // Let billing write what the first half left (it flushes every 10 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     pg.stop_server();
     for n in half..MESSAGES {
@@ -875,4 +877,82 @@ async fn kept_receipts_answered_after_a_bind_are_not_sent_again_after_a_restart(
     let _ = again_task.await;
     gateway.terminate();
     sim_stop.cancel();
+}
+
+/// Not a fault: the audit trail of a real process. A certificate reload on SIGHUP and a
+/// configuration edited between two starts each leave a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_reloads_and_configuration_changes_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let write_cert = || {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(root.join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(root.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    };
+    write_cert();
+    let http = free_port();
+    let config = root.join("smsgw.toml");
+    let text = |window: u32| {
+        format!(
+            "[smpp]\nlisten = \"{}\"\ntls_listen = \"{}\"\nwindow = {window}\n\n\
+             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[http]\nlisten = \"{http}\"\n\n\
+             [storage]\nurl = \"sqlite://billing.db\"\n",
+            free_port(),
+            free_port(),
+        )
+    };
+    let audit = |action: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
+            .args(["billing", "audit", "--action", action, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    std::fs::write(&config, text(64)).unwrap();
+    let mut gateway = Gateway::start(&config, &root.join("first.log"));
+    wait_for_ready(http, 200).await;
+    write_cert();
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the reload in the audit log", || {
+        audit("tls.reload").contains("\treloaded")
+    })
+    .await;
+    gateway.terminate();
+
+    // The same file again, then one with another window.
+    let mut gateway = Gateway::start(&config, &root.join("second.log"));
+    wait_for_ready(http, 200).await;
+    gateway.terminate();
+    std::fs::write(&config, text(128)).unwrap();
+    let mut gateway = Gateway::start(&config, &root.join("third.log"));
+    wait_for_ready(http, 200).await;
+    gateway.terminate();
+
+    let loads = audit("config.loaded");
+    let changed: Vec<&str> = loads
+        .lines()
+        .map(|l| {
+            let detail = l.rsplit('\t').next().unwrap();
+            detail.split(' ').next().unwrap()
+        })
+        .collect();
+    // Newest first.
+    assert_eq!(
+        changed,
+        ["changed=smpp", "changed=none", "changed=first-load"],
+        "{loads}"
+    );
+    assert!(!loads.contains("window"), "values are not logged: {loads}");
 }
