@@ -1257,14 +1257,31 @@ impl Gateway {
             Some(reported) => self.report(entry, r, &reported),
             None => Durable::Done,
         };
-        if is_final {
-            // Queued after the client's copy, so a crash between the two leaves both.
-            self.journal.append(JournalRecord::ReceiptDone {
-                id: &entry.id,
-                part: entry.part,
-            });
+        if !is_final {
+            return durable;
         }
-        durable
+        match durable {
+            // Relayed: the mapping may leave the journal only once the client has the
+            // receipt. Until then a crash must leave it, so that the operator's resend
+            // still finds its message.
+            Durable::Deferred(relayed) => {
+                let journal = self.journal.clone();
+                let (id, part) = (entry.id.clone(), entry.part);
+                Durable::Deferred(Box::pin(async move {
+                    relayed.await?;
+                    journal.append(JournalRecord::ReceiptDone { id: &id, part });
+                    Ok(())
+                }))
+            }
+            // Queued after the client's copy, so a crash between the two leaves both.
+            durable => {
+                self.journal.append(JournalRecord::ReceiptDone {
+                    id: &entry.id,
+                    part: entry.part,
+                });
+                durable
+            }
+        }
     }
 
     fn report(&self, entry: &DlrEntry, r: &Receipt, stat: &str) -> Durable {
