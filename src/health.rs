@@ -1,7 +1,7 @@
 //! What `/health/ready` reports for the running gateway: ready means a client that
 //! connects now gets its messages accepted and stored.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::atomic::Ordering;
 
 use api::{Check, HealthSource};
 use tokio_util::sync::CancellationToken;
@@ -52,11 +52,5 @@ impl HealthSource for GatewayHealth {
             });
         }
         checks
-    }
-}
-
-impl GatewayHealth {
-    pub fn shared(self) -> Arc<dyn HealthSource> {
-        Arc::new(self)
     }
 }

@@ -123,7 +123,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         };
         Some(tokio::spawn(api::serve(
             listener,
-            api::router(health.shared()),
+            api::router(Arc::new(health)),
             http_stop.clone(),
         )))
     } else {

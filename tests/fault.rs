@@ -189,6 +189,52 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+type Reached = Arc<Mutex<HashSet<String>>>;
+
+/// Destinations that reached the simulator, from its record of submits.
+fn record_reached(sim: &mut Simulator) -> Reached {
+    let mut recorded = sim.record_submits();
+    let reached: Reached = Arc::default();
+    let into = reached.clone();
+    tokio::spawn(async move {
+        while let Some(submit) = recorded.recv().await {
+            let destination = submit.pdu.destination_addr.as_str().to_owned();
+            into.lock().unwrap().insert(destination);
+        }
+    });
+    reached
+}
+
+/// Every accepted message number's destination reached the operator.
+async fn wait_all_reached(accepted: &HashMap<u64, String>, reached: &Reached) {
+    wait_until("every accepted message at the operator", || {
+        let reached = reached.lock().unwrap();
+        accepted
+            .keys()
+            .all(|n| reached.contains(&format!("99890{n:07}")))
+    })
+    .await;
+}
+
+/// `smsgw <args> --config <config>`: success and stdout.
+fn smsgw_cli(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn assert_reconciles(config: &Path) {
+    let (clean, report) = smsgw_cli(config, &["billing", "reconcile"]);
+    assert!(clean, "reconcile found discrepancies:\n{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,17 +251,7 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
         receipt_delay: Duration::from_millis(50),
         ..SimConfig::default()
     });
-    let mut recorded = sim.record_submits();
-    let reached: Arc<Mutex<HashSet<String>>> = Arc::default();
-    {
-        let reached = reached.clone();
-        tokio::spawn(async move {
-            while let Some(submit) = recorded.recv().await {
-                let destination = submit.pdu.destination_addr.as_str().to_owned();
-                reached.lock().unwrap().insert(destination);
-            }
-        });
-    }
+    let reached = record_reached(&mut sim);
     let sim_stop = CancellationToken::new();
     tokio::spawn(sim.run(listener, sim_stop.clone()));
 
@@ -274,13 +310,7 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
     );
     assert!(accepted_before_kill > 0);
 
-    wait_until("every accepted message at the operator", || {
-        let reached = reached.lock().unwrap();
-        accepted
-            .keys()
-            .all(|n| reached.contains(&format!("99890{n:07}")))
-    })
-    .await;
+    wait_all_reached(&accepted, &reached).await;
     let missing = || {
         let receipts = client.receipts.lock().unwrap();
         accepted
@@ -299,16 +329,7 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
     gateway.terminate();
     sim_stop.cancel();
 
-    let reconcile = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(["billing", "reconcile", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&reconcile.stdout);
-    assert!(
-        reconcile.status.success(),
-        "reconcile found discrepancies:\n{report}"
-    );
+    assert_reconciles(&config);
 }
 
 /// The operator in a runtime of its own, so that dropping it kills every socket at once,
@@ -318,7 +339,7 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(addr: SocketAddr, reached: Arc<Mutex<HashSet<String>>>) -> Self {
+    fn start(addr: SocketAddr, reached: Reached) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -368,7 +389,7 @@ async fn a_crashed_operator_delays_messages_but_loses_none() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let operator_addr = free_port();
-    let reached: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let reached: Reached = Arc::default();
     let mut operator = Operator::start(operator_addr, reached.clone());
 
     let gateway_addr = free_port();
@@ -417,27 +438,12 @@ async fn a_crashed_operator_delays_messages_but_loses_none() {
     .await;
     let accepted = client.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len() as u64, MESSAGES, "every message accepted");
-    wait_until("every accepted message at the operator", || {
-        let reached = reached.lock().unwrap();
-        accepted
-            .keys()
-            .all(|n| reached.contains(&format!("99890{n:07}")))
-    })
-    .await;
+    wait_all_reached(&accepted, &reached).await;
 
     client_stop.cancel();
     let _ = client_task.await;
     gateway.terminate();
-    let reconcile = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(["billing", "reconcile", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        reconcile.status.success(),
-        "reconcile found discrepancies:\n{}",
-        String::from_utf8_lossy(&reconcile.stdout)
-    );
+    assert_reconciles(&config);
 }
 
 /// A PostgreSQL cluster of the test's own, so that it can be stopped and started without
@@ -519,18 +525,24 @@ impl PrivatePostgres {
         );
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` from the server binaries, as `postgres` when we are root.
+    fn command(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let output = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        if running_as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
         } else {
-            Command::new(&program).args(args).output()
+            Command::new(program)
         }
-        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .command(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
         assert!(
             output.status.success(),
             "{tool} {args:?} failed:\n{}{}",
@@ -542,18 +554,11 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
         let data = self.data();
-        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
-        let _ = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
     }
 }
 
@@ -599,17 +604,7 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let operator = listener.local_addr().unwrap();
     let mut sim = Simulator::new(SimConfig::default());
-    let mut recorded = sim.record_submits();
-    let reached: Arc<Mutex<HashSet<String>>> = Arc::default();
-    {
-        let reached = reached.clone();
-        tokio::spawn(async move {
-            while let Some(submit) = recorded.recv().await {
-                let destination = submit.pdu.destination_addr.as_str().to_owned();
-                reached.lock().unwrap().insert(destination);
-            }
-        });
-    }
+    let reached = record_reached(&mut sim);
     let sim_stop = CancellationToken::new();
     tokio::spawn(sim.run(listener, sim_stop.clone()));
 
@@ -688,39 +683,17 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
         "every message accepted in the end"
     );
     let accepted = client.accepted.lock().unwrap().clone();
-    wait_until("every accepted message at the operator", || {
-        let reached = reached.lock().unwrap();
-        accepted
-            .keys()
-            .all(|n| reached.contains(&format!("99890{n:07}")))
-    })
-    .await;
+    wait_all_reached(&accepted, &reached).await;
 
     client_stop.cancel();
     let _ = client_task.await;
     gateway.terminate();
     sim_stop.cancel();
 
-    let smsgw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    let (clean, report) = smsgw(&["billing", "reconcile"]);
-    assert!(clean, "reconcile found discrepancies:\n{report}");
+    let smsgw = |args: &[&str]| smsgw_cli(&config, args);
+    assert_reconciles(&config);
     // Every message of both halves is in the CDR, charged once.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (year, month) = year_month(now);
+    let (year, month) = billing::recovery::year_month(billing::ledger::now_micros());
     let (ok, invoice) = smsgw(&[
         "billing",
         "invoice",
@@ -743,19 +716,6 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
     assert!(ok);
     assert!(audit.contains("\tconfig.loaded\t"), "{audit}");
     assert!(audit.contains("\tbalance.top_up\taccount:1\t"), "{audit}");
-}
-
-/// UTC (year, month) of a unix time, by the civil-from-days algorithm.
-fn year_month(unix_secs: u64) -> (i64, u32) {
-    let z = (unix_secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month)
 }
 
 /// A client bound as `kind`, counting what it receives; `rx` feeds its submits.
@@ -903,17 +863,9 @@ async fn certificate_reloads_and_configuration_changes_are_audited() {
         )
     };
     let audit = |action: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-            .args(["billing", "audit", "--action", action, "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (ok, lines) = smsgw_cli(&config, &["billing", "audit", "--action", action]);
+        assert!(ok, "smsgw billing audit failed");
+        lines
     };
 
     std::fs::write(&config, text(64)).unwrap();

@@ -226,7 +226,8 @@ fn civil_from_days(z: i64) -> (i64, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m)
 }
 
-fn year_month(at: UnixMicros) -> (i64, u32) {
+/// UTC (year, month) of a time: the month an invoice or a volume tier counts it in.
+pub fn year_month(at: UnixMicros) -> (i64, u32) {
     civil_from_days(at.div_euclid(MICROS_PER_DAY))
 }
 

@@ -1375,9 +1375,7 @@ impl Gateway {
                 pdu: &pdu,
                 ttl,
             });
-            if !store.keep(&username, key, pdu) {
-                warn!(user = %username, "pending store full: oldest dropped");
-            }
+            store.keep(&username, key, pdu);
             durable.wait().await.map_err(|e| e.0)
         }))
     }
@@ -1385,7 +1383,7 @@ impl Gateway {
     fn deliver_or_keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
         if self.store.len(username) > 0 {
             // Keep order behind what already waits.
-            self.keep(username, key, pdu);
+            self.store.keep(username, key, pdu);
             self.flush_pending(username);
             return;
         }
@@ -1393,14 +1391,8 @@ impl Gateway {
         match self.registry.deliver(username, outbound) {
             Ok(_) => self.await_answer(username.clone(), key, pdu, reply),
             Err(DeliverError::NotBound(o) | DeliverError::Full(o)) => {
-                self.keep(username, key, *o.pdu);
+                self.store.keep(username, key, *o.pdu);
             }
-        }
-    }
-
-    fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
-        if !self.store.keep(username, key, pdu) {
-            warn!(user = %username, "pending store full: oldest dropped");
         }
     }
 
@@ -1427,11 +1419,7 @@ impl Gateway {
                 Ok(OutboundResult::Answered(_)) => {
                     journal.append(JournalRecord::Delivered { key });
                 }
-                _ => {
-                    if !store.keep(&username, key, pdu) {
-                        warn!(user = %username, "pending store full: oldest dropped");
-                    }
-                }
+                _ => store.keep(&username, key, pdu),
             }
         });
     }

@@ -447,6 +447,24 @@ impl LogJournal {
         &self.log
     }
 
+    /// A record the client's answer (or the callback's end) removes, or else `ttl`;
+    /// acknowledged once durable.
+    fn put_expiring(&self, key: u128, kind: u8, stored: &impl Serialize, ttl: Duration) -> Durable {
+        let payload = match postcard::to_allocvec(stored) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(error) => return Durable::Failed(error.to_string()),
+        };
+        match self.log.put_ack(key, kind, payload) {
+            Ok(ack) => {
+                self.expiries
+                    .lock()
+                    .push(Reverse((Instant::now() + ttl, key)));
+                Durable::Pending(ack)
+            }
+            Err(error) => Durable::Failed(error.to_string()),
+        }
+    }
+
     fn remove(&self, id: &str, part: usize) {
         // A removal that cannot be queued only means a resend after a crash.
         self.log.try_remove(record_id(id, part));
@@ -552,19 +570,7 @@ impl Journal for LogJournal {
                     pdu: encode_pdu(pdu),
                     expires_at: unix_now() + ttl.as_secs(),
                 };
-                let payload = match postcard::to_allocvec(&stored) {
-                    Ok(bytes) => Bytes::from(bytes),
-                    Err(error) => return Durable::Failed(error.to_string()),
-                };
-                match self.log.put_ack(key, KIND_PENDING_DELIVERY, payload) {
-                    Ok(ack) => {
-                        self.expiries
-                            .lock()
-                            .push(Reverse((Instant::now() + ttl, key)));
-                        Durable::Pending(ack)
-                    }
-                    Err(error) => Durable::Failed(error.to_string()),
-                }
+                self.put_expiring(key, KIND_PENDING_DELIVERY, &stored, ttl)
             }
             JournalRecord::Delivered { key } => {
                 self.log.try_remove(key);
@@ -582,19 +588,7 @@ impl Journal for LogJournal {
                         .collect(),
                     expires_at: unix_now() + ttl.as_secs(),
                 };
-                let payload = match postcard::to_allocvec(&stored) {
-                    Ok(bytes) => Bytes::from(bytes),
-                    Err(error) => return Durable::Failed(error.to_string()),
-                };
-                match self.log.put_ack(key, KIND_PENDING_CALLBACK, payload) {
-                    Ok(ack) => {
-                        self.expiries
-                            .lock()
-                            .push(Reverse((Instant::now() + ttl, key)));
-                        Durable::Pending(ack)
-                    }
-                    Err(error) => Durable::Failed(error.to_string()),
-                }
+                self.put_expiring(key, KIND_PENDING_CALLBACK, &stored, ttl)
             }
         }
     }

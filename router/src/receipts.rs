@@ -23,6 +23,7 @@ use smpp_core::{
     server::{DeliverError, Outbound, OutboundResult, SessionRegistry},
 };
 use tokio::sync::oneshot;
+use tracing::warn;
 
 use crate::model::{
     Address, DlrRequest, Message, Origin, TAG_MESSAGE_STATE, TAG_RECEIPTED_MESSAGE_ID,
@@ -248,21 +249,19 @@ impl PendingStore {
         }
     }
 
-    /// Keep a PDU; the oldest goes when the user's store is full. Returns false if one was dropped.
-    pub fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) -> bool {
+    /// Keep a PDU; the oldest goes (with a warning) when the user's store is full.
+    pub fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
         let mut users = self.users.lock();
         let q = users.entry(username.clone()).or_default();
-        let mut kept_all = true;
-        while q.len() >= self.per_user {
-            q.pop_front();
-            kept_all = false;
+        if q.len() >= self.per_user {
+            q.drain(..=q.len() - self.per_user);
+            warn!(user = %username, "pending store full: oldest dropped");
         }
         q.push_back(Kept {
             at: Instant::now(),
             key,
             pdu,
         });
-        kept_all
     }
 
     pub fn len(&self, username: &str) -> usize {
