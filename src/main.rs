@@ -1,6 +1,5 @@
 //! The `smsgw` binary: wires the crates together.
 
-mod billing_bridge;
 mod config;
 mod config_audit;
 mod health;

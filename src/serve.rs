@@ -7,20 +7,19 @@ use std::{
 };
 
 use anyhow::Context;
+use billing::{EngineCharging, UserAccount};
 use journal::{Durability, Journal, JournalConfig};
 use router::{
     Deps, Gateway, RouterConfig,
     durable::{self, LogJournal},
-    queue::NoJournal,
+    journaling::NoJournal,
 };
 use smpp_core::server::{Server, SessionRegistry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{
-    billing_bridge::BillingCharging, config::Config, config_audit, health::GatewayHealth, sink,
-};
+use crate::{config::Config, config_audit, health::GatewayHealth, sink};
 
 pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Result<()> {
     let loaded = Config::load(config_path.as_deref())?;
@@ -57,38 +56,48 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     let journal_dir = loaded.base_dir.join(&config.durability.dir);
     let (log, replayed) = Journal::open(JournalConfig::new(&journal_dir, durability))
         .with_context(|| format!("cannot open the journal in {}", journal_dir.display()))?;
-    let journal: Arc<dyn router::queue::Journal> = match durability {
+    let journal: Arc<dyn router::journaling::Journal> = match durability {
         Durability::Memory => Arc::new(NoJournal),
         _ => Arc::new(LogJournal::new(log.clone())),
     };
     info!(mode = ?durability, dir = %journal_dir.display(), replayed = replayed.len(), "journal open");
 
-    // Billing: the ledger and CDR store, one account per router user.
-    let billing = if config.storage.billing {
-        let storage_url = resolve_storage_url(&config.storage.url, &loaded.base_dir)?;
-        let engine = billing::BillingEngine::open(billing::BillingConfig {
-            url: storage_url.clone(),
-            // The journal knows which reservations belong to messages it will send again.
-            recovery: billing::RecoveryPolicy::KeepOpen,
-            buffer_capacity: config.storage.buffer_capacity,
-            ..billing::BillingConfig::default()
-        })
-        .await
-        .with_context(|| format!("cannot open the billing store {storage_url}"))?;
-        let directory = router::Snapshot::build(&router_config, &|_| true)
-            .context("invalid [router] configuration")?;
-        let charging = Arc::new(
-            BillingCharging::attach(engine.clone(), &directory, &config.storage.currency).await?,
-        );
-        match config_audit::record(&engine, config_path.as_deref(), &loaded.text).await {
+    // Billing: the ledger and CDR store, one account per router user. Without it
+    // (`billing = false`) the same engine keeps balances and quotas in memory only.
+    let directory = router::Snapshot::build(&router_config, &|_| true)
+        .context("invalid [router] configuration")?;
+    let users = directory.directory.by_uid.values().map(|user| UserAccount {
+        uid: user.uid.to_string(),
+        balance: user.balance,
+        sms_count: user.sms_count,
+    });
+    let storage_url = if config.storage.billing {
+        resolve_storage_url(&config.storage.url, &loaded.base_dir)?
+    } else {
+        warn!("[storage] billing = false: balances are kept in memory only, no ledger or CDR");
+        "memory:".to_owned()
+    };
+    let engine = billing::BillingEngine::open(billing::BillingConfig {
+        url: storage_url.clone(),
+        // The journal knows which reservations belong to messages it will send again.
+        recovery: billing::RecoveryPolicy::KeepOpen,
+        buffer_capacity: config.storage.buffer_capacity,
+        ..billing::BillingConfig::default()
+    })
+    .await
+    .with_context(|| format!("cannot open the billing store {storage_url}"))?;
+    let charging = Arc::new(
+        EngineCharging::attach(engine.clone(), users, &config.storage.currency)
+            .await
+            .context("cannot attach the users' billing accounts")?,
+    );
+    let billing = config.storage.billing.then(|| engine.clone());
+    if let Some(engine) = &billing {
+        match config_audit::record(engine, config_path.as_deref(), &loaded.text).await {
             Ok(event) => info!(detail = %event.detail, "configuration recorded in the audit log"),
             Err(error) => warn!(%error, "could not record the configuration in the audit log"),
         }
-        Some((engine, charging))
-    } else {
-        warn!("[storage] billing = false: balances are kept in memory only, no ledger or CDR");
-        None
-    };
+    }
 
     let handle = Gateway::start(
         router_config,
@@ -96,19 +105,15 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         uplinks_stop.clone(),
         Deps {
             journal: Some(journal.clone()),
-            charging: billing
-                .as_ref()
-                .map(|(_, charging)| charging.clone() as Arc<dyn router::charging::Charging>),
+            charging: Some(charging.clone()),
             ..Deps::default()
         },
     )
     .context("cannot start the pipeline")?;
     let gateway = handle.gateway.clone();
     let restored = replayed.iter().filter_map(durable::decode).collect();
-    let report = gateway.restore(restored);
-    if let Some((_, charging)) = &billing {
-        charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
-    }
+    let report = gateway.restore(restored).await;
+    charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
 
     let http_stop = CancellationToken::new();
     let http = if config.http.enabled {
@@ -118,7 +123,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         info!(listen = %config.http.listen, "HTTP listener: /health/live, /health/ready");
         let health = GatewayHealth {
             draining: clients_stop.clone(),
-            billing: billing.as_ref().map(|(engine, _)| engine.clone()),
+            billing: billing.clone(),
             journal: log.clone(),
         };
         Some(tokio::spawn(api::serve(
@@ -147,7 +152,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         spawn_reload_on_sighup(
             tls.clone(),
             config_cert.display().to_string(),
-            billing.as_ref().map(|(engine, _)| engine.clone()),
+            billing.clone(),
         );
         let tls_listener = TcpListener::bind(tls_listen)
             .await
@@ -191,7 +196,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     if let Err(error) = log.flush().await {
         warn!(%error, "journal flush failed");
     }
-    if let Some((engine, _)) = &billing
+    if let Some(engine) = &billing
         && let Err(error) = engine.flush().await
     {
         warn!(%error, "billing flush failed");

@@ -503,9 +503,11 @@ impl BillingEngine {
     /// (and, with an sms_count quota, parts ≤ sms_count). Retrying with the same
     /// reference and amount is a no-op. Never waits on the store.
     pub fn reserve(&self, req: ReserveRequest) -> Result<Reserved, BillingError> {
-        if req.amount.0 <= 0 {
+        // Zero is a free route (Jasmin's default rate 0.00): still counted against
+        // sms_count and written to the CDR with cost 0.
+        if req.amount.0 < 0 {
             return Err(BillingError::InvalidAmount(format!(
-                "reservation amount must be positive, got {}",
+                "reservation amount must not be negative, got {}",
                 req.amount
             )));
         }

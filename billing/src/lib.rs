@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod charging;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -30,6 +31,7 @@ pub mod writer;
 
 pub use account::{Account, AccountId, AccountKind, AccountStatus, BalanceView, QuotaOptions};
 pub use audit::AuditEvent;
+pub use charging::{EngineCharging, UserAccount};
 pub use config::{BillingConfig, RecoveryPolicy};
 pub use engine::{
     BillingEngine, LedgerOutcome, LedgerRequest, NewAccount, OpenReservation, ReserveRequest,
@@ -40,6 +42,6 @@ pub use ledger::{ChargeStatus, EntryKind, MessageMeta};
 pub use money::{Currency, Micros};
 pub use reconcile::ReconcileReport;
 pub use recovery::RecoveryReport;
-pub use store::{LedgerStore, PostgresStore, SqliteStore, open_store};
+pub use store::{LedgerStore, MemoryStore, PostgresStore, SqliteStore, open_store};
 pub use tariff::{Quote, RateQuery, RateSource, Tariff, TariffId, VolumeTier};
 pub use writer::WriterMetrics;

@@ -63,7 +63,7 @@ impl Requested {
         Self {
             source_address: !message.source.addr.is_empty(),
             priority: message.priority != 0,
-            dlr_level: message.registered_delivery & 0x03 != 0,
+            dlr_level: message.registered_delivery & crate::model::RD_RECEIPT_MASK != 0,
             ..Self::default()
         }
     }

@@ -29,8 +29,8 @@ use smpp_core::rusmpp::Pdu;
 
 use crate::{
     callbacks::{self, Callback, DLR_AGENT, MO_AGENT},
+    journaling::{Durable, FinalOutcome, Journal, JournalRecord},
     model::{Address, DlrMethod, DlrRequest, Message, Origin, RawTlv},
-    queue::{Durable, FinalOutcome, Journal, JournalRecord},
     receipts::DlrEntry,
 };
 

@@ -3,28 +3,32 @@
 //! receipts and MO.
 //!
 //! Entry point: [`Gateway::start`] with a [`RouterConfig`]; serve its
-//! [`GatewayHandle::smpp`] front with `smpp_core::server::Server`.
+//! [`GatewayHandle::smpp`] front with `smpp_core::server::Server`. The money side is
+//! [`charging::Charging`], the contract billing implements.
 
 pub mod callbacks;
-pub mod charging;
 pub mod config;
 pub mod credentials;
-pub mod dispatch;
 pub mod durable;
 pub mod filter;
+pub mod gateway;
 pub mod idmap;
-pub mod mo;
+pub mod journaling;
 pub mod model;
 pub mod queue;
+pub mod reassembly;
 pub mod receipts;
 pub mod refusal;
 pub mod route;
 pub mod script;
+pub mod snapshot;
 pub mod split;
 pub mod stats;
 pub mod user;
 
 pub use config::{ConfigError, RouterConfig};
-pub use dispatch::{Deps, Gateway, GatewayHandle, RestoreReport, SmppFront, Snapshot};
+pub use gateway::{Deps, Gateway, GatewayHandle, RestoreReport, SmppFront};
 pub use model::{Address, DlrMethod, DlrRequest, Message, Origin};
+pub use proto::charging;
 pub use refusal::Refusal;
+pub use snapshot::Snapshot;

@@ -24,6 +24,15 @@ pub const TAG_SAR_MSG_REF_NUM: u16 = 0x020C;
 pub const TAG_SAR_TOTAL_SEGMENTS: u16 = 0x020E;
 pub const TAG_SAR_SEGMENT_SEQNUM: u16 = 0x020F;
 
+/// esm_class bit: the short message starts with a user data header (a part of a long
+/// message, SMPP 3.4 §5.2.12).
+pub const ESM_UDHI: u8 = 0x40;
+/// registered_delivery bits that ask the SMSC for a delivery receipt (§5.2.17):
+/// 1 = on success or failure, 2 = on failure only.
+pub const RD_RECEIPT_MASK: u8 = 0x03;
+/// registered_delivery value: a receipt whatever the outcome.
+pub const RD_RECEIPT_ALWAYS: u8 = 0x01;
+
 /// An address with its type of number and numbering plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Address {
@@ -85,10 +94,29 @@ pub enum DlrMethod {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DlrRequest {
-    /// 1 = SMSC (submit_sm_resp), 2 = terminal (receipt), 3 = both.
+    /// [`DlrRequest::SUBMIT`], [`DlrRequest::RECEIPT`] or [`DlrRequest::BOTH`].
     pub level: u8,
     pub url: String,
     pub method: DlrMethod,
+}
+
+impl DlrRequest {
+    /// Jasmin's dlr-level 1: the SMSC's answer to submit_sm.
+    pub const SUBMIT: u8 = 1;
+    /// dlr-level 2: the operator's delivery receipt.
+    pub const RECEIPT: u8 = 2;
+    /// dlr-level 3: both.
+    pub const BOTH: u8 = 3;
+
+    /// A callback when the operator answers the submit_sm (levels 1 and 3).
+    pub fn on_submit(&self) -> bool {
+        self.level == Self::SUBMIT || self.level == Self::BOTH
+    }
+
+    /// A callback when the delivery receipt arrives (levels 2 and 3).
+    pub fn on_receipt(&self) -> bool {
+        self.level >= Self::RECEIPT
+    }
 }
 
 /// A message on its way to an operator (MT) or from one (MO).
@@ -270,7 +298,7 @@ impl Message {
     }
 
     pub fn has_udhi(&self) -> bool {
-        self.esm_class & 0x40 != 0
+        self.esm_class & ESM_UDHI != 0
     }
 
     /// The submit_sm for the operator: one part of this message (`content` is the part's

@@ -1,30 +1,19 @@
-//! Per-connector queues between the pipeline and the uplinks, and the journal hook
-//! that the durability issue will fill with a local log.
-//!
-//! The pipeline only ever (1) takes room in a queue without waiting, (2) appends the
-//! accepted message to the [`Journal`] and awaits its [`Durable`] answer, (3) pushes, and
-//! reports every final outcome through the journal again (one place, in `dispatch`).
+//! Per-connector queues between the pipeline and the uplinks. The pipeline checks for
+//! room, journals the accepted parts, then pushes them all or none without waiting; the
+//! uplink takes them through [`QueueSource`], which drops parts whose validity ended.
 
 use std::{
     collections::VecDeque,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
-
-use bytes::Bytes;
 
 use parking_lot::Mutex;
-use smpp_core::{
-    client::{SubmitRequest, SubmitSource},
-    rusmpp::Pdu,
-};
-use tokio::sync::{Notify, oneshot};
-
-use crate::{model::Message, receipts::DlrEntry};
+use smpp_core::client::{SubmitRequest, SubmitSource};
+use tokio::sync::Notify;
 
 /// One part of an accepted message on its way to an uplink.
 #[derive(Debug)]
@@ -163,122 +152,5 @@ impl SubmitSource for QueueSource {
             }
             notified.await;
         }
-    }
-}
-
-/// A message's final fate, as the journal records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FinalOutcome {
-    Failed { status: u32 },
-    Expired,
-}
-
-/// What the journal is told.
-#[derive(Debug)]
-pub enum JournalRecord<'a> {
-    /// One part accepted and charged, about to be queued. The client is answered only
-    /// when this is durable.
-    Accepted {
-        message: &'a Message,
-        username: &'a str,
-        connector: &'a str,
-        part: usize,
-        parts: usize,
-        content: &'a Bytes,
-        esm_class: u8,
-        registered_delivery: u8,
-        charge_key: &'a str,
-        /// This part's price, reserved under `charge_key`.
-        amount: i64,
-    },
-    /// The operator took a part whose receipt the client wants: keep what is needed to
-    /// match the receipt after a restart.
-    AwaitingReceipt {
-        entry: &'a DlrEntry,
-        operator_id: &'a str,
-        /// The part's (committed) charge, so a restart can tell billing it went out.
-        charge_key: &'a str,
-        ttl: Duration,
-    },
-    /// One part's final outcome (no receipt awaited).
-    Outcome {
-        id: &'a str,
-        part: usize,
-        outcome: FinalOutcome,
-    },
-    /// The final receipt of a part was handled.
-    ReceiptDone { id: &'a str, part: usize },
-    /// A deliver_sm (receipt or MO) for a client, kept until the client answers it.
-    PendingDelivery {
-        key: u128,
-        username: &'a str,
-        pdu: &'a Pdu,
-        ttl: Duration,
-    },
-    /// The client answered that deliver_sm (or the HTTP callback of that key is done).
-    Delivered { key: u128 },
-    /// An HTTP callback (DLR or MO) not yet acknowledged or given up; ended by
-    /// `Delivered { key }`.
-    PendingCallback {
-        key: u128,
-        callback: &'a crate::callbacks::Callback,
-        ttl: Duration,
-    },
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("journal append failed: {0}")]
-pub struct JournalError(pub String);
-
-/// When an append is safe to acknowledge.
-pub enum Durable {
-    Done,
-    /// Completed by the log's group commit.
-    Pending(oneshot::Receiver<Result<(), String>>),
-    /// Safe once this completes: e.g. a client's answer, or else a journal write.
-    Deferred(Pin<Box<dyn Future<Output = Result<(), String>> + Send>>),
-    /// Could not even be queued (log stopped or saturated).
-    Failed(String),
-}
-
-impl std::fmt::Debug for Durable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Done => f.write_str("Done"),
-            Self::Pending(_) => f.write_str("Pending"),
-            Self::Deferred(_) => f.write_str("Deferred"),
-            Self::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
-        }
-    }
-}
-
-impl Durable {
-    pub async fn wait(self) -> Result<(), JournalError> {
-        match self {
-            Self::Done => Ok(()),
-            Self::Pending(rx) => rx
-                .await
-                .map_err(|_| JournalError("log writer stopped".into()))?
-                .map_err(JournalError),
-            Self::Deferred(done) => done.await.map_err(JournalError),
-            Self::Failed(reason) => Err(JournalError(reason)),
-        }
-    }
-}
-
-pub trait Journal: Send + Sync + 'static {
-    fn append(&self, record: JournalRecord<'_>) -> Durable;
-
-    /// Periodic upkeep (expiring records nobody will finish).
-    fn housekeeping(&self) {}
-}
-
-/// No log (`durability = "memory"`): everything is "durable" at once.
-#[derive(Debug, Default)]
-pub struct NoJournal;
-
-impl Journal for NoJournal {
-    fn append(&self, _record: JournalRecord<'_>) -> Durable {
-        Durable::Done
     }
 }

@@ -211,7 +211,7 @@ pub fn client_receipt(entry: &DlrEntry, stat: &str, err: &str) -> Option<Deliver
 /// Should a receipt with this stat go to an SMPP client that asked `registered_delivery`?
 /// 1 = every receipt, 2 = failures only.
 pub fn wanted_by_smpp(registered_delivery: u8, stat: &str) -> bool {
-    match registered_delivery & 0x03 {
+    match registered_delivery & crate::model::RD_RECEIPT_MASK {
         1 => true,
         2 => !is_success(stat),
         _ => false,

@@ -1,6 +1,7 @@
 //! Every reason a message is refused, mapped one-to-one to Jasmin's HTTP answer
 //! (status + exact body of jasmin-compat §1.4) and to an SMPP command_status (§6.4).
 
+use proto::charging::ChargeError;
 use smpp_core::rusmpp::CommandStatus;
 
 /// A refused message. `Display` gives the text inside Jasmin's `Error "…"` body.
@@ -20,8 +21,9 @@ pub enum Refusal {
     },
     #[error("User throughput exceeded")]
     Throughput,
+    /// Billing refused the charge; the reason goes to the log, Jasmin's text to the client.
     #[error("Cannot charge submit_sm, check RouterPB log file for details")]
-    Charging,
+    Charging(ChargeError),
     /// Billing cannot record more now (its store is away or behind): back off and retry
     /// (our addition; Jasmin has no such state). Same text as `Charging`.
     #[error("Cannot charge submit_sm, check RouterPB log file for details")]
@@ -112,7 +114,7 @@ impl Refusal {
                 ValueFilterField::Content => CommandStatus::EsmeRsyserr,
             },
             Self::Throughput | Self::ChargingBusy => CommandStatus::EsmeRthrottled,
-            Self::Charging => CommandStatus::EsmeRsyserr,
+            Self::Charging(_) => CommandStatus::EsmeRsyserr,
             Self::NoRoute => CommandStatus::EsmeRinvdstadr,
             Self::NoBoundConnector | Self::Enqueue => CommandStatus::EsmeRsubmitfail,
             Self::QueueFull => CommandStatus::EsmeRmsgqful,
@@ -130,7 +132,7 @@ impl Refusal {
             | Self::ValueFilter { .. }
             | Self::InterceptorFailed
             | Self::InvalidArgument { .. } => 400,
-            Self::Authentication { .. } | Self::Throughput | Self::Charging => 403,
+            Self::Authentication { .. } | Self::Throughput | Self::Charging(_) => 403,
             Self::NoRoute | Self::NoBoundConnector => 412,
             // A full queue is temporary: 503 tells HTTP clients to come back.
             Self::QueueFull | Self::ChargingBusy => 503,

@@ -3,20 +3,14 @@
 
 mod common;
 
-use std::{
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use benches::sim::SimConfig;
 use common::{
-    Sim, WAIT, connect_esme, connect_esme_with, start_gateway, start_gateway_with, start_smsc,
-    submit_sm, ucs2_three_parts, udh_part, wait_until,
+    Sim, WAIT, billing_for, connect_esme, connect_esme_with, start_gateway, start_gateway_with,
+    start_smsc, submit_sm, ucs2_three_parts, udh_part, wait_until,
 };
-use router::{
-    charging::{Account, MemoryCharging},
-    dispatch::Deps,
-};
+use router::{Deps, RouterConfig, charging::Charging};
 use smpp_core::{
     client::{SubmitOutcome, SubmitRequest},
     rusmpp::{
@@ -317,20 +311,17 @@ async fn stalled_uplink_fills_queue_then_drains_without_loss_or_double_charge() 
     let op_port = probe.local_addr().expect("addr").port();
     drop(probe);
     let extra = "queue_capacity = 5\n[[mt_routes]]\norder = 0\ntype = \"DefaultRoute\"\nconnector = \"op1\"\nrate = \"0.5\"\n";
-    // Balances are read through the gateway's own Charging.
-    let charging = Arc::new(MemoryCharging::new());
-    charging.set_account(
-        "u1",
-        Account {
-            balance: Some(100_000_000),
-            sms_count: Some(10),
-        },
+    // Balances are read through billing, the gateway's own Charging.
+    let config = base_config(op_port, extra).replace(
+        "uid = \"u1\"",
+        "uid = \"u1\"\nquotas = { balance = \"100\", sms_count = 10 }",
     );
+    let charging = billing_for(&RouterConfig::from_toml_str(&config).expect("config")).await;
     let deps = Deps {
         charging: Some(charging.clone()),
         ..Deps::default()
     };
-    let (gw, port) = start_gateway_with(&shutdown, &base_config(op_port, extra), deps).await;
+    let (gw, port) = start_gateway_with(&shutdown, &config, deps).await;
     let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
     let mut accepted = 0;
     for i in 0..5 {
@@ -344,7 +335,11 @@ async fn stalled_uplink_fills_queue_then_drains_without_loss_or_double_charge() 
         accepted += 1;
     }
     // Charged when accepted (reserved), before the operator saw anything.
-    let account = || charging.account("u1").expect("account");
+    let account = || {
+        futures_util::FutureExt::now_or_never(charging.balance("u1"))
+            .expect("in memory")
+            .expect("account")
+    };
     assert_eq!(account().balance, Some(100_000_000 - 5 * 500_000));
     assert_eq!(account().sms_count, Some(5));
     // The sixth finds the queue full: ESME_RMSGQFUL at once (the client retries it as
@@ -391,7 +386,11 @@ async fn stalled_uplink_fills_queue_then_drains_without_loss_or_double_charge() 
     // Every message charged exactly once, nothing refunded that was delivered.
     assert_eq!(account().balance, Some(100_000_000 - 6 * 500_000));
     assert_eq!(account().sms_count, Some(4));
-    assert_eq!(charging.open_reservations(), 0, "all committed");
+    assert_eq!(
+        charging.engine().open_reservations().len(),
+        0,
+        "all committed"
+    );
     assert!(sim.submits.try_recv().is_err(), "no duplicate submit_sm");
     shutdown.cancel();
 }

@@ -11,6 +11,7 @@ pub mod server;
 pub mod status;
 pub mod text;
 pub mod throttle;
+pub mod time;
 pub mod window;
 
 pub use bind::BindKind;

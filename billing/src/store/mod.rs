@@ -1,12 +1,14 @@
 //! Where the ledger, the CDR, accounts and tariffs are kept. The engine never waits on
 //! the store in its hot path: the write-behind task is the only writer of ledger and CDR.
 
+mod memory;
 mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -169,7 +171,9 @@ pub trait LedgerStore: Send + Sync + 'static {
 /// Opens the store named by `url` and runs its migrations:
 /// `sqlite://path` (created if missing), `sqlite::memory:`, or `postgres://…`.
 pub async fn open_store(url: &str) -> Result<Arc<dyn LedgerStore>, BillingError> {
-    if url.starts_with("sqlite:") {
+    if url == "memory:" {
+        Ok(Arc::new(MemoryStore::new()))
+    } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url).await?))

@@ -16,12 +16,13 @@ use std::{
 };
 
 use benches::sim::{ReceivedSubmit, SimConfig, SimStats, Simulator};
+use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use router::{Address, Gateway, Message, Origin, RouterConfig, dispatch::Deps};
+use router::{Address, Deps, Gateway, Message, Origin, RouterConfig, Snapshot};
 use smpp_core::{
     BindKind,
     client::{
@@ -256,6 +257,28 @@ pub fn mo(src: &str, dst: &str, esm_class: u8, data_coding: u8, body: Vec<u8>) -
 
 // ---------------------------------------------------------------- the gateway
 
+/// The billing engine on an in-memory store (the real money path, no database), with an
+/// account for every user of `config`, opened with the user's configured quotas.
+pub async fn billing_for(config: &RouterConfig) -> Arc<EngineCharging> {
+    let engine = BillingEngine::open(BillingConfig {
+        url: "memory:".into(),
+        ..BillingConfig::default()
+    })
+    .await
+    .expect("billing engine");
+    let snapshot = Snapshot::build(config, &|_| true).expect("snapshot");
+    let users = snapshot.directory.by_uid.values().map(|u| UserAccount {
+        uid: u.uid.to_string(),
+        balance: u.balance,
+        sms_count: u.sms_count,
+    });
+    Arc::new(
+        EngineCharging::attach(engine, users, "EUR")
+            .await
+            .expect("accounts"),
+    )
+}
+
 /// Start the gateway with a router table and serve SMPP on a free port.
 pub async fn start_gateway(shutdown: &CancellationToken, router_toml: &str) -> (Arc<Gateway>, u16) {
     start_gateway_with(shutdown, router_toml, Deps::default()).await
@@ -264,9 +287,12 @@ pub async fn start_gateway(shutdown: &CancellationToken, router_toml: &str) -> (
 pub async fn start_gateway_with(
     shutdown: &CancellationToken,
     router_toml: &str,
-    deps: Deps,
+    mut deps: Deps,
 ) -> (Arc<Gateway>, u16) {
     let config = RouterConfig::from_toml_str(router_toml).expect("config");
+    if deps.charging.is_none() {
+        deps.charging = Some(billing_for(&config).await);
+    }
     let registry = SessionRegistry::new();
     let handle = Gateway::start(config, registry.clone(), shutdown.clone(), deps).expect("start");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gw");

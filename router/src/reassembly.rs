@@ -44,7 +44,7 @@ struct Inner {
     originals: HashMap<MessageKey, BTreeMap<u8, Message>>,
 }
 
-pub struct Reassembler {
+pub struct MoReassembler {
     inner: Mutex<Inner>,
 }
 
@@ -70,7 +70,7 @@ impl Inner {
     }
 }
 
-impl Reassembler {
+impl MoReassembler {
     pub fn new(timeout: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner {
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn reassembles_out_of_order_and_ignores_retransmissions() {
-        let r = Reassembler::new(Duration::from_secs(60));
+        let r = MoReassembler::new(Duration::from_secs(60));
         assert!(matches!(r.offer(udh8(3, b"c")), Offer::Waiting));
         assert!(matches!(r.offer(udh8(1, b"a")), Offer::Waiting));
         assert!(matches!(r.offer(udh8(1, b"x")), Offer::Waiting));
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn sixteen_bit_references_other_ies_and_sar() {
-        let r = Reassembler::new(Duration::from_secs(60));
+        let r = MoReassembler::new(Duration::from_secs(60));
         // A port IE before a 16-bit concatenation IE.
         let header = |seq: u8| {
             [
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn singles_pass_through_and_incomplete_parts_expire() {
-        let r = Reassembler::new(Duration::ZERO);
+        let r = MoReassembler::new(Duration::ZERO);
         let plain = Message {
             content: Bytes::from_static(b"hi"),
             ..Message::default()

@@ -1,0 +1,121 @@
+//! A connector (an SMPP uplink to an operator) as the pipeline sees it, and the mapping
+//! from Jasmin's connector options to the uplink's configuration.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use smpp_core::{
+    BindKind,
+    client::{UplinkConfig, UplinkStats},
+};
+
+use crate::{
+    config::{ConfigError, ConnectorConfig},
+    queue::MessageQueue,
+    stats::ConnectorCounters,
+};
+
+/// Longest reconnect delay, receipt expiry and so on that a connector may ask for: past
+/// this, durations overflow the clock (a year is already more than anyone means).
+const MAX_DELAY_SECS: f64 = 365.0 * 86_400.0;
+/// The slowest uplink cap we accept: one submit_sm a day.
+const MIN_THROUGHPUT: f64 = 1.0 / 86_400.0;
+
+pub struct Connector {
+    pub cid: Arc<str>,
+    pub config: ConnectorConfig,
+    pub queue: Arc<dyn MessageQueue>,
+    pub stats: OnceLock<Arc<UplinkStats>>,
+    pub counters: ConnectorCounters,
+}
+
+impl Connector {
+    pub fn is_bound(&self) -> bool {
+        self.stats.get().is_some_and(|s| s.is_bound())
+    }
+}
+
+/// The uplink's configuration, or why the connector's options are unusable. Values that
+/// would overflow a timer are refused here, when the configuration loads, rather than
+/// panicking inside the uplink's task later.
+pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
+    let invalid = |what: &str| ConfigError::Invalid(format!("connector {}: {what}", c.cid));
+    let bind: BindKind = c.bind.parse().map_err(|e: String| invalid(&e))?;
+    let delay = |name: &str, v: f64| {
+        if v.is_finite() && (0.0..=MAX_DELAY_SECS).contains(&v) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(invalid(&format!(
+                "{name} must be between 0 and {MAX_DELAY_SECS} seconds, got {v}"
+            )))
+        }
+    };
+    let on_loss = delay("con_loss_delay", c.con_loss_delay_secs)?;
+    let on_failure = delay("con_fail_delay", c.con_fail_delay_secs)?;
+    for (name, secs) in [
+        ("elink_interval", c.elink_interval_secs),
+        ("res_to", c.res_to_secs),
+        ("dlr_expiry", c.dlr_expiry_secs),
+    ] {
+        delay(name, secs as f64)?;
+    }
+    let throughput = match c.submit_throughput {
+        None => None,
+        Some(t) if t == 0.0 => None,
+        Some(t) if t.is_finite() && t >= MIN_THROUGHPUT => Some(t),
+        Some(t) => {
+            return Err(invalid(&format!(
+                "submit_throughput must be 0 (no cap) or at least {MIN_THROUGHPUT:e}/s, got {t}"
+            )));
+        }
+    };
+    let elink = Duration::from_secs(c.elink_interval_secs.max(1));
+    Ok(UplinkConfig {
+        id: c.cid.clone(),
+        address: format!("{}:{}", c.host, c.port),
+        system_id: c.username.clone(),
+        password: c.password.clone(),
+        system_type: c.systype.clone(),
+        bind,
+        enquire_link_interval: elink,
+        dead_after: elink * 3,
+        response_timeout: Duration::from_secs(c.res_to_secs.max(1)),
+        window: c.window.max(1),
+        throughput,
+        reconnect_on_loss_delay: on_loss,
+        reconnect_on_failure_delay: on_failure,
+        max_reconnect_delay: on_loss.max(on_failure).max(Duration::from_secs(1)),
+        ..UplinkConfig::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(extra: &str) -> ConnectorConfig {
+        toml::from_str(&format!("cid = \"op\"\n{extra}")).expect("connector toml")
+    }
+
+    #[test]
+    fn values_that_would_overflow_a_timer_are_refused_at_load() {
+        assert!(uplink_config(&connector("")).is_ok());
+        for bad in [
+            "con_loss_delay_secs = inf",
+            "con_fail_delay_secs = nan",
+            "con_fail_delay_secs = -1.0",
+            "con_loss_delay_secs = 1e300",
+            "submit_throughput = 1e-300",
+            "submit_throughput = -5.0",
+            "dlr_expiry_secs = 18446744073709551615",
+            "res_to_secs = 18446744073709551615",
+        ] {
+            let error = uplink_config(&connector(bad)).expect_err(bad);
+            assert!(error.to_string().contains("connector op"), "{bad}: {error}");
+        }
+        let free = uplink_config(&connector("submit_throughput = 0.0")).expect("0 = no cap");
+        assert_eq!(free.throughput, None);
+    }
+}

@@ -1,0 +1,272 @@
+//! Delivery receipts: a part the operator accepted waits for its receipt under the
+//! operator's id; the receipt, once matched, is reported to the client (deliver_sm or
+//! an HTTP DLR), whole for a multipart message when so configured. Failures found here
+//! (rejected, expired) are reported the same way.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hyper::Method;
+use smpp_core::rusmpp::{CommandStatus, Pdu};
+use tracing::warn;
+
+use super::{Gateway, InFlight};
+use crate::{
+    callbacks::{Callback, DLR_AGENT},
+    idmap::normalize,
+    journaling::{Durable, JournalRecord},
+    model::{DlrMethod, DlrRequest, Origin, RD_RECEIPT_MASK},
+    receipts::{self, DlrEntry, Receipt, ReceiptEvent},
+    stats::bump,
+};
+
+impl Gateway {
+    pub(super) fn wants_receipt(&self, f: &InFlight) -> bool {
+        match &f.message.origin {
+            Origin::Smpp { .. } => f.message.registered_delivery & RD_RECEIPT_MASK != 0,
+            Origin::Http => f
+                .message
+                .dlr
+                .as_ref()
+                .is_some_and(|d| d.on_receipt() && !d.url.is_empty()),
+        }
+    }
+
+    pub(super) fn entry_for(&self, f: &InFlight) -> DlrEntry {
+        DlrEntry {
+            id: f.message.id.clone(),
+            uid: f.message.uid.clone(),
+            username: f.username.clone(),
+            origin: f.message.origin.clone(),
+            source: f.message.source.clone(),
+            destination: f.message.destination.clone(),
+            registered_delivery: f.message.registered_delivery,
+            dlr: f.message.dlr.clone(),
+            connector: f.connector.clone(),
+            submitted_at: f.message.received_at,
+            part: f.part,
+            multipart: f.multipart.clone(),
+        }
+    }
+
+    pub(super) fn report_failure(&self, f: &InFlight, stat: &str, status_name: &str, err: &str) {
+        let entry = self.entry_for(f);
+        let r = Receipt {
+            id: String::new(),
+            stat: stat.to_owned(),
+            err: err.to_owned(),
+            sub: "ND".into(),
+            dlvrd: "ND".into(),
+            submit_date: "ND".into(),
+            done_date: "ND".into(),
+            text: String::new(),
+        };
+        // A multipart message is reported once: the failed part completes its share of
+        // the whole, like a receipt would.
+        let whole_receipt = || {
+            f.multipart
+                .as_ref()
+                .map(|state| state.lock().record(f.part, stat))
+        };
+        if let Some(dlr) = &f.message.dlr {
+            if dlr.on_submit() {
+                let level1 = match &f.multipart {
+                    Some(state) => state.lock().responded(status_name),
+                    None => Some(status_name.to_owned()),
+                };
+                if let Some(status) = level1 {
+                    self.http_dlr_level1(&entry, dlr, &status);
+                }
+            }
+            if dlr.on_receipt() {
+                match whole_receipt() {
+                    Some(Some(whole)) => {
+                        let _ = self.report(&entry, &r, &whole);
+                    }
+                    Some(None) => {}
+                    // A single message at level 3 gets the level-1 error only, as in Jasmin.
+                    None if dlr.level == DlrRequest::RECEIPT => {
+                        let _ = self.report(&entry, &r, stat);
+                    }
+                    None => {}
+                }
+            }
+            return;
+        }
+        match whole_receipt() {
+            Some(Some(whole)) => {
+                let _ = self.report(&entry, &r, &whole);
+            }
+            Some(None) => {}
+            None => {
+                let _ = self.report(&entry, &r, stat);
+            }
+        }
+    }
+
+    pub(super) fn http_dlr_level1(&self, entry: &DlrEntry, dlr: &DlrRequest, status: &str) {
+        if dlr.url.is_empty() {
+            return;
+        }
+        let _ = self.throw(Callback {
+            url: dlr.url.clone(),
+            method: if dlr.method == DlrMethod::Get {
+                Method::GET
+            } else {
+                Method::POST
+            },
+            params: vec![
+                ("id", entry.id.as_bytes().to_vec()),
+                ("message_status", status.as_bytes().to_vec()),
+                ("level", b"1".to_vec()),
+                ("connector", entry.connector.as_bytes().to_vec()),
+            ],
+            user_agent: DLR_AGENT,
+        });
+    }
+
+    /// A matched receipt: track multipart, then deliver to the client.
+    fn deliver_receipt(&self, cid: &Arc<str>, entry: &Arc<DlrEntry>, r: &Receipt) -> Durable {
+        let stat = receipts::is_final(&r.stat)
+            .then_some(())
+            .map(|_| r.stat.clone());
+        let is_final = stat.is_some();
+        if let Some(c) = self.connectors.get(cid) {
+            bump(&c.counters.receipts);
+        }
+        bump(&self.user_counters(&entry.uid).receipts);
+        if is_final {
+            self.idmap.remove(cid, &r.id);
+        }
+        let _ = self.receipts_tx.send(ReceiptEvent {
+            id: entry.id.clone(),
+            uid: entry.uid.clone(),
+            connector: cid.clone(),
+            operator_id: normalize(&r.id),
+            stat: r.stat.clone(),
+            err: r.err.clone(),
+            part: entry.part,
+        });
+        let reported = match (&entry.multipart, stat) {
+            (Some(state), Some(stat)) => state.lock().record(entry.part, &stat),
+            // Intermediate receipts of a multipart message are not reported in whole mode.
+            (Some(_), None) => None,
+            (None, _) => Some(r.stat.clone()),
+        };
+        let durable = match reported {
+            Some(reported) => self.report(entry, r, &reported),
+            None => Durable::Done,
+        };
+        if !is_final {
+            return durable;
+        }
+        match durable {
+            // Relayed: the mapping may leave the journal only once the client has the
+            // receipt. Until then a crash must leave it, so that the operator's resend
+            // still finds its message.
+            Durable::Deferred(relayed) => {
+                let journal = self.journal.clone();
+                let (id, part) = (entry.id.clone(), entry.part);
+                Durable::Deferred(Box::pin(async move {
+                    relayed.await?;
+                    journal.append(JournalRecord::ReceiptDone { id: &id, part });
+                    Ok(())
+                }))
+            }
+            // Queued after the client's copy, so a crash between the two leaves both.
+            durable => {
+                self.journal.append(JournalRecord::ReceiptDone {
+                    id: &entry.id,
+                    part: entry.part,
+                });
+                durable
+            }
+        }
+    }
+
+    fn report(&self, entry: &DlrEntry, r: &Receipt, stat: &str) -> Durable {
+        match &entry.origin {
+            Origin::Smpp { .. } => {
+                if receipts::wanted_by_smpp(entry.registered_delivery, stat)
+                    && let Some(pdu) = receipts::client_receipt(entry, stat, &r.err)
+                {
+                    return self.relay_to_user(&entry.username, Pdu::DeliverSm(pdu));
+                }
+            }
+            Origin::Http => {
+                let Some(dlr) = &entry.dlr else {
+                    return Durable::Done;
+                };
+                if !dlr.on_receipt() || dlr.url.is_empty() {
+                    return Durable::Done;
+                }
+                let p = |s: &str| s.as_bytes().to_vec();
+                return self.throw(Callback {
+                    url: dlr.url.clone(),
+                    method: if dlr.method == DlrMethod::Get {
+                        Method::GET
+                    } else {
+                        Method::POST
+                    },
+                    params: vec![
+                        ("id", p(&entry.id)),
+                        ("message_status", p(stat)),
+                        ("level", p("2")),
+                        ("connector", p(&entry.connector)),
+                        ("id_smsc", p(&normalize(&r.id))),
+                        ("sub", p(&r.sub)),
+                        ("dlvrd", p(&r.dlvrd)),
+                        ("subdate", p(&r.submit_date)),
+                        ("donedate", p(&r.done_date)),
+                        ("err", p(&r.err)),
+                        ("text", p(&r.text)),
+                    ],
+                    user_agent: DLR_AGENT,
+                });
+            }
+        }
+        Durable::Done
+    }
+
+    /// A receipt from the operator: matched to its message and reported; the operator
+    /// hears ESME_ROK only once the client's copy is durable.
+    pub(super) async fn on_receipt(&self, cid: &Arc<str>, r: Receipt) -> CommandStatus {
+        match self.idmap.get(cid, &r.id) {
+            Some(entry) => {
+                // The operator hears ESME_ROK only once the client's copy is durable;
+                // otherwise it keeps the receipt and sends it again.
+                if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
+                    warn!(%error, "receipt not journaled: operator asked to resend");
+                    return CommandStatus::EsmeRsyserr;
+                }
+            }
+            None => {
+                // Its submit_sm_resp may still be on its way (or, just after a
+                // restart, the replay still running): the operator is answered only
+                // once the receipt is matched and written, or the hold expires.
+                let hold = Duration::from_millis(self.settings.early_receipt_hold_ms);
+                let deadline = Instant::now() + hold;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    if let Some(entry) = self.idmap.get(cid, &r.id) {
+                        if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
+                            warn!(%error, "receipt not journaled: operator asked to resend");
+                            return CommandStatus::EsmeRsyserr;
+                        }
+                        return CommandStatus::EsmeRok;
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                if let Some(c) = self.connectors.get(cid) {
+                    bump(&c.counters.receipts_unmatched);
+                }
+                warn!(connector = %cid, operator_id = %r.id, "receipt for an unknown message id dropped");
+            }
+        }
+        CommandStatus::EsmeRok
+    }
+}

@@ -1,0 +1,149 @@
+//! After a restart, the journal's replay: accepted parts go back to the front of their
+//! queues in their original order, awaited receipts get their operator-id mapping back,
+//! kept deliveries and HTTP callbacks are made again.
+
+use std::sync::Arc;
+
+use proto::charging::MessageCharge;
+use smpp_core::rusmpp::CommandStatus;
+use tracing::{debug, info, warn};
+
+use super::{Connector, Gateway, InFlight};
+use crate::{durable::Restored, journaling::JournalRecord, queue::Queued};
+
+/// What a journal replay brought back.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Charge keys and operator ids of parts the operator had accepted before the
+    /// restart (their charges must be committed, whatever billing's store says).
+    pub submitted: Vec<(String, String)>,
+    pub requeued: usize,
+    pub deliveries: usize,
+    pub receipts_awaited: usize,
+    /// HTTP callbacks (DLR and MO) sent again.
+    pub callbacks: usize,
+    pub dropped: usize,
+}
+
+impl Gateway {
+    /// Take back what the journal replayed after a restart: accepted parts go to the front
+    /// of their connector's queue in their original order; awaited receipts get their
+    /// operator-id mapping back. Call before clients can bind.
+    pub async fn restore(&self, records: Vec<Restored>) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        let mut requeue: Vec<(Arc<Connector>, Queued)> = Vec::new();
+        for record in records {
+            match record {
+                Restored::Part(p) => {
+                    let Some(connector) = self.connectors.get(&p.connector).cloned() else {
+                        warn!(id = %p.message.id, connector = %p.connector, "replayed message for an unknown connector: refunded");
+                        self.charging.refund(&p.charge_key, "UNKNOWN_CONNECTOR");
+                        report.dropped += 1;
+                        continue;
+                    };
+                    // Reserving again is a no-op when billing still holds the reservation,
+                    // and restores one its write-behind lost. A reference billing already
+                    // settled is sent anyway: the receipt the client waits for may depend
+                    // on it, and settling twice is a no-op.
+                    let texts = [(p.part, p.content.as_ref())];
+                    let charge = MessageCharge {
+                        uid: &p.message.uid,
+                        message_id: &p.message.id,
+                        price_per_part: p.amount,
+                        connector: &p.connector,
+                        destination: &p.message.destination.addr,
+                        sender: &p.message.source.addr,
+                        parts: p.parts,
+                        texts: &texts,
+                    };
+                    if let Err(error) = self.charging.reserve(charge).await {
+                        debug!(id = %p.message.id, part = p.part, %error, "replayed part: no new reservation");
+                    }
+                    let message = Arc::new(p.message);
+                    let tag = self.new_tag();
+                    let f = InFlight {
+                        expires_at: smpp_core::time::deadline(&message.validity_period),
+                        message,
+                        content: p.content,
+                        esm_class: p.esm_class,
+                        registered_delivery: p.registered_delivery,
+                        part: p.part,
+                        parts: p.parts,
+                        connector: p.connector,
+                        alternatives: None,
+                        charge_key: p.charge_key,
+                        requeues: 0,
+                        username: p.username,
+                        multipart: None,
+                    };
+                    let Some(item) = self.rebuild(&f, tag) else {
+                        self.fail(&f, u32::from(CommandStatus::EsmeRsyserr));
+                        report.dropped += 1;
+                        continue;
+                    };
+                    self.track(tag, f);
+                    requeue.push((connector, item));
+                    report.requeued += 1;
+                }
+                Restored::PendingDelivery {
+                    key,
+                    username,
+                    pdu,
+                    ttl,
+                } => {
+                    // Written again so that its expiry is tracked by this process.
+                    let _ = self.journal.append(JournalRecord::PendingDelivery {
+                        key,
+                        username: &username,
+                        pdu: &pdu,
+                        ttl,
+                    });
+                    self.deliver_or_keep(&username, key, pdu);
+                    report.deliveries += 1;
+                }
+                Restored::AwaitingReceipt {
+                    entry,
+                    connector,
+                    operator_id,
+                    charge_key,
+                    ttl,
+                } => {
+                    // Written again so that its expiry is tracked by this process.
+                    self.journal.append(JournalRecord::AwaitingReceipt {
+                        entry: &entry,
+                        operator_id: &operator_id,
+                        charge_key: &charge_key,
+                        ttl,
+                    });
+                    report.submitted.push((charge_key, operator_id.clone()));
+                    self.idmap
+                        .insert(&connector, &operator_id, Arc::new(entry), ttl);
+                    report.receipts_awaited += 1;
+                }
+                Restored::PendingCallback { key, callback, ttl } => {
+                    // Written again so that its expiry is tracked by this process.
+                    let _ = self.journal.append(JournalRecord::PendingCallback {
+                        key,
+                        callback: &callback,
+                        ttl,
+                    });
+                    self.spawn_callback(key, callback);
+                    report.callbacks += 1;
+                }
+            }
+        }
+        for (connector, item) in requeue.into_iter().rev() {
+            connector.queue.push_front(item);
+        }
+        if report.requeued + report.receipts_awaited + report.deliveries + report.dropped > 0 {
+            info!(
+                requeued = report.requeued,
+                receipts_awaited = report.receipts_awaited,
+                deliveries = report.deliveries,
+                dropped = report.dropped,
+                "journal replay restored"
+            );
+        }
+        report
+    }
+}
