@@ -25,6 +25,9 @@ pub struct UplinkConfig {
     pub dead_after: Duration,
     /// Wait this long for each submit_sm_resp (Jasmin `res_to`).
     pub response_timeout: Duration,
+    /// Each write to the SMSC (up to 256 KiB of queued PDUs) must be accepted within this,
+    /// or the link is dropped and reconnected.
+    pub write_timeout: Duration,
     /// submit_sm in flight at once.
     pub window: usize,
     /// submit_sm per second (Jasmin `submit_throughput`); None = no cap.
@@ -67,6 +70,7 @@ impl Default for UplinkConfig {
             enquire_link_interval: Duration::from_secs(30),
             dead_after: Duration::from_secs(90),
             response_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(15),
             window: 64,
             throughput: None,
             reconnect_on_loss: true,

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     bind::BindKind,
     frame::{self, Framer, ids},
-    io::{Outbox, WRITE_QUEUE, write_loop},
+    io::{Outbox, WRITE_QUEUE, give_up_at, write_loop},
     status,
     throttle::TokenBucket,
     window::Window,
@@ -110,14 +110,15 @@ pub(crate) async fn connect(config: &UplinkConfig) -> Result<Link, ConnectError>
         &Command::new(CommandStatus::EsmeRok, 1, bind_pdu(config)?),
         &mut out,
     );
-    writer
-        .write_all(&out)
+    let deadline = tokio::time::Instant::now() + config.bind_timeout;
+    // An SMSC that does not read must not hold the connect for longer than the bind.
+    tokio::time::timeout_at(deadline, writer.write_all(&out))
         .await
+        .map_err(|_| ConnectError::BindTimeout)?
         .map_err(|_| ConnectError::Closed)?;
 
     let framer = Framer::new(config.max_command_length);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let deadline = tokio::time::Instant::now() + config.bind_timeout;
     loop {
         while let Some(frame) = framer
             .next_frame(&mut buf)
@@ -219,7 +220,7 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
         mut buf,
     } = link;
     let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
-    let writer_task = tokio::spawn(write_loop(writer, write_rx));
+    let mut writer_task = tokio::spawn(write_loop(writer, write_rx, config.write_timeout));
     let mut outbox = Outbox::new(write_tx);
     let framer = Framer::new(config.max_command_length);
 
@@ -266,6 +267,7 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
             _ = shutdown.cancelled(), if stopping.is_none() => {
                 stopping = Some(Instant::now() + config.shutdown_timeout);
             }
+            _ = outbox.closed() => break 'session SessionEnd::Lost("write failed or timed out".into()),
             Some((seq, response_id, status)) = inbound.next(), if !inbound.is_empty() => {
                 frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
                 while let Some(Some((seq, response_id, status))) = inbound.next().now_or_never() {
@@ -286,7 +288,7 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         Ok(None) => break,
                         Err(error) => {
                             frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdlen), 0, outbox.buf());
-                            let _ = outbox.flush().await;
+                            let _ = outbox.flush_or(flush_limit(config, stopping, shutdown)).await;
                             break 'session SessionEnd::Lost(error.to_string());
                         }
                     };
@@ -351,7 +353,7 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         }
                         ids::UNBIND => {
                             frame::encode_header_only(ids::UNBIND_RESP, 0, header.sequence_number, outbox.buf());
-                            let _ = outbox.flush().await;
+                            let _ = outbox.flush_or(flush_limit(config, stopping, shutdown)).await;
                             break 'session SessionEnd::Lost("unbound by the SMSC".into());
                         }
                         ids::UNBIND_RESP if unbind_sent => break 'session SessionEnd::Stopped,
@@ -425,8 +427,13 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
             frame::encode_header_only(ids::UNBIND, 0, sequence, outbox.buf());
             unbind_sent = true;
         }
-        if outbox.flush().await.is_err() {
-            break 'session SessionEnd::Lost("write failed".into());
+        // An SMSC that does not read blocks this flush; the limit keeps the stop deadline.
+        if outbox
+            .flush_or(flush_limit(config, stopping, shutdown))
+            .await
+            .is_err()
+        {
+            break 'session SessionEnd::Lost("write failed or blocked".into());
         }
     };
 
@@ -438,8 +445,34 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
         retry.push_front(request);
     }
     drop(outbox);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    // The writer may still be blocked on an SMSC that does not read.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
     end
+}
+
+/// What a flush may wait for room in the write queue: the write timeout, the stop
+/// deadline once stopping, and the shutdown timeout after a shutdown.
+fn flush_limit<'a>(
+    config: &UplinkConfig,
+    stopping: Option<Instant>,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = ()> + 'a {
+    let now = tokio::time::Instant::now();
+    let mut deadline = now
+        .checked_add(config.write_timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+    if let Some(stop) = stopping {
+        deadline = deadline.min(tokio::time::Instant::from_std(stop));
+    }
+    let shutdown = stopping
+        .is_none()
+        .then_some((shutdown, config.shutdown_timeout));
+    give_up_at(deadline, shutdown)
 }
 
 fn tick_period(config: &UplinkConfig) -> Duration {
