@@ -433,11 +433,12 @@ async fn bind<A: Authenticator, H>(
     };
     let config = &shared.config;
     let guard = &shared.guard;
-    if guard.locked(peer.ip(), &request.system_id) {
-        // Locked out: the authenticator (and its password hashing) is not even asked.
+    // Counted as a failure before the authenticator (and its password hashing) runs, so
+    // a burst of parallel binds cannot all be verified before the lockout starts.
+    let Some(failure_delay) = guard.begin(peer.ip(), &request.system_id) else {
         warn!(system_id = %request.system_id, "bind refused: locked out after repeated failures");
         return Err((CommandStatus::EsmeRbindfail, config.guard.failure_delay));
-    }
+    };
     let authenticated =
         tokio::time::timeout(config.bind_timeout, shared.auth.authenticate(&request))
             .await
@@ -447,7 +448,7 @@ async fn bind<A: Authenticator, H>(
             guard.succeeded(peer.ip(), &request.system_id);
             grant
         }
-        Err(status) => return Err((status, guard.failed(peer.ip(), &request.system_id))),
+        Err(status) => return Err((status, failure_delay)),
     };
     let info = Arc::new(SessionInfo {
         id: session_id,
