@@ -30,6 +30,9 @@ pub struct UplinkConfig {
     pub write_timeout: Duration,
     /// submit_sm in flight at once.
     pub window: usize,
+    /// deliver_sm/data_sm from the SMSC handled at once (None = `window`). With this
+    /// many handlers running the link stops reading, which pushes back on the SMSC.
+    pub max_inbound: Option<usize>,
     /// submit_sm per second (Jasmin `submit_throughput`); None = no cap.
     pub throughput: Option<f64>,
     /// Reconnect after an established link is lost (Jasmin `con_loss_retry`/`con_loss_delay`).
@@ -72,6 +75,7 @@ impl Default for UplinkConfig {
             response_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(15),
             window: 64,
+            max_inbound: None,
             throughput: None,
             reconnect_on_loss: true,
             reconnect_on_loss_delay: Duration::from_secs(10),

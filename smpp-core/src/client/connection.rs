@@ -226,6 +226,7 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
 
     let mut window: Window<SubmitRequest> = Window::new(config.window, config.response_timeout);
     let mut inbound = FuturesUnordered::new();
+    let max_inbound = config.max_inbound.unwrap_or(config.window).max(1);
     let mut bucket = config.throughput.map(TokenBucket::new);
     let mut paused_until: Option<Instant> = None;
     let mut throttle_pause = config.throttle_pause;
@@ -274,96 +275,15 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                     frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
                 }
             }
-            read = reader.read_buf(&mut buf) => {
+            // With max_inbound handlers running, the socket is not read: the SMSC's
+            // window and TCP push back instead of futures piling up here.
+            read = reader.read_buf(&mut buf), if inbound.len() < max_inbound => {
                 match read {
                     Ok(0) => break 'session SessionEnd::Lost("closed by the SMSC".into()),
                     Err(error) => break 'session SessionEnd::Lost(format!("read failed: {error}")),
                     Ok(_) => {}
                 }
-                let now = Instant::now();
-                last_received = now;
-                loop {
-                    let frame = match framer.next_frame(&mut buf) {
-                        Ok(Some(frame)) => frame,
-                        Ok(None) => break,
-                        Err(error) => {
-                            frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdlen), 0, outbox.buf());
-                            let _ = outbox.flush_or(flush_limit(config, stopping, shutdown)).await;
-                            break 'session SessionEnd::Lost(error.to_string());
-                        }
-                    };
-                    let header = frame.header;
-                    match header.command_id {
-                        ids::SUBMIT_SM_RESP | ids::GENERIC_NACK => {
-                            let Some((sent_at, request)) = window.complete(header.sequence_number) else {
-                                debug!(seq = header.sequence_number, "response to no pending submit_sm");
-                                continue;
-                            };
-                            let latency = now.saturating_duration_since(sent_at);
-                            let status = header.status();
-                            match status {
-                                CommandStatus::EsmeRok => {
-                                    let message_id = match frame.decode().ok().and_then(|c| c.into_parts().pdu) {
-                                        Some(Pdu::SubmitSmResp(resp)) => resp.message_id().as_str().to_owned(),
-                                        _ => String::new(),
-                                    };
-                                    throttle_pause = config.throttle_pause;
-                                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                                    finish(handler, stats, request, SubmitOutcome::Accepted { message_id }, latency);
-                                }
-                                CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
-                                    // Not a failure: slow down and send it again, ahead of new traffic.
-                                    stats.throttled.fetch_add(1, Ordering::Relaxed);
-                                    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                                    retry.push_front(request);
-                                    paused_until = Some(now + throttle_pause);
-                                    throttle_pause = (throttle_pause * 2).min(config.max_throttle_pause);
-                                }
-                                status => {
-                                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                                    finish(handler, stats, request, SubmitOutcome::Rejected(status), latency);
-                                }
-                            }
-                        }
-                        ids::DELIVER_SM | ids::DATA_SM => {
-                            let seq = header.sequence_number;
-                            let response_id = header.command_id | 0x8000_0000;
-                            let inbound_pdu = match frame.decode() {
-                                Ok(command) => match command.into_parts().pdu {
-                                    Some(Pdu::DeliverSm(p)) => Inbound::DeliverSm(Box::new(p)),
-                                    Some(Pdu::DataSm(p)) => Inbound::DataSm(Box::new(p)),
-                                    _ => {
-                                        frame::encode_header_only(response_id, u32::from(CommandStatus::EsmeRinvcmdlen), seq, outbox.buf());
-                                        continue;
-                                    }
-                                },
-                                Err(error) => {
-                                    warn!(?error, "malformed deliver_sm/data_sm");
-                                    frame::encode_header_only(response_id, u32::from(status::for_body_error(&error)), seq, outbox.buf());
-                                    continue;
-                                }
-                            };
-                            stats.inbound.fetch_add(1, Ordering::Relaxed);
-                            inbound.push(async move {
-                                (seq, response_id, handler.on_inbound(inbound_pdu).await)
-                            });
-                        }
-                        ids::ENQUIRE_LINK => {
-                            frame::encode_header_only(ids::ENQUIRE_LINK_RESP, 0, header.sequence_number, outbox.buf());
-                        }
-                        ids::UNBIND => {
-                            frame::encode_header_only(ids::UNBIND_RESP, 0, header.sequence_number, outbox.buf());
-                            let _ = outbox.flush_or(flush_limit(config, stopping, shutdown)).await;
-                            break 'session SessionEnd::Lost("unbound by the SMSC".into());
-                        }
-                        ids::UNBIND_RESP if unbind_sent => break 'session SessionEnd::Stopped,
-                        ids::ENQUIRE_LINK_RESP | ids::UNBIND_RESP => {}
-                        id if frame::response_id(id).is_some() => {
-                            frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdid), header.sequence_number, outbox.buf());
-                        }
-                        id => debug!(command_id = id, "ignored response"),
-                    }
-                }
+                last_received = Instant::now();
                 if buf.capacity() - buf.len() < 4096 {
                     buf.reserve(64 * 1024);
                 }
@@ -408,6 +328,10 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         retry.push_back(request);
                     }
                 }
+                if inbound.len() >= max_inbound {
+                    // Not reading by choice: silence from the SMSC says nothing now.
+                    last_received = now;
+                }
                 if now.duration_since(last_received) > config.dead_after {
                     break 'session SessionEnd::Lost("nothing received within dead_after".into());
                 }
@@ -419,6 +343,144 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                 if stopping.is_some_and(|deadline| now > deadline) {
                     break 'session SessionEnd::Stopped;
                 }
+            }
+        }
+
+        // Frames already read: also after a handler finished, when the buffer may hold
+        // more than the cap let through.
+        let now = Instant::now();
+        while inbound.len() < max_inbound {
+            let frame = match framer.next_frame(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(error) => {
+                    frame::encode_header_only(
+                        ids::GENERIC_NACK,
+                        u32::from(CommandStatus::EsmeRinvcmdlen),
+                        0,
+                        outbox.buf(),
+                    );
+                    let _ = outbox
+                        .flush_or(flush_limit(config, stopping, shutdown))
+                        .await;
+                    break 'session SessionEnd::Lost(error.to_string());
+                }
+            };
+            let header = frame.header;
+            match header.command_id {
+                ids::SUBMIT_SM_RESP | ids::GENERIC_NACK => {
+                    let Some((sent_at, request)) = window.complete(header.sequence_number) else {
+                        debug!(
+                            seq = header.sequence_number,
+                            "response to no pending submit_sm"
+                        );
+                        continue;
+                    };
+                    let latency = now.saturating_duration_since(sent_at);
+                    let status = header.status();
+                    match status {
+                        CommandStatus::EsmeRok => {
+                            let message_id =
+                                match frame.decode().ok().and_then(|c| c.into_parts().pdu) {
+                                    Some(Pdu::SubmitSmResp(resp)) => {
+                                        resp.message_id().as_str().to_owned()
+                                    }
+                                    _ => String::new(),
+                                };
+                            throttle_pause = config.throttle_pause;
+                            stats.accepted.fetch_add(1, Ordering::Relaxed);
+                            finish(
+                                handler,
+                                stats,
+                                request,
+                                SubmitOutcome::Accepted { message_id },
+                                latency,
+                            );
+                        }
+                        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
+                            // Not a failure: slow down and send it again, ahead of new traffic.
+                            stats.throttled.fetch_add(1, Ordering::Relaxed);
+                            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            retry.push_front(request);
+                            paused_until = Some(now + throttle_pause);
+                            throttle_pause = (throttle_pause * 2).min(config.max_throttle_pause);
+                        }
+                        status => {
+                            stats.rejected.fetch_add(1, Ordering::Relaxed);
+                            finish(
+                                handler,
+                                stats,
+                                request,
+                                SubmitOutcome::Rejected(status),
+                                latency,
+                            );
+                        }
+                    }
+                }
+                ids::DELIVER_SM | ids::DATA_SM => {
+                    let seq = header.sequence_number;
+                    let response_id = header.command_id | 0x8000_0000;
+                    let inbound_pdu = match frame.decode() {
+                        Ok(command) => match command.into_parts().pdu {
+                            Some(Pdu::DeliverSm(p)) => Inbound::DeliverSm(Box::new(p)),
+                            Some(Pdu::DataSm(p)) => Inbound::DataSm(Box::new(p)),
+                            _ => {
+                                frame::encode_header_only(
+                                    response_id,
+                                    u32::from(CommandStatus::EsmeRinvcmdlen),
+                                    seq,
+                                    outbox.buf(),
+                                );
+                                continue;
+                            }
+                        },
+                        Err(error) => {
+                            warn!(?error, "malformed deliver_sm/data_sm");
+                            frame::encode_header_only(
+                                response_id,
+                                u32::from(status::for_body_error(&error)),
+                                seq,
+                                outbox.buf(),
+                            );
+                            continue;
+                        }
+                    };
+                    stats.inbound.fetch_add(1, Ordering::Relaxed);
+                    inbound.push(async move {
+                        (seq, response_id, handler.on_inbound(inbound_pdu).await)
+                    });
+                }
+                ids::ENQUIRE_LINK => {
+                    frame::encode_header_only(
+                        ids::ENQUIRE_LINK_RESP,
+                        0,
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                }
+                ids::UNBIND => {
+                    frame::encode_header_only(
+                        ids::UNBIND_RESP,
+                        0,
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                    let _ = outbox
+                        .flush_or(flush_limit(config, stopping, shutdown))
+                        .await;
+                    break 'session SessionEnd::Lost("unbound by the SMSC".into());
+                }
+                ids::UNBIND_RESP if unbind_sent => break 'session SessionEnd::Stopped,
+                ids::ENQUIRE_LINK_RESP | ids::UNBIND_RESP => {}
+                id if frame::response_id(id).is_some() => {
+                    frame::encode_header_only(
+                        ids::GENERIC_NACK,
+                        u32::from(CommandStatus::EsmeRinvcmdid),
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                }
+                id => debug!(command_id = id, "ignored response"),
             }
         }
 
