@@ -173,6 +173,11 @@ impl AccessGuard {
         tracked.by_user.remove(&key);
         if let Some(f) = tracked.by_ip.get_mut(&ip) {
             f.count = f.count.saturating_sub(1);
+            // A lockout that only binds still in flight caused (many good binds at once
+            // from one address) ends once they turn out good; real failures stay counted.
+            if f.count < self.config.max_bind_failures_per_ip {
+                f.locked_until = None;
+            }
         }
     }
 
@@ -391,6 +396,23 @@ mod tests {
         }
         assert!(guard.begin(ip, "bank").is_none());
         assert!(guard.begin([10, 0, 0, 2].into(), "bank").is_some());
+    }
+
+    #[test]
+    fn many_good_binds_at_once_from_one_address_do_not_keep_it_locked() {
+        let guard = AccessGuard::new(GuardConfig {
+            max_bind_failures_per_ip: 10,
+            ..GuardConfig::default()
+        });
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for n in 0..10 {
+            assert!(guard.begin(ip, &format!("user{n}")).is_some());
+        }
+        assert!(guard.begin(ip, "user10").is_none(), "ten in flight");
+        for n in 0..10 {
+            guard.succeeded(ip, &format!("user{n}"));
+        }
+        assert!(guard.begin(ip, "user10").is_some());
     }
 
     #[test]
