@@ -2,12 +2,19 @@
 //!
 //! Sessions encode on their own task and hand whole chunks here, so a slow peer pushes
 //! back through this bounded channel instead of blocking the reader mid-PDU.
+//!
+//! Every write has a deadline: a peer that stops reading would otherwise park this task
+//! in `write_all` forever, and with it the session that waits for room in the channel.
+
+use std::{future::Future, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
-    sync::mpsc,
+    sync::mpsc::{self, error::TrySendError},
+    time::Instant,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Chunks waiting for the socket; a full channel makes the session stop reading.
 pub const WRITE_QUEUE: usize = 256;
@@ -16,14 +23,20 @@ pub const WRITE_QUEUE: usize = 256;
 const MAX_BATCH: usize = 256 * 1024;
 
 /// Write every chunk from `rx` until the channel closes, then shut the write side down.
-pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Bytes>) {
+///
+/// Gives up (and so closes the channel, which ends the session) when one chunk of at most
+/// [`MAX_BATCH`] bytes is not accepted by the peer within `write_timeout`.
+pub async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Bytes>,
+    write_timeout: Duration,
+) {
     let mut batch = BytesMut::with_capacity(64 * 1024);
     while let Some(first) = rx.recv().await {
-        if rx.is_empty() {
-            if writer.write_all(&first).await.is_err() {
-                return;
-            }
+        let chunk: &[u8] = if rx.is_empty() {
+            &first
         } else {
+            batch.clear();
             batch.extend_from_slice(&first);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -31,13 +44,35 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Rece
                     Err(_) => break,
                 }
             }
-            if writer.write_all(&batch).await.is_err() {
+            &batch
+        };
+        match tokio::time::timeout(write_timeout, writer.write_all(chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "write failed");
                 return;
             }
-            batch.clear();
+            Err(_) => {
+                tracing::warn!("peer did not accept a write within the write timeout: closing");
+                return;
+            }
         }
     }
-    let _ = writer.shutdown().await;
+    // A TLS close_notify is a write too: a peer that does not read must not hold it.
+    let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
+}
+
+/// Resolves at `deadline`, or, once `shutdown` is cancelled, `grace` later if that is
+/// sooner: what a session is willing to wait for a blocked write.
+pub async fn give_up_at(deadline: Instant, shutdown: Option<(&CancellationToken, Duration)>) {
+    let Some((shutdown, grace)) = shutdown else {
+        return tokio::time::sleep_until(deadline).await;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep_until(deadline) => return,
+        _ = shutdown.cancelled() => {}
+    }
+    tokio::time::sleep_until(deadline.min(Instant::now() + grace)).await
 }
 
 /// Encoded output of one turn of a session loop, flushed as one chunk.
@@ -59,8 +94,15 @@ impl Outbox {
         &mut self.buf
     }
 
-    /// Hand what was encoded to the writer; Err when the writer is gone.
-    pub async fn flush(&mut self) -> Result<(), ()> {
+    /// Resolves when the writer has given up (write error or write timeout).
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    /// Hand what was encoded to the writer. Err when the writer is gone, or when the
+    /// queue stays full until `give_up` resolves: the peer is not reading, and the
+    /// session's own deadlines must not wait behind it.
+    pub async fn flush_or<F: Future<Output = ()>>(&mut self, give_up: F) -> Result<(), ()> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -68,6 +110,16 @@ impl Outbox {
         if self.buf.capacity() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        self.tx.send(chunk).await.map_err(|_| ())
+        // The common case takes no timer.
+        let chunk = match self.tx.try_send(chunk) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(()),
+            Err(TrySendError::Full(chunk)) => chunk,
+        };
+        tokio::select! {
+            biased;
+            sent = self.tx.send(chunk) => sent.map_err(|_| ()),
+            _ = give_up => Err(()),
+        }
     }
 }

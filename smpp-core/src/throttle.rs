@@ -2,6 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+/// Below this a rate is treated as this: one token per ~11.6 days. It keeps every wait a
+/// finite `Duration` that an `Instant` can be moved by (1e-12/s would mean 31,700 years).
+pub const MIN_RATE: f64 = 1e-6;
+/// Above this a rate (and a burst) is treated as this: unlimited in practice, and finite.
+pub const MAX_RATE: f64 = 1e12;
+
 /// Refills `rate` tokens per second up to `burst`.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -13,14 +19,26 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// `rate` per second; `burst` defaults to one second's worth (at least 1).
+    ///
+    /// Never panics: `rate` is clamped to [`MIN_RATE`, `MAX_RATE`] (NaN and zero or
+    /// negative rates become `MIN_RATE`); config loading should refuse such values.
     pub fn new(rate: f64) -> Self {
         let burst = rate.max(1.0);
         Self::with_burst(rate, burst)
     }
 
     pub fn with_burst(rate: f64, burst: f64) -> Self {
-        let rate = rate.max(f64::MIN_POSITIVE);
-        let burst = burst.max(1.0);
+        // clamp keeps a NaN, which would poison every refill: it gets the bound instead.
+        let rate = if rate.is_nan() {
+            MIN_RATE
+        } else {
+            rate.clamp(MIN_RATE, MAX_RATE)
+        };
+        let burst = if burst.is_nan() {
+            1.0
+        } else {
+            burst.clamp(1.0, MAX_RATE)
+        };
         Self {
             rate,
             burst,
@@ -52,7 +70,9 @@ impl TokenBucket {
         if self.tokens >= 1.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+            // At most 1/MIN_RATE seconds; try_ keeps even a surprise from panicking.
+            Duration::try_from_secs_f64((1.0 - self.tokens) / self.rate)
+                .unwrap_or(Duration::from_secs_f64(1.0 / MIN_RATE))
         }
     }
 }
@@ -71,5 +91,43 @@ mod tests {
         assert!(bucket.wait_time(start) > Duration::ZERO);
         assert!(bucket.try_take(start + Duration::from_millis(100)));
         assert!(!bucket.try_take(start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn tiny_huge_and_odd_rates_do_not_panic() {
+        let now = Instant::now();
+        for rate in [
+            1e-12,
+            f64::MIN_POSITIVE,
+            5e-324,
+            0.0,
+            -1.0,
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            f64::MAX,
+        ] {
+            let mut bucket = TokenBucket::new(rate);
+            assert!(
+                bucket.try_take(now),
+                "rate {rate}: the first token is there"
+            );
+            let wait = bucket.wait_time(now);
+            assert!(
+                wait <= Duration::from_secs_f64(1.0 / MIN_RATE),
+                "rate {rate}"
+            );
+            // What the uplink does with it: a deadline that must not overflow.
+            let _ = now + wait;
+            let _ = bucket.try_take(now + Duration::from_secs(3600));
+        }
+        // A tiny rate waits about as long as the clamped one, not forever.
+        let mut odd = TokenBucket::with_burst(1.0, f64::NAN);
+        assert!(odd.try_take(now) && !odd.try_take(now));
+        let mut slow = TokenBucket::new(1e-12);
+        slow.try_take(now);
+        assert!(slow.wait_time(now) > Duration::from_secs(24 * 3600));
     }
 }

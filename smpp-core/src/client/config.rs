@@ -25,8 +25,14 @@ pub struct UplinkConfig {
     pub dead_after: Duration,
     /// Wait this long for each submit_sm_resp (Jasmin `res_to`).
     pub response_timeout: Duration,
+    /// Each write to the SMSC (up to 256 KiB of queued PDUs) must be accepted within this,
+    /// or the link is dropped and reconnected.
+    pub write_timeout: Duration,
     /// submit_sm in flight at once.
     pub window: usize,
+    /// deliver_sm/data_sm from the SMSC handled at once (None = `window`). With this
+    /// many handlers running the link stops reading, which pushes back on the SMSC.
+    pub max_inbound: Option<usize>,
     /// submit_sm per second (Jasmin `submit_throughput`); None = no cap.
     pub throughput: Option<f64>,
     /// Reconnect after an established link is lost (Jasmin `con_loss_retry`/`con_loss_delay`).
@@ -67,7 +73,9 @@ impl Default for UplinkConfig {
             enquire_link_interval: Duration::from_secs(30),
             dead_after: Duration::from_secs(90),
             response_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(15),
             window: 64,
+            max_inbound: None,
             throughput: None,
             reconnect_on_loss: true,
             reconnect_on_loss_delay: Duration::from_secs(10),

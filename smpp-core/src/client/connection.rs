@@ -33,7 +33,7 @@ use super::{
 use crate::{
     bind::BindKind,
     frame::{self, Framer, ids},
-    io::{Outbox, WRITE_QUEUE, write_loop},
+    io::{Outbox, WRITE_QUEUE, give_up_at, write_loop},
     status,
     throttle::TokenBucket,
     window::Window,
@@ -110,14 +110,15 @@ pub(crate) async fn connect(config: &UplinkConfig) -> Result<Link, ConnectError>
         &Command::new(CommandStatus::EsmeRok, 1, bind_pdu(config)?),
         &mut out,
     );
-    writer
-        .write_all(&out)
+    let deadline = tokio::time::Instant::now() + config.bind_timeout;
+    // An SMSC that does not read must not hold the connect for longer than the bind.
+    tokio::time::timeout_at(deadline, writer.write_all(&out))
         .await
+        .map_err(|_| ConnectError::BindTimeout)?
         .map_err(|_| ConnectError::Closed)?;
 
     let framer = Framer::new(config.max_command_length);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let deadline = tokio::time::Instant::now() + config.bind_timeout;
     loop {
         while let Some(frame) = framer
             .next_frame(&mut buf)
@@ -219,12 +220,13 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
         mut buf,
     } = link;
     let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
-    let writer_task = tokio::spawn(write_loop(writer, write_rx));
+    let mut writer_task = tokio::spawn(write_loop(writer, write_rx, config.write_timeout));
     let mut outbox = Outbox::new(write_tx);
     let framer = Framer::new(config.max_command_length);
 
     let mut window: Window<SubmitRequest> = Window::new(config.window, config.response_timeout);
     let mut inbound = FuturesUnordered::new();
+    let max_inbound = config.max_inbound.unwrap_or(config.window).max(1);
     let mut bucket = config.throughput.map(TokenBucket::new);
     let mut paused_until: Option<Instant> = None;
     let mut throttle_pause = config.throttle_pause;
@@ -266,102 +268,22 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
             _ = shutdown.cancelled(), if stopping.is_none() => {
                 stopping = Some(Instant::now() + config.shutdown_timeout);
             }
+            _ = outbox.closed() => break 'session SessionEnd::Lost("write failed or timed out".into()),
             Some((seq, response_id, status)) = inbound.next(), if !inbound.is_empty() => {
                 frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
                 while let Some(Some((seq, response_id, status))) = inbound.next().now_or_never() {
                     frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
                 }
             }
-            read = reader.read_buf(&mut buf) => {
+            // With max_inbound handlers running, the socket is not read: the SMSC's
+            // window and TCP push back instead of futures piling up here.
+            read = reader.read_buf(&mut buf), if inbound.len() < max_inbound => {
                 match read {
                     Ok(0) => break 'session SessionEnd::Lost("closed by the SMSC".into()),
                     Err(error) => break 'session SessionEnd::Lost(format!("read failed: {error}")),
                     Ok(_) => {}
                 }
-                let now = Instant::now();
-                last_received = now;
-                loop {
-                    let frame = match framer.next_frame(&mut buf) {
-                        Ok(Some(frame)) => frame,
-                        Ok(None) => break,
-                        Err(error) => {
-                            frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdlen), 0, outbox.buf());
-                            let _ = outbox.flush().await;
-                            break 'session SessionEnd::Lost(error.to_string());
-                        }
-                    };
-                    let header = frame.header;
-                    match header.command_id {
-                        ids::SUBMIT_SM_RESP | ids::GENERIC_NACK => {
-                            let Some((sent_at, request)) = window.complete(header.sequence_number) else {
-                                debug!(seq = header.sequence_number, "response to no pending submit_sm");
-                                continue;
-                            };
-                            let latency = now.saturating_duration_since(sent_at);
-                            let status = header.status();
-                            match status {
-                                CommandStatus::EsmeRok => {
-                                    let message_id = match frame.decode().ok().and_then(|c| c.into_parts().pdu) {
-                                        Some(Pdu::SubmitSmResp(resp)) => resp.message_id().as_str().to_owned(),
-                                        _ => String::new(),
-                                    };
-                                    throttle_pause = config.throttle_pause;
-                                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                                    finish(handler, stats, request, SubmitOutcome::Accepted { message_id }, latency);
-                                }
-                                CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
-                                    // Not a failure: slow down and send it again, ahead of new traffic.
-                                    stats.throttled.fetch_add(1, Ordering::Relaxed);
-                                    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                                    retry.push_front(request);
-                                    paused_until = Some(now + throttle_pause);
-                                    throttle_pause = (throttle_pause * 2).min(config.max_throttle_pause);
-                                }
-                                status => {
-                                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                                    finish(handler, stats, request, SubmitOutcome::Rejected(status), latency);
-                                }
-                            }
-                        }
-                        ids::DELIVER_SM | ids::DATA_SM => {
-                            let seq = header.sequence_number;
-                            let response_id = header.command_id | 0x8000_0000;
-                            let inbound_pdu = match frame.decode() {
-                                Ok(command) => match command.into_parts().pdu {
-                                    Some(Pdu::DeliverSm(p)) => Inbound::DeliverSm(Box::new(p)),
-                                    Some(Pdu::DataSm(p)) => Inbound::DataSm(Box::new(p)),
-                                    _ => {
-                                        frame::encode_header_only(response_id, u32::from(CommandStatus::EsmeRinvcmdlen), seq, outbox.buf());
-                                        continue;
-                                    }
-                                },
-                                Err(error) => {
-                                    warn!(?error, "malformed deliver_sm/data_sm");
-                                    frame::encode_header_only(response_id, u32::from(status::for_body_error(&error)), seq, outbox.buf());
-                                    continue;
-                                }
-                            };
-                            stats.inbound.fetch_add(1, Ordering::Relaxed);
-                            inbound.push(async move {
-                                (seq, response_id, handler.on_inbound(inbound_pdu).await)
-                            });
-                        }
-                        ids::ENQUIRE_LINK => {
-                            frame::encode_header_only(ids::ENQUIRE_LINK_RESP, 0, header.sequence_number, outbox.buf());
-                        }
-                        ids::UNBIND => {
-                            frame::encode_header_only(ids::UNBIND_RESP, 0, header.sequence_number, outbox.buf());
-                            let _ = outbox.flush().await;
-                            break 'session SessionEnd::Lost("unbound by the SMSC".into());
-                        }
-                        ids::UNBIND_RESP if unbind_sent => break 'session SessionEnd::Stopped,
-                        ids::ENQUIRE_LINK_RESP | ids::UNBIND_RESP => {}
-                        id if frame::response_id(id).is_some() => {
-                            frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdid), header.sequence_number, outbox.buf());
-                        }
-                        id => debug!(command_id = id, "ignored response"),
-                    }
-                }
+                last_received = Instant::now();
                 if buf.capacity() - buf.len() < 4096 {
                     buf.reserve(64 * 1024);
                 }
@@ -406,6 +328,10 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         retry.push_back(request);
                     }
                 }
+                if inbound.len() >= max_inbound {
+                    // Not reading by choice: silence from the SMSC says nothing now.
+                    last_received = now;
+                }
                 if now.duration_since(last_received) > config.dead_after {
                     break 'session SessionEnd::Lost("nothing received within dead_after".into());
                 }
@@ -420,13 +346,156 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
             }
         }
 
+        // Frames already read: also after a handler finished, when the buffer may hold
+        // more than the cap let through.
+        let now = Instant::now();
+        while inbound.len() < max_inbound {
+            let frame = match framer.next_frame(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(error) => {
+                    frame::encode_header_only(
+                        ids::GENERIC_NACK,
+                        u32::from(CommandStatus::EsmeRinvcmdlen),
+                        0,
+                        outbox.buf(),
+                    );
+                    let _ = outbox
+                        .flush_or(flush_limit(config, stopping, shutdown))
+                        .await;
+                    break 'session SessionEnd::Lost(error.to_string());
+                }
+            };
+            let header = frame.header;
+            match header.command_id {
+                ids::SUBMIT_SM_RESP | ids::GENERIC_NACK => {
+                    let Some((sent_at, request)) = window.complete(header.sequence_number) else {
+                        debug!(
+                            seq = header.sequence_number,
+                            "response to no pending submit_sm"
+                        );
+                        continue;
+                    };
+                    let latency = now.saturating_duration_since(sent_at);
+                    let status = header.status();
+                    match status {
+                        CommandStatus::EsmeRok => {
+                            let message_id =
+                                match frame.decode().ok().and_then(|c| c.into_parts().pdu) {
+                                    Some(Pdu::SubmitSmResp(resp)) => {
+                                        resp.message_id().as_str().to_owned()
+                                    }
+                                    _ => String::new(),
+                                };
+                            throttle_pause = config.throttle_pause;
+                            stats.accepted.fetch_add(1, Ordering::Relaxed);
+                            finish(
+                                handler,
+                                stats,
+                                request,
+                                SubmitOutcome::Accepted { message_id },
+                                latency,
+                            );
+                        }
+                        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
+                            // Not a failure: slow down and send it again, ahead of new traffic.
+                            stats.throttled.fetch_add(1, Ordering::Relaxed);
+                            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            retry.push_front(request);
+                            paused_until = Some(now + throttle_pause);
+                            throttle_pause = (throttle_pause * 2).min(config.max_throttle_pause);
+                        }
+                        status => {
+                            stats.rejected.fetch_add(1, Ordering::Relaxed);
+                            finish(
+                                handler,
+                                stats,
+                                request,
+                                SubmitOutcome::Rejected(status),
+                                latency,
+                            );
+                        }
+                    }
+                }
+                ids::DELIVER_SM | ids::DATA_SM => {
+                    let seq = header.sequence_number;
+                    let response_id = header.command_id | 0x8000_0000;
+                    let inbound_pdu = match frame.decode() {
+                        Ok(command) => match command.into_parts().pdu {
+                            Some(Pdu::DeliverSm(p)) => Inbound::DeliverSm(Box::new(p)),
+                            Some(Pdu::DataSm(p)) => Inbound::DataSm(Box::new(p)),
+                            _ => {
+                                frame::encode_header_only(
+                                    response_id,
+                                    u32::from(CommandStatus::EsmeRinvcmdlen),
+                                    seq,
+                                    outbox.buf(),
+                                );
+                                continue;
+                            }
+                        },
+                        Err(error) => {
+                            warn!(?error, "malformed deliver_sm/data_sm");
+                            frame::encode_header_only(
+                                response_id,
+                                u32::from(status::for_body_error(&error)),
+                                seq,
+                                outbox.buf(),
+                            );
+                            continue;
+                        }
+                    };
+                    stats.inbound.fetch_add(1, Ordering::Relaxed);
+                    inbound.push(async move {
+                        (seq, response_id, handler.on_inbound(inbound_pdu).await)
+                    });
+                }
+                ids::ENQUIRE_LINK => {
+                    frame::encode_header_only(
+                        ids::ENQUIRE_LINK_RESP,
+                        0,
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                }
+                ids::UNBIND => {
+                    frame::encode_header_only(
+                        ids::UNBIND_RESP,
+                        0,
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                    let _ = outbox
+                        .flush_or(flush_limit(config, stopping, shutdown))
+                        .await;
+                    break 'session SessionEnd::Lost("unbound by the SMSC".into());
+                }
+                ids::UNBIND_RESP if unbind_sent => break 'session SessionEnd::Stopped,
+                ids::ENQUIRE_LINK_RESP | ids::UNBIND_RESP => {}
+                id if frame::response_id(id).is_some() => {
+                    frame::encode_header_only(
+                        ids::GENERIC_NACK,
+                        u32::from(CommandStatus::EsmeRinvcmdid),
+                        header.sequence_number,
+                        outbox.buf(),
+                    );
+                }
+                id => debug!(command_id = id, "ignored response"),
+            }
+        }
+
         if stopping.is_some() && !unbind_sent && window.is_empty() && inbound.is_empty() {
             sequence = next_sequence(sequence);
             frame::encode_header_only(ids::UNBIND, 0, sequence, outbox.buf());
             unbind_sent = true;
         }
-        if outbox.flush().await.is_err() {
-            break 'session SessionEnd::Lost("write failed".into());
+        // An SMSC that does not read blocks this flush; the limit keeps the stop deadline.
+        if outbox
+            .flush_or(flush_limit(config, stopping, shutdown))
+            .await
+            .is_err()
+        {
+            break 'session SessionEnd::Lost("write failed or blocked".into());
         }
     };
 
@@ -438,8 +507,34 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
         retry.push_front(request);
     }
     drop(outbox);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    // The writer may still be blocked on an SMSC that does not read.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
     end
+}
+
+/// What a flush may wait for room in the write queue: the write timeout, the stop
+/// deadline once stopping, and the shutdown timeout after a shutdown.
+fn flush_limit<'a>(
+    config: &UplinkConfig,
+    stopping: Option<Instant>,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = ()> + 'a {
+    let now = tokio::time::Instant::now();
+    let mut deadline = now
+        .checked_add(config.write_timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+    if let Some(stop) = stopping {
+        deadline = deadline.min(tokio::time::Instant::from_std(stop));
+    }
+    let shutdown = stopping
+        .is_none()
+        .then_some((shutdown, config.shutdown_timeout));
+    give_up_at(deadline, shutdown)
 }
 
 fn tick_period(config: &UplinkConfig) -> Duration {

@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub response_timeout: Duration,
     /// A partial PDU older than this is answered generic_nack and the session closed.
     pub pdu_read_timeout: Duration,
+    /// Each write to the ESME (up to 256 KiB of queued PDUs) must be accepted within this;
+    /// otherwise the session is closed. A peer that stops reading cannot hold its slot.
+    pub write_timeout: Duration,
     /// command_length above this (or under 16) closes the session.
     pub max_command_length: usize,
     /// Inbound requests handled at once per session; beyond it ESME_RTHROTTLED.
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             inactivity_timeout: Duration::from_secs(300),
             response_timeout: Duration::from_secs(60),
             pdu_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(15),
             max_command_length: DEFAULT_MAX_COMMAND_LENGTH,
             window: 256,
             outbound_window: 64,

@@ -1,8 +1,13 @@
-//! Defences of the bind path: a per-IP connection cap, and a failure counter per
-//! (IP, system_id) with a lockout that doubles while guessing goes on.
+//! Defences of the bind path: a per-IP connection cap, and failure counters per
+//! (IP, system_id) and per IP with a lockout that doubles while guessing goes on.
+//!
+//! The counters live in fixed-capacity LRU maps, so one address cycling random
+//! system_ids costs memory and time bounded per bind, under a lock held for a few hash
+//! operations. An attempt is counted before its password is verified.
 
 use std::{
     collections::HashMap,
+    hash::Hash,
     net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -20,6 +25,11 @@ pub struct GuardConfig {
     pub max_lockout: Duration,
     /// Failures older than this are forgotten.
     pub failure_window: Duration,
+    /// Failed binds from one IP, whatever the system_id, before the IP is locked out.
+    pub max_bind_failures_per_ip: u32,
+    /// (IP, system_id) pairs and IPs whose failures are remembered; beyond it the least
+    /// recently seen are forgotten, at constant cost.
+    pub max_tracked: usize,
     /// Each failed bind is answered after this delay, doubled per failure (capped at 2 s),
     /// so guessing over many connections costs time even before the lockout.
     pub failure_delay: Duration,
@@ -33,6 +43,8 @@ impl Default for GuardConfig {
             lockout: Duration::from_secs(30),
             max_lockout: Duration::from_secs(30 * 60),
             failure_window: Duration::from_secs(15 * 60),
+            max_bind_failures_per_ip: 100,
+            max_tracked: 100_000,
             failure_delay: Duration::from_millis(100),
         }
     }
@@ -45,20 +57,64 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
-const MAX_TRACKED: usize = 100_000;
+impl Failures {
+    fn new(now: Instant) -> Self {
+        Self {
+            count: 0,
+            last: now,
+            locked_until: None,
+        }
+    }
 
-#[derive(Debug, Default)]
+    fn locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+
+    /// Count one more failure; from the `max`-th on, lock out for a lockout that doubles.
+    fn record(&mut self, now: Instant, max: u32, config: &GuardConfig) {
+        if now.duration_since(self.last) > config.failure_window {
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.last = now;
+        if self.count >= max {
+            let doublings = (self.count - max).min(16);
+            let lockout = config
+                .lockout
+                .saturating_mul(1 << doublings)
+                .min(config.max_lockout);
+            self.locked_until = now.checked_add(lockout);
+        }
+    }
+}
+
+/// Failure counters per (IP, system_id) and per IP, each bounded.
+#[derive(Debug)]
+struct Tracked {
+    by_user: Lru<(IpAddr, String), Failures>,
+    /// One address cycling through system_ids is caught here; without it, it could
+    /// also push its own lockout out of the bounded `by_user`.
+    by_ip: Lru<IpAddr, Failures>,
+}
+
+#[derive(Debug)]
 pub(crate) struct AccessGuard {
     config: GuardConfig,
-    failures: Mutex<HashMap<(IpAddr, String), Failures>>,
+    // Every critical section below is a few hash operations: no scan, no await.
+    failures: Mutex<Tracked>,
     connections: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl AccessGuard {
     pub fn new(config: GuardConfig) -> Arc<Self> {
+        let capacity = config.max_tracked.max(1);
         Arc::new(Self {
+            failures: Mutex::new(Tracked {
+                by_user: Lru::new(capacity),
+                by_ip: Lru::new(capacity),
+            }),
+            connections: Mutex::default(),
             config,
-            ..Self::default()
         })
     }
 
@@ -76,54 +132,175 @@ impl AccessGuard {
         })
     }
 
-    /// Is this (IP, system_id) locked out right now?
-    pub fn locked(&self, ip: IpAddr, system_id: &str) -> bool {
-        let now = Instant::now();
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures
-            .get(&(ip, system_id.to_owned()))
-            .and_then(|f| f.locked_until)
-            .is_some_and(|until| until > now)
-    }
-
-    /// Record a failed bind; returns how long to wait before answering it.
-    pub fn failed(&self, ip: IpAddr, system_id: &str) -> Duration {
+    /// A bind from (IP, system_id) is about to be verified. None: locked out, refuse it
+    /// unverified. Otherwise the attempt is already counted as a failure (so parallel
+    /// binds cannot all be verified before the lockout starts) until [`Self::succeeded`]
+    /// clears it; the delay is what to wait before answering if it does fail.
+    pub fn begin(&self, ip: IpAddr, system_id: &str) -> Option<Duration> {
         let now = Instant::now();
         let config = &self.config;
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, f| now.duration_since(f.last) < config.failure_window);
+        let key = (ip, system_id.to_owned());
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Tracked { by_user, by_ip } = &mut *tracked;
+        if by_ip.peek(&ip).is_some_and(|f| f.locked(now))
+            || by_user.peek(&key).is_some_and(|f| f.locked(now))
+        {
+            return None;
         }
-        let entry = failures
-            .entry((ip, system_id.to_owned()))
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
-        if now.duration_since(entry.last) > config.failure_window {
-            entry.count = 0;
-        }
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if entry.count >= config.max_bind_failures {
-            let doublings = (entry.count - config.max_bind_failures).min(16);
-            let lockout = config
-                .lockout
+        let user = by_user.get_or_insert_with(key, || Failures::new(now));
+        user.record(now, config.max_bind_failures, config);
+        let count = user.count;
+        by_ip.get_or_insert_with(ip, || Failures::new(now)).record(
+            now,
+            config.max_bind_failures_per_ip,
+            config,
+        );
+        drop(tracked);
+        let doublings = count.saturating_sub(1).min(8);
+        Some(
+            config
+                .failure_delay
                 .saturating_mul(1 << doublings)
-                .min(config.max_lockout);
-            entry.locked_until = Some(now + lockout);
-        }
-        let doublings = entry.count.saturating_sub(1).min(8);
-        config
-            .failure_delay
-            .saturating_mul(1 << doublings)
-            .min(Duration::from_secs(2))
+                .min(Duration::from_secs(2)),
+        )
     }
 
+    /// The bind begun with [`Self::begin`] succeeded: forget the (IP, system_id)'s
+    /// failures and take this attempt back from the IP's count.
     pub fn succeeded(&self, ip: IpAddr, system_id: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&(ip, system_id.to_owned()));
+        let key = (ip, system_id.to_owned());
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        tracked.by_user.remove(&key);
+        if let Some(f) = tracked.by_ip.get_mut(&ip) {
+            f.count = f.count.saturating_sub(1);
+            // A lockout that only binds still in flight caused (many good binds at once
+            // from one address) ends once they turn out good; real failures stay counted.
+            if f.count < self.config.max_bind_failures_per_ip {
+                f.locked_until = None;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> (usize, usize) {
+        let tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        (tracked.by_user.len(), tracked.by_ip.len())
+    }
+}
+
+const NIL: usize = usize::MAX;
+
+#[derive(Debug)]
+struct Slot<K, V> {
+    key: K,
+    value: V,
+    prev: usize,
+    next: usize,
+}
+
+/// At most `capacity` entries; making room forgets the least recently used one. Every
+/// operation is one or two hash operations and a few index updates: never a scan.
+#[derive(Debug)]
+struct Lru<K, V> {
+    map: HashMap<K, usize>,
+    slots: Vec<Slot<K, V>>,
+    /// Slots of removed entries, reused before the vector grows.
+    free: Vec<usize>,
+    /// Most recently used.
+    head: usize,
+    /// Least recently used: the next to go.
+    tail: usize,
+    capacity: usize,
+}
+
+impl<K: Hash + Eq + Clone, V> Lru<K, V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            capacity: capacity.max(1),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn peek(&self, key: &K) -> Option<&V> {
+        let &index = self.map.get(key)?;
+        Some(&self.slots[index].value)
+    }
+
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let index = self.map.get(key).copied()?;
+        self.unlink(index);
+        self.push_front(index);
+        Some(&mut self.slots[index].value)
+    }
+
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        if let Some(index) = self.map.get(&key).copied() {
+            self.unlink(index);
+            self.push_front(index);
+            return &mut self.slots[index].value;
+        }
+        let slot = Slot {
+            key: key.clone(),
+            value: make(),
+            prev: NIL,
+            next: NIL,
+        };
+        let index = if self.map.len() >= self.capacity && self.tail != NIL {
+            let oldest = self.tail;
+            self.unlink(oldest);
+            let evicted = std::mem::replace(&mut self.slots[oldest], slot);
+            self.map.remove(&evicted.key);
+            oldest
+        } else if let Some(index) = self.free.pop() {
+            self.slots[index] = slot;
+            index
+        } else {
+            self.slots.push(slot);
+            self.slots.len() - 1
+        };
+        self.map.insert(key, index);
+        self.push_front(index);
+        &mut self.slots[index].value
+    }
+
+    fn remove(&mut self, key: &K) {
+        if let Some(index) = self.map.remove(key) {
+            self.unlink(index);
+            self.free.push(index);
+        }
+    }
+
+    fn unlink(&mut self, index: usize) {
+        let (prev, next) = (self.slots[index].prev, self.slots[index].next);
+        match prev {
+            NIL => self.head = next,
+            prev => self.slots[prev].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            next => self.slots[next].prev = prev,
+        }
+        self.slots[index].prev = NIL;
+        self.slots[index].next = NIL;
+    }
+
+    fn push_front(&mut self, index: usize) {
+        self.slots[index].prev = NIL;
+        self.slots[index].next = self.head;
+        match self.head {
+            NIL => self.tail = index,
+            head => self.slots[head].prev = index,
+        }
+        self.head = index;
     }
 }
 
@@ -154,25 +331,143 @@ impl Drop for IpConnection {
 mod tests {
     use super::*;
 
+    fn quick(max_bind_failures: u32) -> Arc<AccessGuard> {
+        AccessGuard::new(GuardConfig {
+            max_bind_failures,
+            failure_delay: Duration::from_millis(1),
+            ..GuardConfig::default()
+        })
+    }
+
+    /// A bind that fails: begun, never succeeded.
+    fn fail(guard: &AccessGuard, ip: IpAddr, system_id: &str) -> Option<Duration> {
+        guard.begin(ip, system_id)
+    }
+
     #[test]
     fn locks_out_after_repeated_failures_and_forgets_on_success() {
+        let guard = quick(3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let first = fail(&guard, ip, "bank").unwrap();
+        let second = fail(&guard, ip, "bank").unwrap();
+        assert!(second > first, "the delay grows");
+        // The third attempt is still verified; it is what starts the lockout.
+        assert!(fail(&guard, ip, "bank").is_some());
+        assert!(guard.begin(ip, "bank").is_none(), "locked out");
+        assert!(guard.begin(ip, "other").is_some(), "per system_id");
+        assert!(
+            guard.begin([10, 0, 0, 2].into(), "bank").is_some(),
+            "per IP"
+        );
+
+        let ip: IpAddr = [10, 0, 0, 3].into();
+        fail(&guard, ip, "bank");
+        fail(&guard, ip, "bank");
+        assert!(guard.begin(ip, "bank").is_some());
+        guard.succeeded(ip, "bank");
+        for _ in 0..2 {
+            assert!(
+                fail(&guard, ip, "bank").is_some(),
+                "success forgot the failures"
+            );
+        }
+    }
+
+    #[test]
+    fn attempts_count_before_they_are_verified() {
+        // Ten binds at once, none answered yet: only the first three get verified.
+        let guard = quick(3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let verified = (0..10)
+            .filter(|_| guard.begin(ip, "bank").is_some())
+            .count();
+        assert_eq!(verified, 3);
+    }
+
+    #[test]
+    fn one_address_cycling_system_ids_is_locked_out() {
         let guard = AccessGuard::new(GuardConfig {
-            max_bind_failures: 3,
-            failure_delay: Duration::from_millis(1),
+            max_bind_failures_per_ip: 10,
             ..GuardConfig::default()
         });
         let ip: IpAddr = [10, 0, 0, 1].into();
-        assert!(!guard.locked(ip, "bank"));
-        let first = guard.failed(ip, "bank");
-        let second = guard.failed(ip, "bank");
-        assert!(second > first, "the delay grows");
-        assert!(!guard.locked(ip, "bank"));
-        guard.failed(ip, "bank");
-        assert!(guard.locked(ip, "bank"));
-        assert!(!guard.locked(ip, "other"), "per system_id");
-        assert!(!guard.locked([10, 0, 0, 2].into(), "bank"), "per IP");
-        guard.succeeded(ip, "bank");
-        assert!(!guard.locked(ip, "bank"));
+        for n in 0..10 {
+            assert!(fail(&guard, ip, &format!("guess{n}")).is_some());
+        }
+        assert!(guard.begin(ip, "bank").is_none());
+        assert!(guard.begin([10, 0, 0, 2].into(), "bank").is_some());
+    }
+
+    #[test]
+    fn many_good_binds_at_once_from_one_address_do_not_keep_it_locked() {
+        let guard = AccessGuard::new(GuardConfig {
+            max_bind_failures_per_ip: 10,
+            ..GuardConfig::default()
+        });
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for n in 0..10 {
+            assert!(guard.begin(ip, &format!("user{n}")).is_some());
+        }
+        assert!(guard.begin(ip, "user10").is_none(), "ten in flight");
+        for n in 0..10 {
+            guard.succeeded(ip, &format!("user{n}"));
+        }
+        assert!(guard.begin(ip, "user10").is_some());
+    }
+
+    #[test]
+    fn lru_keeps_at_most_its_capacity_and_forgets_the_least_recent() {
+        let mut lru: Lru<u32, u32> = Lru::new(3);
+        for key in 0..3 {
+            *lru.get_or_insert_with(key, || 0) += 1;
+        }
+        // Touch 0 so that 1 is now the least recently used.
+        assert_eq!(lru.get_mut(&0).copied(), Some(1));
+        lru.get_or_insert_with(3, || 0);
+        assert_eq!(lru.len(), 3);
+        assert!(lru.peek(&1).is_none(), "the least recent went");
+        assert!(lru.peek(&0).is_some() && lru.peek(&2).is_some() && lru.peek(&3).is_some());
+        lru.remove(&2);
+        assert_eq!(lru.len(), 2);
+        for key in 10..1000 {
+            lru.get_or_insert_with(key, || key);
+            assert!(lru.len() <= 3);
+        }
+        assert_eq!(lru.slots.len(), 3, "slots are reused, not added");
+        assert_eq!(lru.peek(&999), Some(&999));
+        assert_eq!(lru.peek(&997), Some(&997));
+        assert!(lru.peek(&996).is_none());
+    }
+
+    #[test]
+    fn failures_are_bounded_and_cost_the_same_when_full() {
+        let capacity = 100_000;
+        let guard = AccessGuard::new(GuardConfig {
+            max_tracked: capacity,
+            ..GuardConfig::default()
+        });
+        let ip = |n: u32| IpAddr::from((n % 50_000 + 1).to_be_bytes());
+        let start = Instant::now();
+        for n in 0..capacity as u32 {
+            guard.begin(ip(n), &format!("id{n}"));
+        }
+        let filling = start.elapsed();
+        let (users, ips) = guard.tracked();
+        assert_eq!(users, capacity);
+        assert!(ips <= capacity);
+
+        // Full: the next as many failures evict instead of rescanning. A scan per failure
+        // (what this replaced) would take 10^10 steps here; keep a wide margin for CI.
+        let start = Instant::now();
+        for n in capacity as u32..2 * capacity as u32 {
+            guard.begin(ip(n), &format!("id{n}"));
+        }
+        let when_full = start.elapsed();
+        assert_eq!(guard.tracked().0, capacity);
+        assert!(
+            when_full < filling * 10 + Duration::from_secs(2),
+            "full map: {when_full:?} for {capacity} failures, filling took {filling:?}"
+        );
     }
 
     #[test]

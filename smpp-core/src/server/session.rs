@@ -32,7 +32,7 @@ use super::{
 use crate::{
     bind::BindKind,
     frame::{self, Frame, Framer, ids},
-    io::{Outbox, WRITE_QUEUE, write_loop},
+    io::{Outbox, WRITE_QUEUE, give_up_at, write_loop},
     status,
     throttle::TokenBucket,
     window::Window,
@@ -105,7 +105,7 @@ async fn session<R, W, A, H>(
     let framer = Framer::new(config.max_command_length);
 
     let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
-    let writer_task = tokio::spawn(write_loop(writer, write_rx));
+    let mut writer_task = tokio::spawn(write_loop(writer, write_rx, config.write_timeout));
     let mut outbox = Outbox::new(write_tx);
 
     let (outbound_tx, mut outbound_rx) = mpsc::channel::<Outbound>(config.outbound_queue.max(1));
@@ -138,6 +138,10 @@ async fn session<R, W, A, H>(
                     unbind_sent: false,
                 });
             }
+            _ = outbox.closed() => {
+                debug!("writer gone (write failed or timed out): closing");
+                break 'session;
+            }
             Some((sequence, response_id, response)) = inflight.next(), if !inflight.is_empty() => {
                 encode_response(outbox.buf(), sequence, response_id, response);
                 // Collect every other response that is already done into the same write.
@@ -169,7 +173,7 @@ async fn session<R, W, A, H>(
                         Err(error) => {
                             warn!(%error, "closing session");
                             frame::encode_header_only(ids::GENERIC_NACK, u32::from(CommandStatus::EsmeRinvcmdlen), 0, outbox.buf());
-                            let _ = outbox.flush().await;
+                            let _ = outbox.flush_or(flush_limit(config, opened, bound.is_some(), closing.as_ref(), &shutdown)).await;
                             break 'session;
                         }
                     };
@@ -228,7 +232,7 @@ async fn session<R, W, A, H>(
                                     info!(?status, "bind refused");
                                     tokio::time::sleep(delay).await;
                                     reply_status(outbox.buf(), response_id, status, sequence);
-                                    let _ = outbox.flush().await;
+                                    let _ = outbox.flush_or(flush_limit(config, opened, false, closing.as_ref(), &shutdown)).await;
                                     break 'session;
                                 }
                             }
@@ -292,7 +296,7 @@ async fn session<R, W, A, H>(
                 if partial_since.is_some_and(|since| now.duration_since(since) > config.pdu_read_timeout) {
                     warn!("incomplete PDU older than the PDU read timeout: closing");
                     nack(outbox.buf(), CommandStatus::EsmeRinvcmdlen, 0);
-                    let _ = outbox.flush().await;
+                    let _ = outbox.flush_or(flush_limit(config, opened, bound.is_some(), closing.as_ref(), &shutdown)).await;
                     break 'session;
                 }
                 if bound.is_some() && closing.is_none() && now.duration_since(last_activity) > config.inactivity_timeout {
@@ -316,7 +320,9 @@ async fn session<R, W, A, H>(
                     CommandStatus::EsmeRok,
                     sequence,
                 );
-                let _ = outbox.flush().await;
+                let _ = outbox
+                    .flush_or(flush_limit(config, opened, true, Some(&*close), &shutdown))
+                    .await;
                 break 'session;
             }
             if !close.unbind_sent {
@@ -325,7 +331,11 @@ async fn session<R, W, A, H>(
                 close.unbind_sent = true;
             }
         }
-        if outbox.flush().await.is_err() {
+        // A peer that does not read blocks this flush; the limit keeps the bind, unbind
+        // and shutdown deadlines (which the tick enforces) in force meanwhile.
+        let limit = flush_limit(config, opened, bound.is_some(), closing.as_ref(), &shutdown);
+        if outbox.flush_or(limit).await.is_err() {
+            debug!("write blocked past a deadline, or writer gone: closing");
             break 'session;
         }
     }
@@ -343,7 +353,48 @@ async fn session<R, W, A, H>(
         handler.on_unbound(&session.info);
     }
     drop(outbox);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    // The writer may still be blocked on a peer that does not read: the socket must not
+    // outlive the session by more than this.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
+}
+
+/// What a flush may wait for room in the write queue: never past the write timeout, the
+/// bind deadline (unbound) or the unbind deadline (closing); after a shutdown, not past
+/// the shutdown timeout (bound) or not at all (unbound).
+fn flush_limit<'a>(
+    config: &ServerConfig,
+    opened: Instant,
+    bound: bool,
+    closing: Option<&Closing>,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = ()> + 'a {
+    let now = Instant::now();
+    let mut deadline = later(now, config.write_timeout);
+    if !bound {
+        deadline = deadline.min(later(opened, config.bind_timeout));
+    }
+    if let Some(close) = closing {
+        deadline = deadline.min(close.deadline);
+    }
+    let grace = if bound {
+        config.shutdown_timeout
+    } else {
+        Duration::ZERO
+    };
+    // A closing session already carries its own deadline.
+    let shutdown = closing.is_none().then_some((shutdown, grace));
+    give_up_at(tokio::time::Instant::from_std(deadline), shutdown)
+}
+
+/// `at + after`, saturating far in the future instead of overflowing.
+fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
 }
 
 fn tick_period(config: &ServerConfig) -> Duration {
@@ -382,11 +433,12 @@ async fn bind<A: Authenticator, H>(
     };
     let config = &shared.config;
     let guard = &shared.guard;
-    if guard.locked(peer.ip(), &request.system_id) {
-        // Locked out: the authenticator (and its password hashing) is not even asked.
+    // Counted as a failure before the authenticator (and its password hashing) runs, so
+    // a burst of parallel binds cannot all be verified before the lockout starts.
+    let Some(failure_delay) = guard.begin(peer.ip(), &request.system_id) else {
         warn!(system_id = %request.system_id, "bind refused: locked out after repeated failures");
         return Err((CommandStatus::EsmeRbindfail, config.guard.failure_delay));
-    }
+    };
     let authenticated =
         tokio::time::timeout(config.bind_timeout, shared.auth.authenticate(&request))
             .await
@@ -396,7 +448,7 @@ async fn bind<A: Authenticator, H>(
             guard.succeeded(peer.ip(), &request.system_id);
             grant
         }
-        Err(status) => return Err((status, guard.failed(peer.ip(), &request.system_id))),
+        Err(status) => return Err((status, failure_delay)),
     };
     let info = Arc::new(SessionInfo {
         id: session_id,

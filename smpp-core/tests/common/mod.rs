@@ -141,6 +141,20 @@ impl RawEsme {
         }
     }
 
+    /// An ESME on a socket the test set up itself (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            framer: Framer::new(1 << 20),
+            seq: 0,
+        }
+    }
+
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub fn next_seq(&mut self) -> u32 {
         self.seq += 1;
         self.seq
