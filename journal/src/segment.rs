@@ -39,6 +39,8 @@ pub(crate) struct Segments {
     damaged: HashMap<u64, Option<PathBuf>>,
     /// Encoded records not yet written.
     pending: BytesMut,
+    /// How to take `pending`'s index changes back if its write fails.
+    undo: Vec<Undo>,
     /// Test seam: fail this many of the next writes.
     #[cfg(test)]
     pub(crate) fail_writes: usize,
@@ -75,6 +77,18 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error(dir, e))
+}
+
+/// An index change of the batch being written.
+enum Undo {
+    Put {
+        id: u128,
+        previous: Option<Location>,
+    },
+    Remove {
+        id: u128,
+        previous: Location,
+    },
 }
 
 /// A stretch of a segment that does not decode.
@@ -283,6 +297,7 @@ impl Segments {
             counts,
             damaged,
             pending: BytesMut::with_capacity(1 << 20),
+            undo: Vec::new(),
             #[cfg(test)]
             fail_writes: 0,
         };
@@ -311,16 +326,48 @@ impl Segments {
             segment: self.active_no,
             offset,
         };
-        if let Some(old) = self.live.insert(id, location) {
+        let previous = self.live.insert(id, location);
+        if let Some(old) = previous {
             self.dec(old.segment);
         }
         *self.counts.entry(self.active_no).or_default() += 1;
+        self.undo.push(Undo::Put { id, previous });
     }
 
     pub fn remove(&mut self, id: u128) {
         if let Some(old) = self.live.remove(&id) {
             record::encode(Op::Remove, 0, id, &[], &mut self.pending);
             self.dec(old.segment);
+            self.undo.push(Undo::Remove { id, previous: old });
+        }
+    }
+
+    /// A write failed: put the index back as it was before the lost batch, so its puts
+    /// (whose callers were told of the failure) do not pin a segment forever, and queue
+    /// its removes again (they are idempotent) for the next write.
+    fn undo_batch(&mut self) {
+        let mut removes = Vec::new();
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Put { id, previous } => {
+                    if let Some(location) = self.live.remove(&id) {
+                        self.dec(location.segment);
+                    }
+                    if let Some(old) = previous {
+                        self.live.insert(id, old);
+                        *self.counts.entry(old.segment).or_default() += 1;
+                    }
+                }
+                Undo::Remove { id, previous } => {
+                    self.live.insert(id, previous);
+                    *self.counts.entry(previous.segment).or_default() += 1;
+                    removes.push(id);
+                }
+            }
+        }
+        self.pending.clear();
+        for id in removes {
+            self.remove(id);
         }
     }
 
@@ -344,10 +391,13 @@ impl Segments {
             // is ever appended after a torn one.
             self.pending.clear();
             let _ = self.roll();
+            // Undone after the roll so the requeued removes go to the new segment.
+            self.undo_batch();
             return Err(io_error(&path, error));
         }
         self.active_size += self.pending.len() as u64;
         self.pending.clear();
+        self.undo.clear();
         Ok(())
     }
 

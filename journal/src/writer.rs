@@ -243,6 +243,14 @@ mod tests {
         );
         journal.put(2, 1, Bytes::from_static(b"b")).await.unwrap();
         assert!(journal.stats().healthy(), "the next good write clears it");
+        // The failed put left no ghost in the index (it would pin its segment forever).
+        assert_eq!(
+            journal
+                .stats()
+                .live
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
         assert_eq!(
             journal
                 .stats()
@@ -252,6 +260,37 @@ mod tests {
             "the total is kept"
         );
         drop(journal);
+        let (_j, live) = Journal::open(config).unwrap();
+        assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
+    }
+}
+
+#[cfg(test)]
+mod undo_tests {
+    use bytes::Bytes;
+
+    use crate::{Durability, Journal, JournalConfig, segment::Segments};
+
+    /// A remove lost with a failed write is written with the next one.
+    #[tokio::test]
+    async fn a_remove_lost_in_a_failed_write_is_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig::new(dir.path(), Durability::Fsync);
+        {
+            let (journal, _) = Journal::open(config.clone()).unwrap();
+            journal.put(1, 1, Bytes::from_static(b"a")).await.unwrap();
+            journal.flush().await.unwrap();
+        }
+        let (mut segments, live, _) = Segments::open(&config).unwrap();
+        assert_eq!(live.len(), 1);
+        segments.remove(1);
+        segments.fail_writes = 1;
+        assert!(segments.write().is_err());
+        assert_eq!(segments.live(), 0, "still removed in the index");
+        segments.put(2, 1, b"b");
+        segments.write().unwrap();
+        segments.sync().unwrap();
+        drop(segments);
         let (_j, live) = Journal::open(config).unwrap();
         assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
     }
