@@ -113,12 +113,42 @@ pub(crate) enum Command {
     },
 }
 
+/// Unreadable bytes that replay skipped (or, for a torn tail, cut off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub segment: u64,
+    pub offset: u64,
+    pub bytes: u64,
+    /// Where the segment was copied before anything else happened to it.
+    pub copy: Option<PathBuf>,
+}
+
+/// What opening the log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub segments: usize,
+    /// Live records returned.
+    pub records: usize,
+    /// Damaged stretches skipped; replay resumed at the next valid record after each. A
+    /// skipped record may have been a `remove` (its message comes back) or a `put`.
+    pub damaged: Vec<Damage>,
+    /// An incomplete last write of the newest segment (the normal crash case), truncated.
+    pub torn_tail: Option<Damage>,
+}
+
+impl ReplayReport {
+    pub fn skipped_bytes(&self) -> u64 {
+        self.damaged.iter().map(|d| d.bytes).sum()
+    }
+}
+
 /// Handle to the log; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     tx: Option<mpsc::Sender<Command>>,
     stats: std::sync::Arc<JournalStats>,
     durability: Durability,
+    replay: std::sync::Arc<ReplayReport>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -136,7 +166,7 @@ impl Journal {
         if config.durability == Durability::Memory {
             return Ok((Self::memory(), Vec::new()));
         }
-        let (state, live) = segment::Segments::open(&config)?;
+        let (state, live, report) = segment::Segments::open(&config)?;
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = std::sync::Arc::new(JournalStats::default());
         writer::spawn(config.clone(), state, rx, stats.clone())?;
@@ -145,6 +175,7 @@ impl Journal {
                 tx: Some(tx),
                 stats,
                 durability: config.durability,
+                replay: std::sync::Arc::new(report),
             },
             live,
         ))
@@ -156,7 +187,13 @@ impl Journal {
             tx: None,
             stats: Default::default(),
             durability: Durability::Memory,
+            replay: Default::default(),
         }
+    }
+
+    /// What replay found when the log was opened (damage skipped, torn tail cut).
+    pub fn replay_report(&self) -> &ReplayReport {
+        &self.replay
     }
 
     pub fn durability(&self) -> Durability {

@@ -18,6 +18,10 @@ pub struct Record {
     pub id: u128,
     pub kind: u8,
     pub payload: Bytes,
+    /// Where it was read from (segment number, byte offset), so a caller that cannot
+    /// use the payload can say which bytes it skipped.
+    pub segment: u64,
+    pub offset: u64,
 }
 
 pub(crate) fn encode(op: Op, kind: u8, id: u128, payload: &[u8], dst: &mut BytesMut) -> usize {
@@ -51,15 +55,17 @@ pub(crate) fn decode(buf: &Bytes, at: usize) -> Option<Entry> {
     if len < FIXED {
         return None;
     }
-    let body = buf.get(at + HEADER..at + HEADER + len)?;
+    let body = buf.get(at + HEADER..at.checked_add(HEADER + len)?)?;
+    // Cheap shape checks before the CRC: replay scans damaged stretches byte by byte
+    // for the next record, and these reject most false starts without hashing.
+    let op = match body[0] {
+        1 => Op::Put,
+        2 if len == FIXED && body[1] == 0 => Op::Remove,
+        _ => return None,
+    };
     if crc32fast::hash(body) != crc {
         return None;
     }
-    let op = match body[0] {
-        1 => Op::Put,
-        2 => Op::Remove,
-        _ => return None,
-    };
     let mut id = [0u8; 16];
     id.copy_from_slice(&body[2..18]);
     Some(Entry {

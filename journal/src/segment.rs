@@ -12,10 +12,10 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
-    JournalConfig, JournalError,
+    Damage, JournalConfig, JournalError, ReplayReport,
     record::{self, Op, Record},
 };
 
@@ -33,8 +33,17 @@ pub(crate) struct Segments {
     live: HashMap<u128, Location>,
     /// Live records per segment, oldest segment first.
     counts: BTreeMap<u64, usize>,
+    /// Segments that held unreadable bytes at replay, with the path of their copy (None
+    /// when the copy failed): deleting one is logged, and without a copy it is renamed
+    /// aside instead.
+    damaged: HashMap<u64, Option<PathBuf>>,
     /// Encoded records not yet written.
     pending: BytesMut,
+    /// How to take `pending`'s index changes back if its write fails.
+    undo: Vec<Undo>,
+    /// Test seam: fail this many of the next writes.
+    #[cfg(test)]
+    pub(crate) fail_writes: usize,
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> JournalError {
@@ -70,24 +79,107 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(|e| io_error(dir, e))
 }
 
+/// An index change of the batch being written.
+enum Undo {
+    Put {
+        id: u128,
+        previous: Option<Location>,
+    },
+    Remove {
+        id: u128,
+        previous: Location,
+    },
+}
+
+/// A stretch of a segment that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gap {
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Walk a segment's records in order. A record that does not decode is skipped by
+/// resynchronising on the next offset where a whole record validates (length, shape and
+/// CRC), so one damaged record costs only itself, not everything after it. Returns the
+/// damaged stretches; the last one may run to the end of the file (a torn tail).
+pub(crate) fn scan(bytes: &Bytes, mut visit: impl FnMut(usize, record::Entry)) -> Vec<Gap> {
+    let mut gaps = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        if let Some(entry) = record::decode(bytes, at) {
+            let size = entry.size;
+            visit(at, entry);
+            at += size;
+            continue;
+        }
+        let next = (at + 1..bytes.len()).find(|&p| record::decode(bytes, p).is_some());
+        let end = next.unwrap_or(bytes.len());
+        gaps.push(Gap {
+            offset: at,
+            len: end - at,
+        });
+        at = end;
+    }
+    gaps
+}
+
+/// Where a damaged segment's copy goes: next to it, out of the `.log` namespace so
+/// replay never reads it again.
+fn damaged_path(dir: &Path, number: u64) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{number:020}.log.damaged-{now}");
+    let mut path = dir.join(&base);
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    path
+}
+
+/// Keep a copy of a segment that held unreadable bytes, for whoever investigates. A
+/// copy an earlier start already made (same name prefix, same size) is reused, so a
+/// restart does not copy the same segment again.
+fn preserve(dir: &Path, number: u64) -> Result<PathBuf, std::io::Error> {
+    let from = segment_path(dir, number);
+    let size = fs::metadata(&from)?.len();
+    let prefix = format!("{number:020}.log.damaged-");
+    for entry in fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with(&prefix))
+            && entry.metadata().is_ok_and(|m| m.len() == size)
+        {
+            return Ok(entry.path());
+        }
+    }
+    let to = damaged_path(dir, number);
+    fs::copy(&from, &to)?;
+    File::open(&to)?.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    Ok(to)
+}
+
 impl Segments {
     /// Replay every segment and start a fresh active one.
-    pub fn open(config: &JournalConfig) -> Result<(Self, Vec<Record>), JournalError> {
+    pub fn open(config: &JournalConfig) -> Result<(Self, Vec<Record>, ReplayReport), JournalError> {
         let dir = config.dir.clone();
         fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         let numbers = list_segments(&dir)?;
         let mut live: HashMap<u128, Location> = HashMap::new();
-        let mut records: HashMap<u128, (u64, u64, Record)> = HashMap::new();
+        let mut records: HashMap<u128, Record> = HashMap::new();
+        let mut report = ReplayReport {
+            segments: numbers.len(),
+            ..ReplayReport::default()
+        };
+        let mut damaged: HashMap<u64, Option<PathBuf>> = HashMap::new();
         let last = numbers.last().copied();
         let started = std::time::Instant::now();
         for &number in &numbers {
             let path = segment_path(&dir, number);
             let bytes = Bytes::from(fs::read(&path).map_err(|e| io_error(&path, e))?);
-            let mut at = 0usize;
-            while at < bytes.len() {
-                let Some(entry) = record::decode(&bytes, at) else {
-                    break;
-                };
+            let mut gaps = scan(&bytes, |at, entry| {
                 let location = Location {
                     segment: number,
                     offset: at as u64,
@@ -97,15 +189,13 @@ impl Segments {
                         live.insert(entry.id, location);
                         records.insert(
                             entry.id,
-                            (
-                                number,
-                                at as u64,
-                                Record {
-                                    id: entry.id,
-                                    kind: entry.kind,
-                                    payload: entry.payload,
-                                },
-                            ),
+                            Record {
+                                id: entry.id,
+                                kind: entry.kind,
+                                payload: entry.payload,
+                                segment: number,
+                                offset: at as u64,
+                            },
                         );
                     }
                     Op::Remove => {
@@ -113,38 +203,77 @@ impl Segments {
                         records.remove(&entry.id);
                     }
                 }
-                at += entry.size;
-            }
-            if at < bytes.len() {
-                if Some(number) == last {
-                    // A crash mid-write tears only the tail of the newest segment.
-                    warn!(segment = number, offset = at, "torn tail truncated");
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| io_error(&path, e))?;
-                    file.set_len(at as u64).map_err(|e| io_error(&path, e))?;
-                    file.sync_all().map_err(|e| io_error(&path, e))?;
-                } else {
+            });
+            // A crash mid-write tears only the tail of the newest segment: a gap that
+            // runs to its end, with nothing valid after it, is that incomplete write.
+            let torn = match gaps.last() {
+                Some(gap) if Some(number) == last && gap.offset + gap.len == bytes.len() => {
+                    gaps.pop()
+                }
+                _ => None,
+            };
+            if !gaps.is_empty() {
+                let copy = match preserve(&dir, number) {
+                    Ok(copy) => Some(copy),
+                    Err(error) => {
+                        error!(segment = number, %error, "cannot copy a damaged segment aside");
+                        None
+                    }
+                };
+                for gap in &gaps {
+                    // A skipped record may have been a `remove` (its message comes back
+                    // and is sent again) or a `put` (that update, or message, is lost).
                     warn!(
                         segment = number,
-                        offset = at,
-                        "corrupt record: rest of segment skipped"
+                        offset = gap.offset,
+                        bytes = gap.len,
+                        copy = ?copy,
+                        "journal: unreadable bytes skipped, replay resumed at the next valid record"
                     );
+                    report.damaged.push(Damage {
+                        segment: number,
+                        offset: gap.offset as u64,
+                        bytes: gap.len as u64,
+                        copy: copy.clone(),
+                    });
                 }
+                damaged.insert(number, copy);
+            }
+            if let Some(gap) = torn {
+                warn!(
+                    segment = number,
+                    offset = gap.offset,
+                    bytes = gap.len,
+                    "journal: torn tail truncated"
+                );
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| io_error(&path, e))?;
+                file.set_len(gap.offset as u64)
+                    .map_err(|e| io_error(&path, e))?;
+                file.sync_all().map_err(|e| io_error(&path, e))?;
+                report.torn_tail = Some(Damage {
+                    segment: number,
+                    offset: gap.offset as u64,
+                    bytes: gap.len as u64,
+                    copy: None,
+                });
             }
         }
         let mut counts: BTreeMap<u64, usize> = numbers.iter().map(|&n| (n, 0)).collect();
         for location in live.values() {
             *counts.entry(location.segment).or_default() += 1;
         }
-        let mut replayed: Vec<(u64, u64, Record)> = records.into_values().collect();
-        replayed.sort_unstable_by_key(|(segment, offset, _)| (*segment, *offset));
-        let replayed: Vec<Record> = replayed.into_iter().map(|(_, _, r)| r).collect();
+        let mut replayed: Vec<Record> = records.into_values().collect();
+        replayed.sort_unstable_by_key(|r| (r.segment, r.offset));
+        report.records = replayed.len();
         if !numbers.is_empty() {
             info!(
                 segments = numbers.len(),
                 live = replayed.len(),
+                damaged = report.damaged.len(),
+                skipped_bytes = report.skipped_bytes(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "journal replayed"
             );
@@ -166,10 +295,14 @@ impl Segments {
             active_size: 0,
             live,
             counts,
+            damaged,
             pending: BytesMut::with_capacity(1 << 20),
+            undo: Vec::new(),
+            #[cfg(test)]
+            fail_writes: 0,
         };
         segments.delete_dead_prefix()?;
-        Ok((segments, replayed))
+        Ok((segments, replayed, report))
     }
 
     pub fn live(&self) -> usize {
@@ -193,16 +326,48 @@ impl Segments {
             segment: self.active_no,
             offset,
         };
-        if let Some(old) = self.live.insert(id, location) {
+        let previous = self.live.insert(id, location);
+        if let Some(old) = previous {
             self.dec(old.segment);
         }
         *self.counts.entry(self.active_no).or_default() += 1;
+        self.undo.push(Undo::Put { id, previous });
     }
 
     pub fn remove(&mut self, id: u128) {
         if let Some(old) = self.live.remove(&id) {
             record::encode(Op::Remove, 0, id, &[], &mut self.pending);
             self.dec(old.segment);
+            self.undo.push(Undo::Remove { id, previous: old });
+        }
+    }
+
+    /// A write failed: put the index back as it was before the lost batch, so its puts
+    /// (whose callers were told of the failure) do not pin a segment forever, and queue
+    /// its removes again (they are idempotent) for the next write.
+    fn undo_batch(&mut self) {
+        let mut removes = Vec::new();
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Put { id, previous } => {
+                    if let Some(location) = self.live.remove(&id) {
+                        self.dec(location.segment);
+                    }
+                    if let Some(old) = previous {
+                        self.live.insert(id, old);
+                        *self.counts.entry(old.segment).or_default() += 1;
+                    }
+                }
+                Undo::Remove { id, previous } => {
+                    self.live.insert(id, previous);
+                    *self.counts.entry(previous.segment).or_default() += 1;
+                    removes.push(id);
+                }
+            }
+        }
+        self.pending.clear();
+        for id in removes {
+            self.remove(id);
         }
     }
 
@@ -211,6 +376,14 @@ impl Segments {
         if self.pending.is_empty() {
             return Ok(());
         }
+        #[cfg(test)]
+        let result = if self.fail_writes > 0 {
+            self.fail_writes -= 1;
+            Err(std::io::Error::other("injected write failure"))
+        } else {
+            self.active.write_all(&self.pending)
+        };
+        #[cfg(not(test))]
         let result = self.active.write_all(&self.pending);
         if let Err(error) = result {
             let path = segment_path(&self.dir, self.active_no);
@@ -218,10 +391,13 @@ impl Segments {
             // is ever appended after a torn one.
             self.pending.clear();
             let _ = self.roll();
+            // Undone after the roll so the requeued removes go to the new segment.
+            self.undo_batch();
             return Err(io_error(&path, error));
         }
         self.active_size += self.pending.len() as u64;
         self.pending.clear();
+        self.undo.clear();
         Ok(())
     }
 
@@ -281,18 +457,22 @@ impl Segments {
         }
         let path = segment_path(&self.dir, oldest);
         let bytes = Bytes::from(fs::read(&path).map_err(|e| io_error(&path, e))?);
-        let mut at = 0usize;
         let mut moved = 0usize;
-        while let Some(entry) = record::decode(&bytes, at) {
+        // Replay resynchronised past damage; so must this, or the live records after it
+        // would never move and the segment would be read again on every group.
+        let mut found = Vec::new();
+        scan(&bytes, |at, entry| {
             let here = self
                 .live
                 .get(&entry.id)
                 .is_some_and(|l| l.segment == oldest && l.offset == at as u64);
             if entry.op == Op::Put && here {
-                self.put(entry.id, entry.kind, &entry.payload);
-                moved += 1;
+                found.push(entry);
             }
-            at += entry.size;
+        });
+        for entry in found {
+            self.put(entry.id, entry.kind, &entry.payload);
+            moved += 1;
         }
         info!(segment = oldest, moved, "live records copied forward");
         Ok(())
@@ -304,6 +484,31 @@ impl Segments {
                 break;
             }
             let path = segment_path(&self.dir, oldest);
+            match self.damaged.remove(&oldest) {
+                None => {}
+                Some(Some(copy)) => warn!(
+                    segment = oldest,
+                    copy = %copy.display(),
+                    "journal: deleting a finished segment that held unreadable bytes; its copy stays"
+                ),
+                Some(None) => {
+                    // No copy was made: move the file itself aside rather than lose it.
+                    // (It must leave the `.log` names either way: kept there, its old
+                    // records could come back once the segments holding their removes
+                    // are gone.)
+                    let to = damaged_path(&self.dir, oldest);
+                    match fs::rename(&path, &to) {
+                        Ok(()) => {
+                            warn!(segment = oldest, to = %to.display(), "journal: finished segment that held unreadable bytes moved aside");
+                            self.counts.remove(&oldest);
+                            continue;
+                        }
+                        Err(e) => {
+                            error!(segment = oldest, error = %e, "journal: cannot move aside a segment that held unreadable bytes; deleting it")
+                        }
+                    }
+                }
+            }
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

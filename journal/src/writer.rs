@@ -26,12 +26,18 @@ pub struct JournalStats {
     pub write_errors: AtomicU64,
     pub live: AtomicUsize,
     pub segments: AtomicUsize,
+    /// The last group write failed; cleared by the next one that succeeds.
+    write_failing: AtomicBool,
+    /// The last fsync failed; cleared by the next one that succeeds.
+    sync_failing: AtomicBool,
 }
 
 impl JournalStats {
-    /// Has every write so far succeeded?
+    /// Did the latest write and the latest fsync succeed? (`write_errors` keeps the
+    /// total; health follows the current state, so a transient error, such as a full
+    /// disk that was cleaned, does not leave the gateway unready until a restart.)
     pub fn healthy(&self) -> bool {
-        self.write_errors.load(Ordering::Relaxed) == 0
+        !self.write_failing.load(Ordering::Relaxed) && !self.sync_failing.load(Ordering::Relaxed)
     }
 }
 
@@ -127,6 +133,7 @@ fn write_loop(
         }
         match result {
             Ok(()) => {
+                stats.write_failing.store(false, Ordering::Relaxed);
                 stats.records.fetch_add(count as u64, Ordering::Relaxed);
                 stats.groups.fetch_add(1, Ordering::Relaxed);
                 target.dirty.store(true, Ordering::Release);
@@ -143,6 +150,7 @@ fn write_loop(
             Err(e) => {
                 error!(error = %e, "journal write failed");
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                stats.write_failing.store(true, Ordering::Relaxed);
                 fail(acks, &e.to_string());
             }
         }
@@ -192,14 +200,98 @@ fn sync_loop(
         match &result {
             Ok(()) => {
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
+                stats.sync_failing.store(false, Ordering::Relaxed);
             }
             Err(e) => {
                 error!(error = %e, "journal fsync failed");
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                stats.sync_failing.store(true, Ordering::Relaxed);
             }
         }
         for ack in waiting {
             let _ = ack.send(result.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::{Durability, Journal, JournalConfig, segment::Segments};
+
+    #[tokio::test]
+    async fn readiness_recovers_after_a_failed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig::new(dir.path(), Durability::Fsync);
+        let (mut segments, _, _) = Segments::open(&config).unwrap();
+        segments.fail_writes = 1;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let stats = std::sync::Arc::new(super::JournalStats::default());
+        super::spawn(config.clone(), segments, rx, stats.clone()).unwrap();
+        let journal = Journal {
+            tx: Some(tx),
+            stats,
+            durability: Durability::Fsync,
+            replay: Default::default(),
+        };
+        assert!(journal.stats().healthy());
+        assert!(journal.put(1, 1, Bytes::from_static(b"a")).await.is_err());
+        assert!(
+            !journal.stats().healthy(),
+            "a failed write makes it unready"
+        );
+        journal.put(2, 1, Bytes::from_static(b"b")).await.unwrap();
+        assert!(journal.stats().healthy(), "the next good write clears it");
+        // The failed put left no ghost in the index (it would pin its segment forever).
+        assert_eq!(
+            journal
+                .stats()
+                .live
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            journal
+                .stats()
+                .write_errors
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "the total is kept"
+        );
+        drop(journal);
+        let (_j, live) = Journal::open(config).unwrap();
+        assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
+    }
+}
+
+#[cfg(test)]
+mod undo_tests {
+    use bytes::Bytes;
+
+    use crate::{Durability, Journal, JournalConfig, segment::Segments};
+
+    /// A remove lost with a failed write is written with the next one.
+    #[tokio::test]
+    async fn a_remove_lost_in_a_failed_write_is_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig::new(dir.path(), Durability::Fsync);
+        {
+            let (journal, _) = Journal::open(config.clone()).unwrap();
+            journal.put(1, 1, Bytes::from_static(b"a")).await.unwrap();
+            journal.flush().await.unwrap();
+        }
+        let (mut segments, live, _) = Segments::open(&config).unwrap();
+        assert_eq!(live.len(), 1);
+        segments.remove(1);
+        segments.fail_writes = 1;
+        assert!(segments.write().is_err());
+        assert_eq!(segments.live(), 0, "still removed in the index");
+        segments.put(2, 1, b"b");
+        segments.write().unwrap();
+        segments.sync().unwrap();
+        drop(segments);
+        let (_j, live) = Journal::open(config).unwrap();
+        assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
     }
 }

@@ -14,7 +14,7 @@
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap},
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -158,6 +158,14 @@ fn local_from_micros(micros: i64) -> DateTime<Local> {
 
 impl From<&Message> for StoredMessage {
     fn from(m: &Message) -> Self {
+        Self::new(m, true)
+    }
+}
+
+impl StoredMessage {
+    /// `with_content: false` leaves the content out (empty), for a record that already
+    /// holds it once as the part's content.
+    fn new(m: &Message, with_content: bool) -> Self {
         Self {
             id: m.id.to_string(),
             uid: m.uid.to_string(),
@@ -175,7 +183,11 @@ impl From<&Message> for StoredMessage {
             replace_if_present: m.replace_if_present,
             data_coding: m.data_coding,
             sm_default_msg_id: m.sm_default_msg_id,
-            content: m.content.to_vec(),
+            content: if with_content {
+                m.content.to_vec()
+            } else {
+                Vec::new()
+            },
             payload_tlv: m.payload_tlv,
             tlvs: m.tlvs.iter().map(|t| (t.tag, t.value.to_vec())).collect(),
             dlr: m.dlr.as_ref().map(Into::into),
@@ -184,9 +196,7 @@ impl From<&Message> for StoredMessage {
             received_at_micros: m.received_at.timestamp_micros(),
         }
     }
-}
 
-impl StoredMessage {
     fn into_message(self) -> Message {
         Message {
             id: Arc::from(self.id),
@@ -352,32 +362,96 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Decode a replayed record; None for one that is unreadable or no longer relevant.
+/// Decode a replayed record; None for one that is unreadable (logged) or no longer
+/// relevant (expired).
 pub fn decode(record: &journal::Record) -> Option<Restored> {
+    match try_decode(record) {
+        Ok(restored) => restored,
+        Err(reason) => {
+            warn_undecodable(record, reason);
+            None
+        }
+    }
+}
+
+/// What `decode_all` dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeReport {
+    pub restored: usize,
+    /// Past their expiry: dropped on purpose.
+    pub expired: usize,
+    /// Unreadable (corrupt, or written by a newer version): each was logged.
+    pub undecodable: usize,
+}
+
+/// Decode every replayed record, counting what had to be dropped and why.
+pub fn decode_all(records: &[journal::Record]) -> (Vec<Restored>, DecodeReport) {
+    let mut report = DecodeReport::default();
+    let mut restored = Vec::with_capacity(records.len());
+    for record in records {
+        match try_decode(record) {
+            Ok(Some(r)) => {
+                report.restored += 1;
+                restored.push(r);
+            }
+            Ok(None) => report.expired += 1,
+            Err(reason) => {
+                warn_undecodable(record, reason);
+                report.undecodable += 1;
+            }
+        }
+    }
+    (restored, report)
+}
+
+fn warn_undecodable(record: &journal::Record, reason: &str) {
+    // A lost ACCEPTED is a lost message and a lost receipt wait an unmatched receipt:
+    // say which record it was so it can be looked at in the segment.
+    tracing::warn!(
+        key = %uuid::Uuid::from_u128(record.id),
+        kind = record.kind,
+        bytes = record.payload.len(),
+        segment = record.segment,
+        offset = record.offset,
+        reason,
+        "journal record cannot be decoded: dropped from replay"
+    );
+}
+
+/// Ok(None): readable but expired; Err: unreadable.
+fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &'static str> {
     match record.kind {
         KIND_ACCEPTED => {
-            let p: StoredPart = postcard::from_bytes(&record.payload).ok()?;
-            Some(Restored::Part(RestoredPart {
-                message: p.message.into_message(),
+            let p: StoredPart =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad accepted part")?;
+            let content = Bytes::from(p.content);
+            let mut message = p.message.into_message();
+            if message.content.is_empty() {
+                // Stored once, as the part's content (identical when both are empty).
+                message.content = content.clone();
+            }
+            Ok(Some(Restored::Part(RestoredPart {
+                message,
                 username: Arc::from(p.username),
                 connector: Arc::from(p.connector),
                 part: p.part as usize,
                 parts: p.parts as usize,
-                content: Bytes::from(p.content),
+                content,
                 esm_class: p.esm_class,
                 registered_delivery: p.registered_delivery,
                 charge_key: p.charge_key,
                 amount: p.amount,
-            }))
+            })))
         }
         KIND_AWAITING_RECEIPT => {
-            let w: StoredReceiptWait = postcard::from_bytes(&record.payload).ok()?;
+            let w: StoredReceiptWait =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad receipt wait")?;
             let now = unix_now();
             if w.expires_at <= now {
-                return None;
+                return Ok(None);
             }
             let connector: Arc<str> = Arc::from(w.connector);
-            Some(Restored::AwaitingReceipt {
+            Ok(Some(Restored::AwaitingReceipt {
                 entry: DlrEntry {
                     id: Arc::from(w.id),
                     uid: Arc::from(w.uid),
@@ -396,51 +470,149 @@ pub fn decode(record: &journal::Record) -> Option<Restored> {
                 operator_id: w.operator_id,
                 charge_key: w.charge_key,
                 ttl: Duration::from_secs(w.expires_at - now),
-            })
+            }))
         }
         KIND_PENDING_DELIVERY => {
-            let d: StoredDelivery = postcard::from_bytes(&record.payload).ok()?;
+            let d: StoredDelivery =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad pending delivery")?;
             let now = unix_now();
             if d.expires_at <= now {
-                return None;
+                return Ok(None);
             }
-            Some(Restored::PendingDelivery {
+            Ok(Some(Restored::PendingDelivery {
                 key: record.id,
                 username: Arc::from(d.username),
-                pdu: decode_pdu(&d.pdu)?,
+                pdu: decode_pdu(&d.pdu).ok_or("bad deliver_sm in pending delivery")?,
                 ttl: Duration::from_secs(d.expires_at - now),
-            })
+            }))
         }
         KIND_PENDING_CALLBACK => {
-            let c: StoredCallback = postcard::from_bytes(&record.payload).ok()?;
+            let c: StoredCallback =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad pending callback")?;
             let now = unix_now();
             if c.expires_at <= now {
-                return None;
+                return Ok(None);
             }
             let ttl = Duration::from_secs(c.expires_at - now);
-            Some(Restored::PendingCallback {
+            Ok(Some(Restored::PendingCallback {
                 key: record.id,
-                callback: c.into_callback()?,
+                callback: c.into_callback().ok_or("bad callback parameters")?,
                 ttl,
-            })
+            }))
         }
-        _ => None,
+        _ => Err("unknown record kind"),
+    }
+}
+
+/// Deadlines of the records that expire (receipt waits, pending deliveries and
+/// callbacks), tracked only while the record is live: its completion forgets it in O(1),
+/// so memory follows what is in flight, not throughput × TTL.
+///
+/// `deadlines` is the truth; `heap` orders them and is cleaned lazily: an entry whose
+/// key was forgotten (or re-armed with another deadline) is skipped when it surfaces,
+/// and the heap is rebuilt from `deadlines` once stale entries outnumber live ones, so
+/// each completion costs amortised O(1) and the heap stays within 2 × live + slack.
+struct Expiries {
+    /// Milliseconds since `base`: 8 bytes instead of an `Instant`'s 16.
+    deadlines: HashMap<u128, u64>,
+    heap: BinaryHeap<Reverse<(u64, u128)>>,
+    base: Instant,
+}
+
+/// Stale heap entries tolerated before a rebuild, beyond one per live entry.
+const HEAP_SLACK: usize = 1024;
+
+impl Expiries {
+    fn new() -> Self {
+        Self {
+            deadlines: HashMap::new(),
+            heap: BinaryHeap::new(),
+            base: Instant::now(),
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn arm(&mut self, key: u128, ttl: Duration) {
+        let at = self.millis(Instant::now() + ttl);
+        self.deadlines.insert(key, at);
+        self.heap.push(Reverse((at, key)));
+        self.compact();
+    }
+
+    fn forget(&mut self, key: u128) {
+        if self.deadlines.remove(&key).is_some() {
+            self.compact();
+        }
+    }
+
+    /// Pop the keys whose deadline passed.
+    fn due(&mut self, now: Instant) -> Vec<u128> {
+        let now = self.millis(now);
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, key))) = self.heap.peek() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            // Only if this is still the key's current deadline (else it is stale).
+            if self.deadlines.get(&key) == Some(&at) {
+                self.deadlines.remove(&key);
+                due.push(key);
+            }
+        }
+        due
+    }
+
+    fn compact(&mut self) {
+        if self.heap.len() <= 2 * self.deadlines.len() + HEAP_SLACK {
+            return;
+        }
+        self.heap = self
+            .deadlines
+            .iter()
+            .map(|(&key, &at)| Reverse((at, key)))
+            .collect();
+        // Give back what a burst left behind.
+        if self.deadlines.capacity() > 4 * self.deadlines.len() + HEAP_SLACK {
+            self.deadlines.shrink_to(2 * self.deadlines.len());
+        }
+    }
+
+    /// Bytes held, by capacity (the hash table's control bytes included).
+    fn bytes(&self) -> usize {
+        let map_slot = std::mem::size_of::<(u128, u64)>() + 1;
+        self.deadlines.capacity() * map_slot
+            + self.heap.capacity() * std::mem::size_of::<Reverse<(u64, u128)>>()
     }
 }
 
 /// The pipeline's `Journal` on the segmented log.
 pub struct LogJournal {
     log: journal::Journal,
-    /// Receipt waits by expiry, so they leave the log when `dlr_expiry` passes.
-    expiries: Mutex<BinaryHeap<Reverse<(Instant, u128)>>>,
+    /// Expiring records by deadline, so they leave the log when their TTL passes.
+    expiries: Mutex<Expiries>,
 }
 
 impl LogJournal {
     pub fn new(log: journal::Journal) -> Self {
         Self {
             log,
-            expiries: Mutex::new(BinaryHeap::new()),
+            expiries: Mutex::new(Expiries::new()),
         }
+    }
+
+    /// Records whose expiry is tracked (live receipt waits, pending deliveries and
+    /// callbacks); falls back to zero when they complete.
+    pub fn tracked_expiries(&self) -> usize {
+        self.expiries.lock().deadlines.len()
+    }
+
+    /// Approximate heap bytes of the expiry tracking (for metrics and sizing).
+    pub fn expiry_bytes(&self) -> usize {
+        self.expiries.lock().bytes()
     }
 
     pub fn log(&self) -> &journal::Journal {
@@ -456,18 +628,22 @@ impl LogJournal {
         };
         match self.log.put_ack(key, kind, payload) {
             Ok(ack) => {
-                self.expiries
-                    .lock()
-                    .push(Reverse((Instant::now() + ttl, key)));
+                self.expiries.lock().arm(key, ttl);
                 Durable::Pending(ack)
             }
             Err(error) => Durable::Failed(error.to_string()),
         }
     }
 
-    fn remove(&self, id: &str, part: usize) {
+    /// The record of `key` is finished: forget its expiry and remove it from the log.
+    fn finish(&self, key: u128) {
+        self.expiries.lock().forget(key);
         // A removal that cannot be queued only means a resend after a crash.
-        self.log.try_remove(record_id(id, part));
+        self.log.try_remove(key);
+    }
+
+    fn remove(&self, id: &str, part: usize) {
+        self.finish(record_id(id, part));
     }
 }
 
@@ -486,9 +662,12 @@ impl Journal for LogJournal {
                 charge_key,
                 amount,
             } => {
+                // A single-part message's content is the part's content: store it once
+                // (an empty stored message content means "same as the part"; see decode).
+                let same = message.content == *content;
                 let stored = StoredPart {
                     amount,
-                    message: message.into(),
+                    message: StoredMessage::new(message, !same),
                     username: username.to_owned(),
                     connector: connector.to_owned(),
                     part: part as u32,
@@ -538,12 +717,10 @@ impl Journal for LogJournal {
                         .log
                         .try_put(id, KIND_AWAITING_RECEIPT, Bytes::from(bytes))
                 {
-                    self.expiries
-                        .lock()
-                        .push(Reverse((Instant::now() + ttl, id)));
+                    self.expiries.lock().arm(id, ttl);
                 } else {
                     // Not recorded: the accepted record must not linger and be resent.
-                    self.log.try_remove(id);
+                    self.finish(id);
                 }
                 Durable::Done
             }
@@ -573,7 +750,7 @@ impl Journal for LogJournal {
                 self.put_expiring(key, KIND_PENDING_DELIVERY, &stored, ttl)
             }
             JournalRecord::Delivered { key } => {
-                self.log.try_remove(key);
+                self.finish(key);
                 Durable::Done
             }
             JournalRecord::PendingCallback { key, callback, ttl } => {
@@ -594,14 +771,9 @@ impl Journal for LogJournal {
     }
 
     fn housekeeping(&self) {
-        let now = Instant::now();
-        let mut expiries = self.expiries.lock();
-        while let Some(Reverse((at, id))) = expiries.peek().copied() {
-            if at > now {
-                break;
-            }
-            expiries.pop();
-            self.log.try_remove(id);
+        let due = self.expiries.lock().due(Instant::now());
+        for key in due {
+            self.log.try_remove(key);
         }
     }
 }
@@ -654,6 +826,8 @@ mod tests {
             id: record_id(&message.id, 0),
             kind: KIND_ACCEPTED,
             payload: Bytes::from(postcard::to_allocvec(&stored).unwrap()),
+            segment: 1,
+            offset: 0,
         };
         let Some(Restored::Part(part)) = decode(&record) else {
             panic!("not restored");
@@ -664,6 +838,189 @@ mod tests {
         assert_eq!(part.message.tags, message.tags);
         assert_eq!(&part.content[..], b"code 1234");
         assert_eq!(&*part.username, "bank");
+    }
+
+    #[test]
+    fn an_expiry_re_armed_later_is_not_fired_by_its_old_deadline() {
+        let mut expiries = Expiries::new();
+        expiries.arm(5, Duration::ZERO);
+        expiries.arm(5, Duration::from_secs(3600));
+        expiries.arm(6, Duration::ZERO);
+        let due = expiries.due(Instant::now() + Duration::from_secs(1));
+        assert_eq!(due, vec![6]);
+        assert_eq!(expiries.deadlines.len(), 1);
+    }
+
+    /// Many parts accepted, submitted (receipt awaited), then finished: nothing of
+    /// theirs stays in the expiry tracking (it used to keep every one until its TTL).
+    #[tokio::test]
+    async fn finished_records_leave_the_expiry_tracking() {
+        let dir = tempfile_dir("durable-expiry");
+        let (log, _) = journal::Journal::open(journal::JournalConfig::new(
+            &dir,
+            journal::Durability::Batched,
+        ))
+        .unwrap();
+        let journal = LogJournal::new(log.clone());
+        let day = Duration::from_secs(24 * 3600);
+        let ids: Vec<String> = (0..20_000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let callback = Callback {
+            url: "http://127.0.0.1:9/dlr".into(),
+            method: Method::GET,
+            params: vec![("id", b"abc".to_vec())],
+            user_agent: DLR_AGENT,
+        };
+        for (n, id) in ids.iter().enumerate() {
+            let message = Message {
+                id: Arc::from(id.as_str()),
+                content: Bytes::from_static(b"code 1234"),
+                ..Message::default()
+            };
+            let content = message.content.clone();
+            let accepted = journal.append(JournalRecord::Accepted {
+                message: &message,
+                username: "bank",
+                connector: "sim",
+                part: 0,
+                parts: 1,
+                content: &content,
+                esm_class: 0,
+                registered_delivery: 1,
+                charge_key: id,
+                amount: 1,
+            });
+            assert!(!matches!(accepted, Durable::Failed(_)));
+            let entry = DlrEntry {
+                id: message.id.clone(),
+                uid: Arc::from("bank1"),
+                username: Arc::from("bank"),
+                origin: Origin::Http,
+                source: Address::new("BANK", 5, 0),
+                destination: Address::new("998901234567", 1, 1),
+                registered_delivery: 1,
+                dlr: None,
+                connector: Arc::from("sim"),
+                submitted_at: Local::now(),
+                part: 0,
+                multipart: None,
+            };
+            journal.append(JournalRecord::AwaitingReceipt {
+                entry: &entry,
+                operator_id: "op",
+                charge_key: id,
+                ttl: day,
+            });
+            let key = record_id(id, 1);
+            journal.append(JournalRecord::PendingCallback {
+                key,
+                callback: &callback,
+                ttl: day,
+            });
+            if n % 1000 == 999 {
+                log.flush().await.unwrap();
+            }
+        }
+        assert_eq!(journal.tracked_expiries(), 2 * ids.len());
+        let full = journal.expiry_bytes();
+        for id in &ids {
+            journal.append(JournalRecord::ReceiptDone { id, part: 0 });
+            journal.append(JournalRecord::Delivered {
+                key: record_id(id, 1),
+            });
+        }
+        assert_eq!(journal.tracked_expiries(), 0);
+        // The lazily cleaned heap was rebuilt and the map shrunk along the way.
+        let after = journal.expiry_bytes();
+        assert!(after < full / 10, "{after} bytes left of {full}");
+        journal.housekeeping();
+        log.flush().await.unwrap();
+        assert_eq!(
+            log.stats().live.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        eprintln!(
+            "expiry tracking: {full} bytes for {} entries = {} bytes each",
+            2 * ids.len(),
+            full / (2 * ids.len())
+        );
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{name}-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn a_single_part_stores_its_content_once_and_gets_it_back() {
+        let message = Message {
+            id: Arc::from("07033084-5cfd-4812-90a4-e4d24ffb6e3d"),
+            content: Bytes::from(vec![b'c'; 140]),
+            ..Message::default()
+        };
+        let once = StoredPart {
+            message: StoredMessage::new(&message, false),
+            username: "bank".into(),
+            connector: "sim".into(),
+            part: 0,
+            parts: 1,
+            content: message.content.to_vec(),
+            esm_class: 0,
+            registered_delivery: 1,
+            charge_key: message.id.to_string(),
+            amount: 1,
+        };
+        let payload = postcard::to_allocvec(&once).unwrap();
+        assert!(payload.len() < 140 + 140, "{} bytes", payload.len());
+        let record = journal::Record {
+            id: 1,
+            kind: KIND_ACCEPTED,
+            payload: Bytes::from(payload),
+            segment: 1,
+            offset: 0,
+        };
+        let Ok(Some(Restored::Part(part))) = try_decode(&record) else {
+            panic!("not restored");
+        };
+        assert_eq!(part.message.content, message.content);
+        assert_eq!(part.content, message.content);
+    }
+
+    #[test]
+    fn undecodable_records_are_counted_apart_from_expired_ones() {
+        let record = |kind, payload: &'static [u8]| journal::Record {
+            id: 9,
+            kind,
+            payload: Bytes::from_static(payload),
+            segment: 3,
+            offset: 120,
+        };
+        let expired = StoredDelivery {
+            username: "bank".into(),
+            pdu: Vec::new(),
+            expires_at: 1,
+        };
+        let expired = journal::Record {
+            payload: Bytes::from(postcard::to_allocvec(&expired).unwrap()),
+            ..record(KIND_PENDING_DELIVERY, b"")
+        };
+        let records = [
+            record(KIND_ACCEPTED, b"\xff\xff"),
+            record(99, b"x"),
+            expired,
+        ];
+        let (restored, report) = decode_all(&records);
+        assert!(restored.is_empty());
+        assert_eq!(
+            report,
+            DecodeReport {
+                restored: 0,
+                expired: 1,
+                undecodable: 2
+            }
+        );
     }
 
     #[tokio::test]
