@@ -191,10 +191,8 @@ async fn refusals(url: &str) {
         engine.reserve(req(AccountId(999_999), "x", PRICE, 1)),
         Err(BillingError::UnknownAccount(AccountId(999_999)))
     ));
-    assert!(matches!(
-        engine.reserve(req(acc, "x", 0, 1)),
-        Err(BillingError::InvalidAmount(_))
-    ));
+    // A free route (rate 0) is a reservation of nothing, not a refusal.
+    assert!(engine.reserve(req(acc, "free", 0, 1)).is_ok());
     assert!(matches!(
         engine.reserve(req(acc, "x", -5, 1)),
         Err(BillingError::InvalidAmount(_))
@@ -437,8 +435,12 @@ async fn grpc_service_maps_engine_answers() {
         .await
         .err();
     assert_eq!(err.map(|s| s.code()), Some(Code::FailedPrecondition));
-    let err = svc.reserve(Request::new(reserve("g3", 0))).await.err();
+    let err = svc.reserve(Request::new(reserve("g3", -1))).await.err();
     assert_eq!(err.map(|s| s.code()), Some(Code::InvalidArgument));
+    // A free route: accepted.
+    svc.reserve(Request::new(reserve("g3-free", 0)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut unknown = reserve("g4", PRICE);
     unknown.account_id = 424_242;
     let err = svc.reserve(Request::new(unknown)).await.err();
