@@ -435,4 +435,4 @@ impl Gateway {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests;
