@@ -184,13 +184,18 @@ impl EngineCharging {
         let account = self
             .account_of(m.uid)
             .ok_or_else(|| ChargeError::UnknownAccount(m.uid.to_owned()))?;
-        let mut done: Vec<String> = Vec::with_capacity(m.texts.len());
-        for (part, text) in m.texts {
-            let key = part_key(m.message_id, *part, m.parts);
+        let mut done: Vec<String> = Vec::with_capacity(m.charges.len());
+        for part in m.charges {
+            let key = part_key(m.message_id, part.index, m.parts);
+            let segments = part.segments.max(1);
+            let amount = m
+                .price_per_part
+                .checked_mul(i64::from(segments))
+                .ok_or_else(|| ChargeError::Invalid(format!("{segments} segments overflow")))?;
             let request = ReserveRequest {
                 account,
                 reference: key.clone(),
-                amount: Micros(m.price_per_part),
+                amount: Micros(amount),
                 currency: self.currency,
                 meta: MessageMeta {
                     user: m.uid.to_owned(),
@@ -198,10 +203,10 @@ impl EngineCharging {
                     operator: String::new(),
                     destination: m.destination.to_owned(),
                     sender: m.sender.to_owned(),
-                    // Each reservation is one part: the CDR has a row per part.
-                    parts: 1,
-                    text_length: u32::try_from(text.len()).unwrap_or(u32::MAX),
-                    text_hash: text_hash(text),
+                    // A row per part, counting the SMS it stands for.
+                    parts: segments,
+                    text_length: u32::try_from(part.text.len()).unwrap_or(u32::MAX),
+                    text_hash: text_hash(part.text),
                 },
             };
             match self.engine.reserve(request) {

@@ -65,11 +65,23 @@ pub struct MessageCharge<'a> {
     pub connector: &'a str,
     pub destination: &'a str,
     pub sender: &'a str,
-    /// How many parts the whole message has.
+    /// How many parts (submit_sm) the whole message has.
     pub parts: usize,
-    /// The parts to reserve, by index (from 0) with their encoded text: every part of a
-    /// new message; after a restart, the one part the journal sends again.
-    pub texts: &'a [(usize, &'a [u8])],
+    /// The parts to reserve: every part of a new message; after a restart, the one part
+    /// the journal sends again.
+    pub charges: &'a [PartCharge<'a>],
+}
+
+/// One part (one submit_sm) to reserve.
+#[derive(Debug, Clone, Copy)]
+pub struct PartCharge<'a> {
+    /// Its index in the message, from 0.
+    pub index: usize,
+    /// Its encoded text.
+    pub text: &'a [u8],
+    /// SMS it counts for: 1, or more for a part carried whole in message_payload, which
+    /// the operator splits (it costs `price_per_part` and one `sms_count` each).
+    pub segments: u32,
 }
 
 /// An account as the HTTP `/balance` answer and the admin tools show it.
@@ -82,8 +94,8 @@ pub struct Balance {
 }
 
 pub trait Charging: Send + Sync + 'static {
-    /// Reserves `price_per_part` and one `sms_count` for each part in `texts`, all or
-    /// none. A part already reserved (a replay) is left as it is.
+    /// Reserves `price_per_part` and one `sms_count` per segment of each part in
+    /// `charges`, all or none. A part already reserved (a replay) is left as it is.
     fn reserve<'a>(
         &'a self,
         message: MessageCharge<'a>,

@@ -194,6 +194,9 @@ pub struct FieldError {
     pub field: &'static str,
 }
 
+/// The content of a PDU: message_payload when present (SMPP 3.4 §5.3.2.32: it carries the
+/// message instead of short_message), else short_message. When both are present the
+/// payload stays among the raw TLVs, where the submit path refuses it.
 fn payload_and_tlvs(tlvs: &[Tlv], short_message: &[u8]) -> (Bytes, bool, Vec<RawTlv>) {
     let mut raw: Vec<RawTlv> = tlvs.iter().map(RawTlv::from_tlv).collect();
     if short_message.is_empty()

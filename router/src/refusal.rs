@@ -45,6 +45,9 @@ pub enum Refusal {
     InterceptorFailed,
     #[error("Argument [{name}] has an invalid value: [{value}].")]
     InvalidArgument { name: String, value: String },
+    /// A TLV that cannot be accepted as sent (e.g. message_payload beside short_message).
+    #[error("Invalid TLV {name}")]
+    InvalidTlv { name: &'static str },
     #[error("Unknown error: {0}")]
     Unknown(String),
 }
@@ -121,6 +124,7 @@ impl Refusal {
             Self::Intercepted { smpp_status, .. } => CommandStatus::from(*smpp_status),
             Self::InterceptorFailed => CommandStatus::EsmeRsyserr,
             Self::InvalidArgument { .. } => CommandStatus::EsmeRinvmsglen,
+            Self::InvalidTlv { .. } => CommandStatus::EsmeRinvtlvval,
             Self::Unknown(_) => CommandStatus::EsmeRunknownerr,
         }
     }
@@ -131,7 +135,8 @@ impl Refusal {
             Self::Authorization { .. }
             | Self::ValueFilter { .. }
             | Self::InterceptorFailed
-            | Self::InvalidArgument { .. } => 400,
+            | Self::InvalidArgument { .. }
+            | Self::InvalidTlv { .. } => 400,
             Self::Authentication { .. } | Self::Throughput | Self::Charging(_) => 403,
             Self::NoRoute | Self::NoBoundConnector => 412,
             // A full queue is temporary: 503 tells HTTP clients to come back.

@@ -131,6 +131,27 @@ async fn a_message_split_in_three_costs_three_parts_and_three_of_sms_count() {
 }
 
 #[tokio::test]
+async fn a_message_payload_is_charged_for_the_sms_it_makes() {
+    let shutdown = CancellationToken::new();
+    let mut b = start(&shutdown, "0.02").await;
+    let user = b.gateway.snapshot().directory.by_uid["u1"].clone();
+    // One submit_sm whose message_payload the operator splits into three SMS.
+    let mut msg = http_message(&b"a".repeat(400));
+    msg.payload_tlv = true;
+    b.gateway
+        .submit(&user, msg, Requested::default())
+        .await
+        .expect("accepted");
+    b.sim.next_submit().await;
+    let gateway = b.gateway.clone();
+    wait_until(move || gateway.in_flight() == 0).await;
+    let balance = b.charging.balance("u1").await.expect("balance");
+    assert_eq!(balance.balance, Some(10_000_000 - 3 * RATE));
+    assert_eq!(balance.sms_count, Some(97));
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_free_route_is_accepted_counted_and_recorded_at_zero() {
     let shutdown = CancellationToken::new();
     let mut b = start(&shutdown, "0.00").await;

@@ -312,3 +312,43 @@ async fn http_value_filters_refuse_with_jasmins_answer_and_allow_matches() {
         .expect("unchecked when not given");
     s.delivered(b"ok").await;
 }
+
+/// A submit_sm whose text travels in message_payload, beside `short_message`.
+fn with_payload(short_message: &[u8], payload: &[u8]) -> smpp_core::rusmpp::pdus::SubmitSm {
+    use smpp_core::rusmpp::{
+        tlvs::{MessageSubmissionRequestTlvValue, TlvTag},
+        types::AnyOctetString,
+    };
+    let mut pdu = submit_sm("BANK", "255700", short_message, 0, 0);
+    pdu.set_tlvs(vec![MessageSubmissionRequestTlvValue::Other {
+        tag: TlvTag::from(router::model::TAG_MESSAGE_PAYLOAD),
+        value: AnyOctetString::from_slice(payload),
+    }]);
+    pdu
+}
+
+#[tokio::test]
+async fn message_payload_is_the_content_that_filters_see_and_cannot_come_with_short_message() {
+    let mut s = setup().await;
+    let mut vf = s.esme("vf").await;
+    // The filter wants "ok" in the content: a payload without it is refused…
+    assert_eq!(
+        vf.send(with_payload(b"", b"bad news")).await,
+        SubmitOutcome::Rejected(CommandStatus::EsmeRsyserr)
+    );
+    // …and cannot hide behind a harmless short_message.
+    assert_eq!(
+        vf.send(with_payload(b"ok", b"bad news")).await,
+        SubmitOutcome::Rejected(CommandStatus::EsmeRinvtlvval)
+    );
+    vf.accepted(with_payload(b"", b"ok, payload")).await;
+    let got = s.sim.next_submit().await;
+    assert_eq!(got.pdu.short_message().as_ref(), b"");
+    let payload = got
+        .pdu
+        .tlvs()
+        .iter()
+        .find(|t| u16::from(t.tag()) == router::model::TAG_MESSAGE_PAYLOAD)
+        .map(|t| t.value_length());
+    assert_eq!(payload, Some(11), "the operator gets the payload");
+}

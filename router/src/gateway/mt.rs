@@ -17,7 +17,7 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use chrono::Local;
 use parking_lot::Mutex;
-use proto::charging::{ChargeError, Charging, MessageCharge, part_key};
+use proto::charging::{ChargeError, Charging, MessageCharge, PartCharge, part_key};
 use smpp_core::{client::SubmitRequest, rusmpp::CommandStatus};
 use tracing::{debug, warn};
 
@@ -25,7 +25,7 @@ use super::{Connector, Gateway, InFlight};
 use crate::{
     credentials::{self, Requested},
     journaling::{Durable, FinalOutcome, JournalRecord},
-    model::{DlrRequest, ESM_UDHI, Message, Origin, RD_RECEIPT_ALWAYS},
+    model::{DlrRequest, ESM_UDHI, Message, Origin, RD_RECEIPT_ALWAYS, TAG_MESSAGE_PAYLOAD},
     queue::Queued,
     receipts::MultipartState,
     refusal::Refusal,
@@ -36,6 +36,18 @@ use crate::{
     stats::bump,
     user::User,
 };
+
+/// The SMS a part counts for: one, or, for content carried whole in message_payload
+/// (which the operator splits), as many as it takes.
+pub(super) fn segments(msg: &Message, content: &[u8]) -> u32 {
+    if !msg.payload_tlv {
+        return 1;
+    }
+    let encoding = smpp_core::text::Encoding::from_data_coding(msg.data_coding);
+    u32::try_from(smpp_core::text::count_encoded(content, encoding).parts)
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
 
 /// Where a message goes, as its route decided.
 struct Target {
@@ -174,6 +186,13 @@ impl Gateway {
     fn admit(&self, user: &User, msg: &mut Message, requested: &Requested) -> Result<(), Refusal> {
         msg.uid = user.uid.clone();
         msg.gid = user.gid.clone();
+        if msg.tlv(TAG_MESSAGE_PAYLOAD).is_some() {
+            // Still a raw TLV: it came beside a non-empty short_message (SMPP 3.4 allows
+            // one or the other). Which one is the message is ambiguous, so refuse.
+            return Err(Refusal::InvalidTlv {
+                name: "message_payload",
+            });
+        }
         credentials::check(user, msg, requested)?;
         if msg.source.addr.is_empty()
             && let Some(default) = &user.default_src_addr
@@ -318,10 +337,14 @@ impl Gateway {
         contents: &[Bytes],
     ) -> Result<Reservation<'_>, Refusal> {
         let n = contents.len();
-        let texts: Vec<(usize, &[u8])> = contents
+        let charges: Vec<PartCharge<'_>> = contents
             .iter()
             .enumerate()
-            .map(|(i, c)| (i, c.as_ref()))
+            .map(|(index, text)| PartCharge {
+                index,
+                text,
+                segments: segments(msg, text),
+            })
             .collect();
         let charge = MessageCharge {
             uid: &user.uid,
@@ -331,7 +354,7 @@ impl Gateway {
             destination: &msg.destination.addr,
             sender: &msg.source.addr,
             parts: n,
-            texts: &texts,
+            charges: &charges,
         };
         match self.charging.reserve(charge).await {
             Ok(()) => Ok(Reservation::new(

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use proto::charging::MessageCharge;
+use proto::charging::{MessageCharge, PartCharge};
 use smpp_core::rusmpp::CommandStatus;
 use tracing::{debug, info, warn};
 
-use super::{Connector, Gateway, InFlight};
+use super::{Connector, Gateway, InFlight, mt::segments};
 use crate::{durable::Restored, journaling::JournalRecord, queue::Queued};
 
 /// What a journal replay brought back.
@@ -45,7 +45,11 @@ impl Gateway {
                     // and restores one its write-behind lost. A reference billing already
                     // settled is sent anyway: the receipt the client waits for may depend
                     // on it, and settling twice is a no-op.
-                    let texts = [(p.part, p.content.as_ref())];
+                    let charges = [PartCharge {
+                        index: p.part,
+                        text: &p.content,
+                        segments: segments(&p.message, &p.content),
+                    }];
                     let charge = MessageCharge {
                         uid: &p.message.uid,
                         message_id: &p.message.id,
@@ -54,7 +58,7 @@ impl Gateway {
                         destination: &p.message.destination.addr,
                         sender: &p.message.source.addr,
                         parts: p.parts,
-                        texts: &texts,
+                        charges: &charges,
                     };
                     if let Err(error) = self.charging.reserve(charge).await {
                         debug!(id = %p.message.id, part = p.part, %error, "replayed part: no new reservation");
