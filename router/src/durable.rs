@@ -686,6 +686,8 @@ impl Journal for LogJournal {
                     .put_ack(record_id(&message.id, part), KIND_ACCEPTED, payload)
                 {
                     Ok(ack) => Durable::Pending(ack),
+                    // The writer's queue is full: the client may retry in a moment.
+                    Err(journal::JournalError::Busy) => Durable::Busy,
                     Err(error) => Durable::Failed(error.to_string()),
                 }
             }

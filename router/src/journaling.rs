@@ -84,7 +84,9 @@ pub enum Durable {
     Pending(oneshot::Receiver<Result<(), String>>),
     /// Safe once this completes: e.g. a client's answer, or else a journal write.
     Deferred(Pin<Box<dyn Future<Output = Result<(), String>> + Send>>),
-    /// Could not even be queued (log stopped or saturated).
+    /// The log's queue is full: nothing was written, try again shortly.
+    Busy,
+    /// Could not even be queued (the log stopped or failed).
     Failed(String),
 }
 
@@ -94,6 +96,7 @@ impl std::fmt::Debug for Durable {
             Self::Done => f.write_str("Done"),
             Self::Pending(_) => f.write_str("Pending"),
             Self::Deferred(_) => f.write_str("Deferred"),
+            Self::Busy => f.write_str("Busy"),
             Self::Failed(reason) => f.debug_tuple("Failed").field(reason).finish(),
         }
     }
@@ -108,6 +111,7 @@ impl Durable {
                 .map_err(|_| JournalError("log writer stopped".into()))?
                 .map_err(JournalError),
             Self::Deferred(done) => done.await.map_err(JournalError),
+            Self::Busy => Err(JournalError("journal busy".into())),
             Self::Failed(reason) => Err(JournalError(reason)),
         }
     }

@@ -35,6 +35,9 @@ pub enum Refusal {
     /// The connector's queue is full: back off and retry (our addition, Jasmin would block).
     #[error("Cannot send submit_sm, check SMPPClientManagerPB log file for details")]
     QueueFull,
+    /// The journal's write queue is full: back off and retry (our addition).
+    #[error("Cannot send submit_sm, check SMPPClientManagerPB log file for details")]
+    JournalBusy,
     /// The queue (or the log under it) failed.
     #[error("Cannot send submit_sm, check SMPPClientManagerPB log file for details")]
     Enqueue,
@@ -116,7 +119,9 @@ impl Refusal {
                 ValueFilterField::ValidityPeriod => CommandStatus::EsmeRinvexpiry,
                 ValueFilterField::Content => CommandStatus::EsmeRsyserr,
             },
-            Self::Throughput | Self::ChargingBusy => CommandStatus::EsmeRthrottled,
+            Self::Throughput | Self::ChargingBusy | Self::JournalBusy => {
+                CommandStatus::EsmeRthrottled
+            }
             Self::Charging(_) => CommandStatus::EsmeRsyserr,
             Self::NoRoute => CommandStatus::EsmeRinvdstadr,
             Self::NoBoundConnector | Self::Enqueue => CommandStatus::EsmeRsubmitfail,
@@ -140,7 +145,7 @@ impl Refusal {
             Self::Authentication { .. } | Self::Throughput | Self::Charging(_) => 403,
             Self::NoRoute | Self::NoBoundConnector => 412,
             // A full queue is temporary: 503 tells HTTP clients to come back.
-            Self::QueueFull | Self::ChargingBusy => 503,
+            Self::QueueFull | Self::ChargingBusy | Self::JournalBusy => 503,
             Self::Enqueue | Self::Unknown(_) => 500,
             Self::Intercepted { http_status, .. } => *http_status,
         }

@@ -438,8 +438,11 @@ impl Gateway {
                 charge_key: reservation.key(part),
                 amount: target.price_per_part,
             });
-            if matches!(durable, Durable::Failed(_)) {
-                break;
+            match durable {
+                // Nothing of this message is durable; a later part cannot be either.
+                Durable::Busy => return Err(Refusal::JournalBusy),
+                Durable::Failed(_) => break,
+                _ => {}
             }
         }
         if let Err(error) = durable.wait().await {

@@ -38,7 +38,7 @@ impl Charging for Ledger {
                 self.reserved.lock().push((
                     m.message_id.to_owned(),
                     m.parts,
-                    m.texts.iter().map(|(i, _)| *i).collect(),
+                    m.charges.iter().map(|c| c.index).collect(),
                     m.price_per_part,
                 ));
                 Ok(())
@@ -65,6 +65,7 @@ impl Charging for Ledger {
 #[derive(Default)]
 struct TestJournal {
     fail: Mutex<bool>,
+    busy: Mutex<bool>,
     /// While set, Accepted records wait for this before they are durable.
     gate: Mutex<Option<Arc<Notify>>>,
     accepted: Mutex<Vec<String>>,
@@ -78,6 +79,9 @@ impl Journal for TestJournal {
                 self.accepted.lock().push(charge_key.to_owned());
                 if *self.fail.lock() {
                     return Durable::Failed("disk full".into());
+                }
+                if *self.busy.lock() {
+                    return Durable::Busy;
                 }
                 if let Some(gate) = self.gate.lock().take() {
                     return Durable::Deferred(Box::pin(async move {
@@ -303,4 +307,21 @@ async fn a_free_route_is_charged_zero_not_refused() {
         .await
         .expect("a free route accepts");
     assert_eq!(s.ledger.reserved.lock()[0].3, 0);
+}
+
+#[tokio::test]
+async fn a_full_journal_queue_throttles_and_refunds() {
+    let s = setup(CONFIG);
+    *s.journal.busy.lock() = true;
+    let refusal = s
+        .gateway
+        .submit(&s.user, message(b"hi", false), Requested::default())
+        .await;
+    assert_eq!(refusal, Err(Refusal::JournalBusy));
+    assert_eq!(
+        Refusal::JournalBusy.smpp_status(),
+        smpp_core::rusmpp::CommandStatus::EsmeRthrottled
+    );
+    assert_eq!(s.ledger.refunded.lock().len(), 1);
+    assert_eq!(s.gateway.in_flight(), 0);
 }
