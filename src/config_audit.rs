@@ -2,8 +2,15 @@
 //! is a file: each start fingerprints it section by section (the parsed values, so
 //! comments and layout do not count), compares with what the previous start recorded,
 //! and writes one `config.loaded` line naming the sections that changed.
+//!
+//! The digests are keyed with a secret kept beside the data ([`audit_key`]): the audit
+//! log must not let anyone who reads it test guesses of a password offline.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
 
 use sha2::{Digest, Sha256};
 
@@ -14,19 +21,30 @@ pub const ACTION: &str = "config.loaded";
 pub struct Fingerprint(BTreeMap<String, String>);
 
 impl Fingerprint {
-    /// `router` is split into its tables, since that is where users and routes live.
-    pub fn of(text: &str) -> anyhow::Result<Self> {
+    /// `router` is split into its tables, since that is where users and routes live;
+    /// a `[router] file = "…"` (relative to `base_dir`) is read and split the same way.
+    pub fn of(text: &str, base_dir: &Path, key: &[u8]) -> anyhow::Result<Self> {
         let table: toml::Table = toml::from_str(text)?;
         let mut sections = BTreeMap::new();
-        for (key, value) in &table {
-            match (key.as_str(), value) {
+        for (name, value) in &table {
+            match (name.as_str(), value) {
                 ("router", toml::Value::Table(router)) => {
-                    for (sub, value) in router {
-                        sections.insert(format!("router.{sub}"), digest(value));
+                    let external = match router.get("file") {
+                        Some(toml::Value::String(file)) => {
+                            let path = base_dir.join(file);
+                            let text = std::fs::read_to_string(&path).map_err(|e| {
+                                anyhow::anyhow!("router file {}: {e}", path.display())
+                            })?;
+                            Some(toml::from_str::<toml::Table>(&text)?)
+                        }
+                        _ => None,
+                    };
+                    for (sub, value) in router.iter().chain(external.iter().flatten()) {
+                        sections.insert(format!("router.{sub}"), digest(key, value));
                     }
                 }
                 _ => {
-                    sections.insert(key.clone(), digest(value));
+                    sections.insert(name.clone(), digest(key, value));
                 }
             }
         }
@@ -72,11 +90,41 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-fn digest(value: &toml::Value) -> String {
+fn digest(key: &[u8], value: &toml::Value) -> String {
     // Serialising the parsed value gives one text per meaning (tables are ordered maps).
     let text = toml::to_string(value).unwrap_or_else(|_| format!("{value:?}"));
-    let hash = Sha256::digest(text.as_bytes());
+    let hash = Sha256::new()
+        .chain_update((key.len() as u64).to_be_bytes())
+        .chain_update(key)
+        .chain_update(text.as_bytes())
+        .finalize();
     hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The installation's audit key, `config-audit.key` in `dir`: 32 random bytes made on the
+/// first start, readable by the gateway's user only.
+pub fn audit_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let path: PathBuf = dir.join("config-audit.key");
+    if let Ok(key) = std::fs::read(&path)
+        && key.len() >= 32
+    {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(dir)?;
+    let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| u.into_bytes())
+        .collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    Ok(key)
 }
 
 /// The audit line for this start: what changed since `previous` (the detail of the last
@@ -84,9 +132,11 @@ fn digest(value: &toml::Value) -> String {
 pub fn audit_event(
     path: Option<&Path>,
     text: &str,
+    base_dir: &Path,
+    key: &[u8],
     previous: Option<&str>,
 ) -> anyhow::Result<billing::AuditEvent> {
-    let now = Fingerprint::of(text)?;
+    let now = Fingerprint::of(text, base_dir, key)?;
     let changed = match previous.and_then(Fingerprint::from_detail) {
         None => "first-load".to_owned(),
         Some(before) => {
@@ -141,9 +191,18 @@ pub async fn record(
     engine: &billing::BillingEngine,
     path: Option<&Path>,
     text: &str,
+    base_dir: &Path,
+    key_dir: &Path,
 ) -> anyhow::Result<billing::AuditEvent> {
+    let key = audit_key(key_dir)?;
     let previous = engine.audit_log(Some(ACTION), 1).await?;
-    let event = audit_event(path, text, previous.first().map(|e| e.detail.as_str()))?;
+    let event = audit_event(
+        path,
+        text,
+        base_dir,
+        &key,
+        previous.first().map(|e| e.detail.as_str()),
+    )?;
     engine.record_audit(event.clone()).await?;
     Ok(event)
 }
@@ -167,18 +226,24 @@ type = "DefaultRoute"
 connector = "smppc(sim)"
 "#;
 
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn event(text: &str, previous: Option<&str>) -> billing::AuditEvent {
+        audit_event(None, text, Path::new("."), KEY, previous).unwrap()
+    }
+
     #[test]
     fn names_the_sections_that_changed_and_ignores_layout() {
-        let before = audit_event(None, BASE, None).unwrap();
+        let before = event(BASE, None);
         assert!(before.detail.starts_with("changed=first-load "));
 
         let reformatted = format!("# a comment\n{}", BASE.replace("\n\n", "\n\n\n"));
-        let same = audit_event(None, &reformatted, Some(&before.detail)).unwrap();
+        let same = event(&reformatted, Some(&before.detail));
         assert!(same.detail.starts_with("changed=none "), "{}", same.detail);
 
         let edited = BASE.replace("password = \"x\"", "password = \"y\"")
             + "\n[durability]\nmode = \"memory\"\n";
-        let changed = audit_event(None, &edited, Some(&before.detail)).unwrap();
+        let changed = event(&edited, Some(&before.detail));
         assert!(
             changed
                 .detail
@@ -187,5 +252,30 @@ connector = "smppc(sim)"
             changed.detail
         );
         assert!(!changed.detail.contains("\"y\""), "no values in the log");
+    }
+
+    #[test]
+    fn an_external_router_file_is_fingerprinted() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = "[router]\nfile = \"router.toml\"\n";
+        std::fs::write(dir.path().join("router.toml"), "[[users]]\nuid = \"a\"\n").unwrap();
+        let before = audit_event(None, main, dir.path(), KEY, None).unwrap();
+        std::fs::write(dir.path().join("router.toml"), "[[users]]\nuid = \"b\"\n").unwrap();
+        let after = audit_event(None, main, dir.path(), KEY, Some(&before.detail)).unwrap();
+        assert!(
+            after.detail.starts_with("changed=router.users "),
+            "{}",
+            after.detail
+        );
+    }
+
+    #[test]
+    fn digests_depend_on_the_installation_key() {
+        let password = toml::Value::String("hunter2".into());
+        assert_ne!(digest(KEY, &password), digest(b"another key", &password));
+        let dir = tempfile::tempdir().unwrap();
+        let key = audit_key(dir.path()).unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(audit_key(dir.path()).unwrap(), key, "made once, then read");
     }
 }

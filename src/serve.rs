@@ -93,7 +93,15 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     );
     let billing = config.storage.billing.then(|| engine.clone());
     if let Some(engine) = &billing {
-        match config_audit::record(engine, config_path.as_deref(), &loaded.text).await {
+        match config_audit::record(
+            engine,
+            config_path.as_deref(),
+            &loaded.text,
+            &loaded.base_dir,
+            &journal_dir,
+        )
+        .await
+        {
             Ok(event) => info!(detail = %event.detail, "configuration recorded in the audit log"),
             Err(error) => warn!(%error, "could not record the configuration in the audit log"),
         }
