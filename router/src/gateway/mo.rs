@@ -16,7 +16,7 @@ use smpp_core::{
         values::{DataCoding, EsmClass, Npi, PriorityFlag, RegisteredDelivery, Ton},
     },
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::Gateway;
 use crate::{
@@ -66,7 +66,9 @@ impl Gateway {
             }
         }
         let Some(route) = snap.mo.select(&whole) else {
-            warn!(from = %whole.source.addr, to = %whole.destination.addr, "no MO route");
+            // Phone numbers are personal data: only at debug.
+            warn!(connector = %whole.connector, "no MO route");
+            debug!(from = %whole.source.addr, to = %whole.destination.addr, "no MO route");
             return unroutable;
         };
         let order: Vec<MoTarget> = match route.kind {

@@ -436,7 +436,9 @@ async fn bind<A: Authenticator, H>(
     // Counted as a failure before the authenticator (and its password hashing) runs, so
     // a burst of parallel binds cannot all be verified before the lockout starts.
     let Some(failure_delay) = guard.begin(peer.ip(), &request.system_id) else {
-        warn!(system_id = %request.system_id, "bind refused: locked out after repeated failures");
+        // The system_id is the peer's choice: escaped, and at debug so that a flood of
+        // locked-out attempts cannot flood the log.
+        debug!(system_id = ?request.system_id, %peer, "bind refused: locked out after repeated failures");
         return Err((CommandStatus::EsmeRbindfail, config.guard.failure_delay));
     };
     let authenticated =
