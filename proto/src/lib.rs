@@ -8,6 +8,6 @@ pub mod charging;
 
 /// Generated types and the `billing_server::Billing` / `billing_client::BillingClient` pair.
 pub mod billing {
-    #![allow(clippy::all, clippy::pedantic)]
+    #![allow(clippy::all, clippy::pedantic, rustdoc::invalid_html_tags)]
     tonic::include_proto!("smsgw.billing.v1");
 }

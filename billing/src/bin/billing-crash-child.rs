@@ -1,4 +1,4 @@
-//! Test helper for the crash test: opens the store at argv[1], creates an account and
+//! Test helper for the crash test: opens the store at `argv[1]`, creates an account and
 //! funds it, then reserves, commits and refunds forever. After each flush it prints
 //! `durable <charged messages> <charged micros>`: what the store is known to hold.
 //! The test kills it with SIGKILL at an arbitrary point.

@@ -1,12 +1,12 @@
 //! The gateway: everything that moves a message, one step of the path per file.
 //!
-//! - [`mt`]: a client's message, from credentials to its place in a connector's queue;
-//! - [`uplink`]: what the operator answered to each submit_sm (commit, requeue, failover);
-//! - [`receipts`]: the operator's delivery receipts, matched and reported;
-//! - [`delivery`]: deliver_sm to bound clients (kept while they are away) and HTTP callbacks;
-//! - [`mo`]: mobile-originated messages along the MO routes;
-//! - [`restore`]: the journal's replay after a restart;
-//! - [`smpp_front`]: the adapters that the SMPP server and the uplinks call.
+//! - `mt`: a client's message, from credentials to its place in a connector's queue;
+//! - `uplink`: what the operator answered to each submit_sm (commit, requeue, failover);
+//! - `receipts`: the operator's delivery receipts, matched and reported;
+//! - `delivery`: deliver_sm to bound clients (kept while they are away) and HTTP callbacks;
+//! - `mo`: mobile-originated messages along the MO routes;
+//! - `restore`: the journal's replay after a restart;
+//! - `smpp_front`: the adapters that the SMPP server and the uplinks call.
 
 mod connector;
 mod delivery;

@@ -5,7 +5,7 @@
 //! part and the code start the next, and each part is decoded on its own), and
 //! neither can a UTF-16 surrogate pair. When such a pair would straddle the
 //! limit the part ends one unit early, which can add a part. Counting therefore
-//! walks the encoded message exactly like [`super::split`] does.
+//! walks the encoded message exactly like [`super::split`](mod@super::split) does.
 
 use super::coding::{Encoding, UnitKind, choose, encode, encode_lossy};
 use super::{TextError, gsm7::ESC};
