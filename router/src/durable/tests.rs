@@ -1,0 +1,308 @@
+//! The codec round trips, replay decoding and the expiry tracking.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use chrono::Local;
+use hyper::Method;
+
+use super::{decode::*, expiry::*, stored::*, *};
+use crate::{
+    callbacks::{Callback, DLR_AGENT},
+    journaling::{Durable, Journal, JournalRecord},
+    model::{Address, DlrMethod, DlrRequest, Message, Origin},
+    receipts::DlrEntry,
+};
+
+#[test]
+fn parts_of_one_message_get_distinct_stable_keys() {
+    let id = "07033084-5cfd-4812-90a4-e4d24ffb6e3d";
+    assert_eq!(record_id(id, 0), record_id(id, 0));
+    assert_ne!(record_id(id, 0), record_id(id, 1));
+    assert_ne!(
+        record_id("not-a-uuid", 0),
+        record_id("not-a-uuid-either", 0)
+    );
+}
+
+#[test]
+fn a_message_survives_the_round_trip() {
+    let message = Message {
+        id: Arc::from("07033084-5cfd-4812-90a4-e4d24ffb6e3d"),
+        uid: Arc::from("bank1"),
+        source: Address::new("BANK", 5, 0),
+        destination: Address::new("998901234567", 1, 1),
+        content: Bytes::from_static(b"code 1234"),
+        registered_delivery: 1,
+        tags: vec!["otp".into()],
+        dlr: Some(DlrRequest {
+            level: 3,
+            url: "http://127.0.0.1/dlr".into(),
+            method: DlrMethod::Get,
+        }),
+        ..Message::default()
+    };
+    let stored = StoredPart {
+        message: (&message).into(),
+        username: "bank".into(),
+        connector: "sim".into(),
+        part: 0,
+        parts: 1,
+        content: b"code 1234".to_vec(),
+        esm_class: 0,
+        registered_delivery: 1,
+        charge_key: message.id.to_string(),
+        amount: 20_000,
+    };
+    let record = journal::Record {
+        id: record_id(&message.id, 0),
+        kind: KIND_ACCEPTED,
+        payload: Bytes::from(postcard::to_allocvec(&stored).unwrap()),
+        segment: 1,
+        offset: 0,
+    };
+    let Some(Restored::Part(part)) = decode(&record) else {
+        panic!("not restored");
+    };
+    assert_eq!(part.message.id, message.id);
+    assert_eq!(part.message.destination, message.destination);
+    assert_eq!(part.message.dlr, message.dlr);
+    assert_eq!(part.message.tags, message.tags);
+    assert_eq!(&part.content[..], b"code 1234");
+    assert_eq!(&*part.username, "bank");
+}
+
+#[test]
+fn an_expiry_re_armed_later_is_not_fired_by_its_old_deadline() {
+    let mut expiries = Expiries::new();
+    expiries.arm(5, Duration::ZERO);
+    expiries.arm(5, Duration::from_secs(3600));
+    expiries.arm(6, Duration::ZERO);
+    let due = expiries.due(Instant::now() + Duration::from_secs(1));
+    assert_eq!(due, vec![6]);
+    assert_eq!(expiries.deadlines.len(), 1);
+}
+
+/// Many parts accepted, submitted (receipt awaited), then finished: nothing of
+/// theirs stays in the expiry tracking (it used to keep every one until its TTL).
+#[tokio::test]
+async fn finished_records_leave_the_expiry_tracking() {
+    let dir = tempfile_dir("durable-expiry");
+    let (log, _) = journal::Journal::open(journal::JournalConfig::new(
+        &dir,
+        journal::Durability::Batched,
+    ))
+    .unwrap();
+    let journal = LogJournal::new(log.clone());
+    let day = Duration::from_secs(24 * 3600);
+    let ids: Vec<String> = (0..20_000)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let callback = Callback {
+        url: "http://127.0.0.1:9/dlr".into(),
+        method: Method::GET,
+        params: vec![("id", b"abc".to_vec())],
+        user_agent: DLR_AGENT,
+    };
+    for (n, id) in ids.iter().enumerate() {
+        let message = Message {
+            id: Arc::from(id.as_str()),
+            content: Bytes::from_static(b"code 1234"),
+            ..Message::default()
+        };
+        let content = message.content.clone();
+        let accepted = journal.append(JournalRecord::Accepted {
+            message: &message,
+            username: "bank",
+            connector: "sim",
+            part: 0,
+            parts: 1,
+            content: &content,
+            esm_class: 0,
+            registered_delivery: 1,
+            charge_key: id,
+            amount: 1,
+        });
+        assert!(!matches!(accepted, Durable::Failed(_)));
+        let entry = DlrEntry {
+            id: message.id.clone(),
+            uid: Arc::from("bank1"),
+            username: Arc::from("bank"),
+            origin: Origin::Http,
+            source: Address::new("BANK", 5, 0),
+            destination: Address::new("998901234567", 1, 1),
+            registered_delivery: 1,
+            dlr: None,
+            connector: Arc::from("sim"),
+            submitted_at: Local::now(),
+            part: 0,
+            multipart: None,
+        };
+        journal.append(JournalRecord::AwaitingReceipt {
+            entry: &entry,
+            operator_id: "op",
+            charge_key: id,
+            ttl: day,
+        });
+        let key = record_id(id, 1);
+        journal.append(JournalRecord::PendingCallback {
+            key,
+            callback: &callback,
+            ttl: day,
+        });
+        if n % 1000 == 999 {
+            log.flush().await.unwrap();
+        }
+    }
+    assert_eq!(journal.tracked_expiries(), 2 * ids.len());
+    let full = journal.expiry_bytes();
+    for id in &ids {
+        journal.append(JournalRecord::ReceiptDone { id, part: 0 });
+        journal.append(JournalRecord::Delivered {
+            key: record_id(id, 1),
+        });
+    }
+    assert_eq!(journal.tracked_expiries(), 0);
+    // The lazily cleaned heap was rebuilt and the map shrunk along the way.
+    let after = journal.expiry_bytes();
+    assert!(after < full / 10, "{after} bytes left of {full}");
+    journal.housekeeping();
+    log.flush().await.unwrap();
+    assert_eq!(
+        log.stats().live.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    eprintln!(
+        "expiry tracking: {full} bytes for {} entries = {} bytes each",
+        2 * ids.len(),
+        full / (2 * ids.len())
+    );
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{name}-{}", uuid::Uuid::new_v4()))
+}
+
+#[test]
+fn a_single_part_stores_its_content_once_and_gets_it_back() {
+    let message = Message {
+        id: Arc::from("07033084-5cfd-4812-90a4-e4d24ffb6e3d"),
+        content: Bytes::from(vec![b'c'; 140]),
+        ..Message::default()
+    };
+    let once = StoredPart {
+        message: StoredMessage::new(&message, false),
+        username: "bank".into(),
+        connector: "sim".into(),
+        part: 0,
+        parts: 1,
+        content: message.content.to_vec(),
+        esm_class: 0,
+        registered_delivery: 1,
+        charge_key: message.id.to_string(),
+        amount: 1,
+    };
+    let payload = postcard::to_allocvec(&once).unwrap();
+    assert!(payload.len() < 140 + 140, "{} bytes", payload.len());
+    let record = journal::Record {
+        id: 1,
+        kind: KIND_ACCEPTED,
+        payload: Bytes::from(payload),
+        segment: 1,
+        offset: 0,
+    };
+    let Ok(Some(Restored::Part(part))) = try_decode(&record) else {
+        panic!("not restored");
+    };
+    assert_eq!(part.message.content, message.content);
+    assert_eq!(part.content, message.content);
+}
+
+#[test]
+fn undecodable_records_are_counted_apart_from_expired_ones() {
+    let record = |kind, payload: &'static [u8]| journal::Record {
+        id: 9,
+        kind,
+        payload: Bytes::from_static(payload),
+        segment: 3,
+        offset: 120,
+    };
+    let expired = StoredDelivery {
+        username: "bank".into(),
+        pdu: Vec::new(),
+        expires_at: 1,
+    };
+    let expired = journal::Record {
+        payload: Bytes::from(postcard::to_allocvec(&expired).unwrap()),
+        ..record(KIND_PENDING_DELIVERY, b"")
+    };
+    let records = [
+        record(KIND_ACCEPTED, b"\xff\xff"),
+        record(99, b"x"),
+        expired,
+    ];
+    let (restored, report) = decode_all(&records);
+    assert!(restored.is_empty());
+    assert_eq!(
+        report,
+        DecodeReport {
+            restored: 0,
+            expired: 1,
+            undecodable: 2
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_pending_callback_is_replayed_until_it_is_done() {
+    let dir = std::env::temp_dir().join(format!("durable-cb-{}", uuid::Uuid::new_v4()));
+    let config = || journal::JournalConfig::new(&dir, journal::Durability::Fsync);
+    let callback = Callback {
+        url: "http://127.0.0.1:9/dlr".into(),
+        method: Method::POST,
+        params: vec![
+            ("id", b"abc".to_vec()),
+            ("message_status", b"DELIVRD".to_vec()),
+        ],
+        user_agent: DLR_AGENT,
+    };
+    let (done, pending) = (1_u128, 2_u128);
+    {
+        let (log, _) = journal::Journal::open(config()).unwrap();
+        let journal = LogJournal::new(log.clone());
+        for key in [done, pending] {
+            let ttl = Duration::from_secs(60);
+            let record = JournalRecord::PendingCallback {
+                key,
+                callback: &callback,
+                ttl,
+            };
+            journal.append(record).wait().await.unwrap();
+        }
+        journal.append(JournalRecord::Delivered { key: done });
+        log.flush().await.unwrap();
+    }
+    let (_log, replayed) = journal::Journal::open(config()).unwrap();
+    let restored: Vec<Restored> = replayed.iter().filter_map(decode).collect();
+    let [
+        Restored::PendingCallback {
+            key,
+            callback: back,
+            ..
+        },
+    ] = &restored[..]
+    else {
+        panic!("expected the one pending callback, got {restored:?}");
+    };
+    assert_eq!(*key, pending);
+    assert_eq!(back.url, callback.url);
+    assert_eq!(back.method, Method::POST);
+    assert_eq!(back.params, callback.params);
+    assert_eq!(back.user_agent, DLR_AGENT);
+    let _ = std::fs::remove_dir_all(&dir);
+}
