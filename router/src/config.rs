@@ -323,6 +323,16 @@ pub struct ConnectorConfig {
     /// Start the uplink with the gateway.
     #[serde(default = "yes")]
     pub start: bool,
+    /// Bind over TLS (Jasmin `ssl`). The operator's certificate is always verified,
+    /// against `tls_ca_file` when given, else the public web PKI roots.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) that signed the operator's certificate.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// Name the certificate must carry; default `host`.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 fn default_host() -> String {
