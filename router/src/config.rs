@@ -125,6 +125,8 @@ pub struct Settings {
     /// does not answer within this time (ms) gets the receipt journaled and kept for
     /// redelivery, and then the operator is answered. 0: always journal first.
     pub receipt_relay_wait_ms: u64,
+    /// PEM file of CA(s) trusted for https callbacks besides the public web PKI roots.
+    pub http_ca_file: Option<String>,
 }
 
 fn max_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -155,6 +157,7 @@ impl Default for Settings {
             http_max_retries: 3,
             smpp_mo_response_timeout_ms: 30_000,
             receipt_relay_wait_ms: 1_000,
+            http_ca_file: None,
         }
     }
 }

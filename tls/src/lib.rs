@@ -173,29 +173,50 @@ impl fmt::Debug for ClientTls {
     }
 }
 
+/// The certificates of a PEM file, for trusting a private CA.
+fn read_ca(path: &Path, roots: &mut RootCertStore) -> Result<(), TlsError> {
+    let pem_error = |e: rustls::pki_types::pem::Error| TlsError::Pem {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let before = roots.len();
+    for cert in CertificateDer::pem_file_iter(path).map_err(pem_error)? {
+        roots.add(cert.map_err(pem_error)?)?;
+    }
+    if roots.len() == before {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn client_config(roots: RootCertStore) -> Result<ClientConfig, TlsError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A client set-up for HTTPS callbacks: the public web PKI roots, plus the CA(s) in
+/// `extra_ca` (callback URLs are mostly public sites, some on a private CA).
+pub fn https_client_config(extra_ca: Option<&Path>) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        read_ca(path, &mut roots)?;
+    }
+    client_config(roots)
+}
+
 impl ClientTls {
     pub fn new(server_name: &str, ca_file: Option<&Path>) -> Result<Self, TlsError> {
         let mut roots = RootCertStore::empty();
         match ca_file {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path).map_err(|e| TlsError::Pem {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                for cert in certs {
-                    let cert = cert.map_err(|e| TlsError::Pem {
-                        path: path.to_owned(),
-                        reason: e.to_string(),
-                    })?;
-                    roots.add(cert)?;
-                }
-            }
+            Some(path) => read_ca(path, &mut roots)?,
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let config = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = client_config(roots)?;
         let server_name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
         Ok(Self {
