@@ -312,6 +312,11 @@ pub struct ConnectorConfig {
     /// Fills an empty source_addr after the user's default.
     #[serde(default)]
     pub src_addr: Option<String>,
+    /// How this operator's receipt ids relate to its submit_sm_resp ids: `exact`,
+    /// `hex` (receipts in hex), `decimal` (receipts in decimal) or `auto` (exact, else
+    /// a hex/decimal alias only when unambiguous). Jasmin `dlr_msgid` 0 / 2 / 1.
+    #[serde(default)]
+    pub dlr_id_form: crate::idmap::IdForm,
     /// How long operator ids are kept for receipt matching (s).
     #[serde(default = "default_dlr_expiry")]
     pub dlr_expiry_secs: u64,
