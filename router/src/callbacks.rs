@@ -1,16 +1,19 @@
 //! HTTP callbacks: DLRs to a message's dlr-url and MO to HTTP connectors, with Jasmin's
 //! parameters, its ACK rule (status < 400 and body `ACK/Jasmin`) and retry policy.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use tracing::{debug, warn};
+
+use crate::config::{ConfigError, Settings};
 
 /// One callback to make.
 #[derive(Debug, Clone)]
@@ -53,7 +56,7 @@ pub const MO_AGENT: &str = "Jasmin gateway/1.0 deliverSmHttpThrower";
 
 #[derive(Clone)]
 pub struct Thrower {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     retry_delay: Duration,
     max_retries: u32,
@@ -86,14 +89,37 @@ fn encode_into(out: &mut String, bytes: &[u8]) {
 }
 
 impl Thrower {
-    pub fn new(timeout: Duration, retry_delay: Duration, max_retries: u32) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Self {
-            client,
+    /// http and https URLs; https servers are verified against the public web PKI
+    /// roots plus the CA(s) in `ca_file`.
+    pub fn new(
+        timeout: Duration,
+        retry_delay: Duration,
+        max_retries: u32,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, tls::TlsError> {
+        let tls = tls::https_client_config(ca_file)?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
             retry_delay,
             max_retries,
-        }
+        })
+    }
+
+    /// The thrower `[settings]` describe; an unreadable `http_ca_file` is refused.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Self::new(
+            Duration::from_millis(s.http_timeout_ms),
+            Duration::from_millis(s.http_retry_delay_ms),
+            s.http_max_retries,
+            s.http_ca_file.as_deref().map(Path::new),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("http_ca_file: {e}")))
     }
 
     /// Try once; true when acknowledged.

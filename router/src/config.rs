@@ -125,6 +125,8 @@ pub struct Settings {
     /// does not answer within this time (ms) gets the receipt journaled and kept for
     /// redelivery, and then the operator is answered. 0: always journal first.
     pub receipt_relay_wait_ms: u64,
+    /// PEM file of CA(s) trusted for https callbacks besides the public web PKI roots.
+    pub http_ca_file: Option<String>,
 }
 
 fn max_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -155,6 +157,7 @@ impl Default for Settings {
             http_max_retries: 3,
             smpp_mo_response_timeout_ms: 30_000,
             receipt_relay_wait_ms: 1_000,
+            http_ca_file: None,
         }
     }
 }
@@ -309,6 +312,11 @@ pub struct ConnectorConfig {
     /// Fills an empty source_addr after the user's default.
     #[serde(default)]
     pub src_addr: Option<String>,
+    /// How this operator's receipt ids relate to its submit_sm_resp ids: `exact`,
+    /// `hex` (receipts in hex), `decimal` (receipts in decimal) or `auto` (exact, else
+    /// a hex/decimal alias only when unambiguous). Jasmin `dlr_msgid` 0 / 2 / 1.
+    #[serde(default)]
+    pub dlr_id_form: crate::idmap::IdForm,
     /// How long operator ids are kept for receipt matching (s).
     #[serde(default = "default_dlr_expiry")]
     pub dlr_expiry_secs: u64,
@@ -323,6 +331,16 @@ pub struct ConnectorConfig {
     /// Start the uplink with the gateway.
     #[serde(default = "yes")]
     pub start: bool,
+    /// Bind over TLS (Jasmin `ssl`). The operator's certificate is always verified,
+    /// against `tls_ca_file` when given, else the public web PKI roots.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) that signed the operator's certificate.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// Name the certificate must carry; default `host`.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 fn default_host() -> String {

@@ -1,8 +1,10 @@
 //! Operator message id → our message, for matching receipts (Jasmin's
 //! `queue-msgid:<smsc id>` in Redis). Behind a trait so cluster mode can use Redis.
 //!
-//! Ids are matched tolerantly: case, leading zeros, and hex vs decimal (an operator that
-//! answers submit_sm_resp in hex and receipts in decimal, or the reverse).
+//! Ids are matched ignoring case and leading zeros. Hex vs decimal (an operator that
+//! answers submit_sm_resp in hex and receipts in decimal, or the reverse) follows the
+//! connector's `dlr_id_form` ([`IdForm`]): short numeric ids are each other's aliases
+//! ("10" hex is "16" decimal), so guessing can hand a receipt to another client.
 
 use std::{
     collections::HashMap,
@@ -11,15 +13,61 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use smpp_core::receipt;
+use serde::Deserialize;
+use smpp_core::receipt::{self, IdBase};
 
 use crate::receipts::DlrEntry;
 
+/// How a connector's receipt ids relate to its submit_sm_resp ids (Jasmin `dlr_msgid`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdForm {
+    /// The same id on both sides (`dlr_msgid` 0).
+    Exact,
+    /// Receipt ids in hex, submit_sm_resp ids in decimal (`dlr_msgid` 2).
+    Hex,
+    /// Receipt ids in decimal, submit_sm_resp ids in hex (`dlr_msgid` 1).
+    Decimal,
+    /// Exact first, else a hex/decimal alias, but only when just one message matches.
+    #[default]
+    Auto,
+}
+
+impl IdForm {
+    /// The keys a receipt id stands for: (exact or only key, aliases for `Auto`).
+    fn keys(self, id: &str) -> (Option<String>, Vec<String>) {
+        let key = |base| receipt::receipt_key(id, base);
+        match self {
+            Self::Exact => (key(IdBase::Same), Vec::new()),
+            Self::Hex => (key(IdBase::RespDecReceiptHex), Vec::new()),
+            Self::Decimal => (key(IdBase::RespHexReceiptDec), Vec::new()),
+            Self::Auto => {
+                let exact = key(IdBase::Same);
+                let aliases = candidates(id)
+                    .into_iter()
+                    .filter(|k| Some(k) != exact.as_ref())
+                    .collect();
+                (exact, aliases)
+            }
+        }
+    }
+}
+
+/// What a receipt id finds.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(Arc<DlrEntry>),
+    /// Only aliases matched, and more than one: no one gets the receipt.
+    Ambiguous(usize),
+    Missing,
+}
+
 pub trait IdMap: Send + Sync + 'static {
     fn insert(&self, connector: &str, operator_id: &str, entry: Arc<DlrEntry>, ttl: Duration);
-    /// Find (tolerantly) the entry for a receipt's id.
-    fn get(&self, connector: &str, operator_id: &str) -> Option<Arc<DlrEntry>>;
-    fn remove(&self, connector: &str, operator_id: &str);
+    /// Find the entry for a receipt's id, read as `form` says.
+    fn get(&self, connector: &str, operator_id: &str, form: IdForm) -> Lookup;
+    /// Remove the entry `get` would find (and nothing else).
+    fn remove(&self, connector: &str, operator_id: &str, form: IdForm);
     /// Drop expired entries; returns how many.
     fn purge(&self) -> usize;
 }
@@ -77,6 +125,41 @@ impl MemoryIdMap {
     }
 }
 
+impl MemoryIdMap {
+    fn live(&self, connector: &str, key: &str, now: Instant) -> Option<Arc<DlrEntry>> {
+        let shard = self.shard(key).lock();
+        shard
+            .get(&(Arc::from(connector), key.to_owned()))
+            .filter(|slot| slot.expires > now)
+            .map(|slot| slot.entry.clone())
+    }
+
+    /// The key and entry a receipt id matches, or how many aliases matched when more
+    /// than one did.
+    fn resolve(
+        &self,
+        connector: &str,
+        operator_id: &str,
+        form: IdForm,
+    ) -> Result<Option<(String, Arc<DlrEntry>)>, usize> {
+        let now = Instant::now();
+        let (first, aliases) = form.keys(operator_id);
+        if let Some(key) = first
+            && let Some(entry) = self.live(connector, &key, now)
+        {
+            return Ok(Some((key, entry)));
+        }
+        let mut found: Vec<(String, Arc<DlrEntry>)> = aliases
+            .into_iter()
+            .filter_map(|key| self.live(connector, &key, now).map(|e| (key, e)))
+            .collect();
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            n => Err(n),
+        }
+    }
+}
+
 impl IdMap for MemoryIdMap {
     fn insert(&self, connector: &str, operator_id: &str, entry: Arc<DlrEntry>, ttl: Duration) {
         let key = normalize(operator_id);
@@ -89,31 +172,19 @@ impl IdMap for MemoryIdMap {
         );
     }
 
-    fn get(&self, connector: &str, operator_id: &str) -> Option<Arc<DlrEntry>> {
-        let now = Instant::now();
-        for key in candidates(operator_id) {
-            let shard = self.shard(&key).lock();
-            if let Some(slot) = shard.get(&(Arc::from(connector), key))
-                && slot.expires > now
-            {
-                return Some(slot.entry.clone());
-            }
+    fn get(&self, connector: &str, operator_id: &str, form: IdForm) -> Lookup {
+        match self.resolve(connector, operator_id, form) {
+            Ok(Some((_, entry))) => Lookup::Found(entry),
+            Ok(None) => Lookup::Missing,
+            Err(n) => Lookup::Ambiguous(n),
         }
-        None
     }
 
-    fn remove(&self, connector: &str, operator_id: &str) {
-        // Only the entry a lookup would have matched: the other spellings of this id
-        // (hex/decimal) may be the keys of different messages.
-        for key in candidates(operator_id) {
-            if self
-                .shard(&key)
-                .lock()
-                .remove(&(Arc::from(connector), key))
-                .is_some()
-            {
-                return;
-            }
+    fn remove(&self, connector: &str, operator_id: &str, form: IdForm) {
+        // Only the entry a lookup matches: the other spellings of this id (hex/decimal)
+        // may be the keys of different messages.
+        if let Ok(Some((key, _))) = self.resolve(connector, operator_id, form) {
+            self.shard(&key).lock().remove(&(Arc::from(connector), key));
         }
     }
 
@@ -166,11 +237,40 @@ mod tests {
         // Operator ids 0x274 and 0x628: "628" is also 0x274 written in decimal.
         map.insert("c", "274", entry("a"), ttl);
         map.insert("c", "628", entry("b"), ttl);
-        map.remove("c", "274");
-        assert!(map.get("c", "274").is_none_or(|e| &*e.id != "a"));
+        map.remove("c", "274", IdForm::Auto);
+        let id = |l: Lookup| match l {
+            Lookup::Found(e) => Some(e.id.to_string()),
+            _ => None,
+        };
+        assert_ne!(id(map.get("c", "274", IdForm::Auto)).as_deref(), Some("a"));
+        assert_eq!(id(map.get("c", "628", IdForm::Auto)).as_deref(), Some("b"));
+        // Fixed forms read the receipt id one way only.
+        map.insert("c", "16", entry("sixteen"), ttl);
+        map.insert("c", "10", entry("ten"), ttl);
         assert_eq!(
-            map.get("c", "628").map(|e| e.id.to_string()),
-            Some("b".into())
+            id(map.get("c", "10", IdForm::Exact)).as_deref(),
+            Some("ten")
         );
+        assert_eq!(
+            id(map.get("c", "10", IdForm::Hex)).as_deref(),
+            Some("sixteen")
+        );
+        assert_eq!(
+            id(map.get("c", "16", IdForm::Decimal)).as_deref(),
+            Some("ten")
+        );
+        assert!(matches!(map.get("c", "G", IdForm::Hex), Lookup::Missing));
+        // "10" alone: "16" (hex read) and "A" (decimal read) are both aliases.
+        map.remove("c", "10", IdForm::Exact);
+        map.insert("c", "A", entry("a-hex"), ttl);
+        assert!(matches!(
+            map.get("c", "10", IdForm::Auto),
+            Lookup::Ambiguous(2)
+        ));
+        map.remove("c", "10", IdForm::Auto);
+        assert!(matches!(
+            map.get("c", "10", IdForm::Auto),
+            Lookup::Ambiguous(2)
+        ));
     }
 }

@@ -2,6 +2,7 @@
 //! from Jasmin's connector options to the uplink's configuration.
 
 use std::{
+    path::Path,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -61,9 +62,9 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
     ] {
         delay(name, secs as f64)?;
     }
-    let throughput = match c.submit_throughput {
+    // 0 means no cap, like absent.
+    let throughput = match c.submit_throughput.filter(|t| *t != 0.0) {
         None => None,
-        Some(t) if t == 0.0 => None,
         Some(t) if t.is_finite() && t >= MIN_THROUGHPUT => Some(t),
         Some(t) => {
             return Err(invalid(&format!(
@@ -72,6 +73,18 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
         }
     };
     let elink = Duration::from_secs(c.elink_interval_secs.max(1));
+    let tls = if c.tls {
+        let name = c.tls_server_name.as_deref().unwrap_or(&c.host);
+        let ca = c.tls_ca_file.as_deref().map(Path::new);
+        Some(tls::ClientTls::new(name, ca).map_err(|e| invalid(&e.to_string()))?)
+    } else if c.tls_ca_file.is_some() || c.tls_server_name.is_some() {
+        // Likely a forgotten `tls = true`: binding in clear would leak the password.
+        return Err(invalid(
+            "tls_ca_file or tls_server_name given without tls = true",
+        ));
+    } else {
+        None
+    };
     Ok(UplinkConfig {
         id: c.cid.clone(),
         address: format!("{}:{}", c.host, c.port),
@@ -87,6 +100,7 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
         reconnect_on_loss_delay: on_loss,
         reconnect_on_failure_delay: on_failure,
         max_reconnect_delay: on_loss.max(on_failure).max(Duration::from_secs(1)),
+        tls,
         ..UplinkConfig::default()
     })
 }
@@ -117,5 +131,22 @@ mod tests {
         }
         let free = uplink_config(&connector("submit_throughput = 0.0")).expect("0 = no cap");
         assert_eq!(free.throughput, None);
+    }
+
+    #[test]
+    fn tls_options_make_a_verifying_client() {
+        assert!(uplink_config(&connector("")).expect("plain").tls.is_none());
+        let on = uplink_config(&connector("tls = true\nhost = \"smsc.example.net\""))
+            .expect("tls with web PKI roots");
+        let name = on.tls.map(|t| t.server_name.to_str().into_owned());
+        assert_eq!(name.as_deref(), Some("smsc.example.net"));
+        for bad in [
+            "tls = true\ntls_ca_file = \"/nonexistent/ca.pem\"",
+            "tls = true\ntls_server_name = \"not a name\"",
+            "tls_ca_file = \"/etc/ca.pem\"",
+        ] {
+            let error = uplink_config(&connector(bad)).expect_err(bad);
+            assert!(error.to_string().contains("connector op"), "{bad}: {error}");
+        }
     }
 }

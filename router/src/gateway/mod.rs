@@ -157,11 +157,7 @@ impl Gateway {
                 Duration::from_secs(s.pending_expiry_secs),
             )),
             reassembler: MoReassembler::new(Duration::from_secs(s.mo_reassembly_timeout_secs)),
-            thrower: Thrower::new(
-                Duration::from_millis(s.http_timeout_ms),
-                Duration::from_millis(s.http_retry_delay_ms),
-                s.http_max_retries,
-            ),
+            thrower: Thrower::from_settings(s)?,
             receipts_tx,
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),

@@ -9,13 +9,14 @@ use std::{
 };
 
 use hyper::Method;
+use parking_lot::Mutex;
 use smpp_core::rusmpp::{CommandStatus, Pdu};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Gateway, InFlight};
 use crate::{
     callbacks::{Callback, DLR_AGENT},
-    idmap::normalize,
+    idmap::{IdForm, Lookup, normalize},
     journaling::{Durable, JournalRecord},
     model::{DlrMethod, DlrRequest, Origin, RD_RECEIPT_MASK},
     receipts::{self, DlrEntry, Receipt, ReceiptEvent},
@@ -138,7 +139,7 @@ impl Gateway {
         }
         bump(&self.user_counters(&entry.uid).receipts);
         if is_final {
-            self.idmap.remove(cid, &r.id);
+            self.idmap.remove(cid, &r.id, self.id_form(cid));
         }
         let _ = self.receipts_tx.send(ReceiptEvent {
             id: entry.id.clone(),
@@ -230,43 +231,67 @@ impl Gateway {
         Durable::Done
     }
 
+    fn id_form(&self, cid: &str) -> IdForm {
+        self.connectors
+            .get(cid)
+            .map_or(IdForm::default(), |c| c.config.dlr_id_form)
+    }
+
     /// A receipt from the operator: matched to its message and reported; the operator
     /// hears ESME_ROK only once the client's copy is durable.
     pub(super) async fn on_receipt(&self, cid: &Arc<str>, r: Receipt) -> CommandStatus {
-        match self.idmap.get(cid, &r.id) {
-            Some(entry) => {
-                // The operator hears ESME_ROK only once the client's copy is durable;
-                // otherwise it keeps the receipt and sends it again.
-                if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
-                    warn!(%error, "receipt not journaled: operator asked to resend");
-                    return CommandStatus::EsmeRsyserr;
+        let form = self.id_form(cid);
+        // Its submit_sm_resp may still be on its way (or, just after a restart, the
+        // replay still running): the operator is answered only once the receipt is
+        // matched and written, or the hold expires. An ambiguous match waits too: the
+        // exact id may still arrive.
+        let deadline = Instant::now() + Duration::from_millis(self.settings.early_receipt_hold_ms);
+        let ambiguous = loop {
+            match self.idmap.get(cid, &r.id, form) {
+                Lookup::Found(entry) => {
+                    if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
+                        warn!(%error, "receipt not journaled: operator asked to resend");
+                        return CommandStatus::EsmeRsyserr;
+                    }
+                    return CommandStatus::EsmeRok;
                 }
+                Lookup::Ambiguous(n) if Instant::now() >= deadline => break Some(n),
+                Lookup::Missing if Instant::now() >= deadline => break None,
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
             }
+        };
+        if let Some(c) = self.connectors.get(cid) {
+            bump(&c.counters.receipts_unmatched);
+        }
+        match ambiguous {
+            Some(matches) => warn_ambiguous(cid, &r.id, matches),
             None => {
-                // Its submit_sm_resp may still be on its way (or, just after a
-                // restart, the replay still running): the operator is answered only
-                // once the receipt is matched and written, or the hold expires.
-                let hold = Duration::from_millis(self.settings.early_receipt_hold_ms);
-                let deadline = Instant::now() + hold;
-                loop {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    if let Some(entry) = self.idmap.get(cid, &r.id) {
-                        if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
-                            warn!(%error, "receipt not journaled: operator asked to resend");
-                            return CommandStatus::EsmeRsyserr;
-                        }
-                        return CommandStatus::EsmeRok;
-                    }
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                if let Some(c) = self.connectors.get(cid) {
-                    bump(&c.counters.receipts_unmatched);
-                }
-                warn!(connector = %cid, operator_id = %r.id, "receipt for an unknown message id dropped");
+                warn!(connector = %cid, operator_id = %r.id, "receipt for an unknown message id dropped")
             }
         }
         CommandStatus::EsmeRok
+    }
+}
+
+/// A receipt id that only matches hex/decimal aliases of several messages is dropped
+/// rather than given to a client it may not belong to. An operator with short ids can
+/// cause one per receipt, so the warning comes at most every 10 s, the rest at debug.
+fn warn_ambiguous(cid: &str, operator_id: &str, matches: usize) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let now = Instant::now();
+    let loud = {
+        let mut last = LAST.lock();
+        let due = last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10));
+        if due {
+            *last = Some(now);
+        }
+        due
+    };
+    if loud {
+        warn!(connector = %cid, %operator_id, matches,
+            "receipt id matches several messages only as hex/decimal aliases: dropped \
+             (set the connector's dlr_id_form)");
+    } else {
+        debug!(connector = %cid, %operator_id, matches, "ambiguous receipt id dropped");
     }
 }
