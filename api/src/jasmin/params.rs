@@ -315,7 +315,7 @@ pub fn balance_fields() -> [Field; 2] {
 
 /// Python's `binascii.unhexlify`: an even number of hex digits, either case.
 pub fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |b: u8| char::from(b).to_digit(16);

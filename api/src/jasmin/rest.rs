@@ -44,31 +44,46 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The checks every REST request passes: JSON accepted, then Basic credentials.
-fn admit(headers: &HeaderMap) -> Result<(String, String), Response> {
-    if !accepts_json(headers) {
-        return Err(falcon_error(
-            415,
-            "Unsupported media type",
-            "This API supports JSON media type only.",
-        ));
+/// Why a REST request is turned away before it reaches the API.
+enum Refused {
+    NotJson,
+    NoToken,
+    BadToken(String),
+}
+
+impl Refused {
+    fn response(self) -> Response {
+        match self {
+            Self::NotJson => falcon_error(
+                415,
+                "Unsupported media type",
+                "This API supports JSON media type only.",
+            ),
+            Self::NoToken => unauthorized("Authentication required"),
+            Self::BadToken(why) => unauthorized(&format!("Invalid token: {why}")),
+        }
     }
-    let Some(token) = headers.get(AUTHORIZATION) else {
-        return Err(unauthorized("Authentication required"));
-    };
+}
+
+/// The checks every REST request passes: JSON accepted, then Basic credentials.
+fn credentials(headers: &HeaderMap) -> Result<(String, String), Refused> {
+    if !accepts_json(headers) {
+        return Err(Refused::NotJson);
+    }
+    let token = headers.get(AUTHORIZATION).ok_or(Refused::NoToken)?;
     let token = token.to_str().unwrap_or_default();
     let words: Vec<&str> = token.split(' ').collect();
     if words.len() != 2 {
-        return Err(unauthorized(&format!("Invalid token: {token}")));
+        return Err(Refused::BadToken(token.to_owned()));
     }
     let decoded = base64_decode(words[1])
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| unauthorized("Invalid token: not base64 of UTF-8"))?;
+        .ok_or_else(|| Refused::BadToken("not base64 of UTF-8".into()))?;
     // Jasmin splits on every ':' (and fails on a password containing one); the first
     // one separates user and password, as RFC 7617 says.
     let (user, password) = decoded
         .split_once(':')
-        .ok_or_else(|| unauthorized("Invalid token: no ':' in the credentials"))?;
+        .ok_or_else(|| Refused::BadToken("no ':' in the credentials".into()))?;
     Ok((user.to_owned(), password.to_owned()))
 }
 
@@ -105,16 +120,16 @@ fn json_result(result: Result<Value, Failure>) -> Response {
 }
 
 pub(super) async fn ping(headers: HeaderMap) -> Response {
-    match admit(&headers) {
+    match credentials(&headers) {
         Ok(_) => json_reply(200, &json!({ "data": "Jasmin/PONG" })),
-        Err(refused) => refused,
+        Err(refused) => refused.response(),
     }
 }
 
 pub(super) async fn balance(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let credentials = match admit(&headers) {
+    let credentials = match credentials(&headers) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let args = with_credentials(Params::default(), credentials);
     json_result(balance::balance(&gateway, args).await)
@@ -125,9 +140,9 @@ pub(super) async fn rate(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let credentials = match admit(&headers) {
+    let credentials = match credentials(&headers) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let query = Params::from_request(query.as_deref(), &HeaderMap::new(), b"");
     let mut args = Params::default();
@@ -144,9 +159,9 @@ pub(super) async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let credentials = match admit(&headers) {
+    let credentials = match credentials(&headers) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) else {
         return falcon_error(
