@@ -128,7 +128,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {} (HTTP)", config.http.listen))?;
-        info!(listen = %config.http.listen, "HTTP listener: /health/live, /health/ready");
+        info!(listen = %config.http.listen, "HTTP listener: Jasmin HTTP/REST API and /health/*");
         let health = GatewayHealth {
             draining: clients_stop.clone(),
             billing: billing.clone(),
@@ -136,7 +136,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         };
         Some(tokio::spawn(api::serve(
             listener,
-            api::router(Arc::new(health)),
+            api::router(Arc::new(health)).merge(api::jasmin::routes(gateway.clone())),
             http_stop.clone(),
         )))
     } else {

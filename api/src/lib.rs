@@ -1,11 +1,12 @@
-//! smsgw's HTTP facade. This is the listener that Jasmin's HTTP API (`/send`, `/balance`…)
-//! will be served on; for now it carries the operations endpoints:
+//! smsgw's HTTP facade: Jasmin's HTTP and REST APIs ([`jasmin::routes`]: `/send`,
+//! `/balance`, `/rate`, `/ping`, `/secure/*`) and the operations endpoints:
 //!
 //! - `GET /health/live`: 200 while the process runs.
 //! - `GET /health/ready`: 200 when every readiness check passes, else 503; the body lists
 //!   each check, one per line, so an operator sees why.
 
 pub mod health;
+pub mod jasmin;
 
 use std::{io, sync::Arc};
 

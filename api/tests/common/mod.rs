@@ -1,0 +1,328 @@
+//! Shared by the Jasmin API socket tests: benches' SMSC simulator as the operator, a
+//! real Gateway with billing on the `memory:` store, the api router on a free port, a
+//! hyper client, and a local HTTP server that records DLR callbacks.
+
+#![allow(dead_code)]
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use benches::sim::{ReceivedSubmit, SimConfig, Simulator};
+use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use parking_lot::Mutex;
+use router::{Deps, Gateway, RouterConfig, Snapshot};
+use smpp_core::server::SessionRegistry;
+use tokio::{net::TcpListener, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+
+pub use hyper::body::Bytes;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Users: `bank` (balance 10, 100 parts), `poor` (balance 0.01), `short` (no long
+/// content, no /balance, unlimited). Route: numbers starting 255 to `op1` at 0.02.
+/// Long content: at most 3 parts.
+fn router_toml(sim_port: u16) -> String {
+    format!(
+        r#"
+[settings]
+long_content_max_parts = 3
+http_retry_delay_ms = 50
+[[groups]]
+gid = "g"
+[[users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g"
+quotas = {{ balance = "10", sms_count = 100 }}
+[[users]]
+uid = "u2"
+username = "poor"
+password = "pw"
+gid = "g"
+quotas = {{ balance = "0.01" }}
+[[users]]
+uid = "u3"
+username = "short"
+password = "pw"
+gid = "g"
+authorizations = {{ http_long_content = false, http_balance = false }}
+[[connectors]]
+cid = "op1"
+username = "op1"
+port = {sim_port}
+con_fail_delay_secs = 0.1
+con_loss_delay_secs = 0.1
+[[filters]]
+fid = "tz"
+type = "DestinationAddrFilter"
+destination_addr = "^\\+?255"
+[[mt_routes]]
+order = 10
+type = "StaticMTRoute"
+connector = "op1"
+filters = ["tz"]
+rate = "0.02"
+"#
+    )
+}
+
+pub struct Setup {
+    pub shutdown: CancellationToken,
+    pub gateway: Arc<Gateway>,
+    pub addr: SocketAddr,
+    submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A reply: status, content type, body text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+impl Setup {
+    pub async fn start() -> Self {
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
+        let sim_port = listener.local_addr().expect("addr").port();
+        let mut sim = Simulator::new(SimConfig::default());
+        let submits = sim.record_submits();
+        tokio::spawn(sim.run(listener, shutdown.clone()));
+
+        let config = RouterConfig::from_toml_str(&router_toml(sim_port)).expect("config");
+        let engine = BillingEngine::open(BillingConfig {
+            url: "memory:".into(),
+            ..BillingConfig::default()
+        })
+        .await
+        .expect("billing");
+        let snapshot = Snapshot::build(&config, &|_| true).expect("snapshot");
+        let users = snapshot.directory.by_uid.values().map(|u| UserAccount {
+            uid: u.uid.to_string(),
+            balance: u.balance,
+            sms_count: u.sms_count,
+        });
+        let charging = Arc::new(
+            EngineCharging::attach(engine, users, "EUR")
+                .await
+                .expect("accounts"),
+        );
+        let handle = Gateway::start(
+            config,
+            SessionRegistry::new(),
+            shutdown.clone(),
+            Deps {
+                charging: Some(charging),
+                ..Deps::default()
+            },
+        )
+        .expect("gateway");
+        let gateway = handle.gateway;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(api::serve(
+            listener,
+            api::jasmin::routes(gateway.clone()),
+            shutdown.clone(),
+        ));
+        let bound = gateway.clone();
+        wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;
+        Self {
+            shutdown,
+            gateway,
+            addr,
+            submits,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(body.into())).expect("request");
+        let response = tokio::time::timeout(WAIT, self.client.request(request))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], Bytes::new()).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &str) -> Reply {
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        self.request("POST", path, &headers, form.to_owned()).await
+    }
+
+    /// The next submit_sm the operator accepted.
+    pub async fn next_submit(&mut self) -> ReceivedSubmit {
+        tokio::time::timeout(WAIT, self.submits.recv())
+            .await
+            .expect("submit_sm at the operator in time")
+            .expect("simulator running")
+    }
+
+    /// Nothing more reached the operator within a short while.
+    pub async fn no_more_submits(&mut self) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(self.submits.try_recv().is_err(), "unexpected submit_sm");
+    }
+}
+
+/// The id inside `Success "<uuid>"`.
+pub fn success_id(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let id = reply
+        .body
+        .strip_prefix("Success \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a success: {reply:?}"));
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    id.to_owned()
+}
+
+pub async fn wait_until(mut f: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition in time");
+}
+
+/// One callback received: method, path, and its parameters (query or form body).
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub method: String,
+    pub path: String,
+    pub params: String,
+}
+
+impl Callback {
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+}
+
+/// A local HTTP server that answers `ACK/Jasmin` and records what it got.
+pub struct Hook {
+    pub base: String,
+    seen: Arc<Mutex<Vec<Callback>>>,
+}
+
+async fn record(
+    seen: Arc<Mutex<Vec<Callback>>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    let params = if method == "GET" {
+        query
+    } else {
+        String::from_utf8_lossy(&body.unwrap_or_default()).into_owned()
+    };
+    seen.lock().push(Callback {
+        method,
+        path,
+        params,
+    });
+    Ok(Response::new(Full::new(Bytes::from_static(b"ACK/Jasmin"))))
+}
+
+impl Hook {
+    pub async fn start(shutdown: &CancellationToken) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind hook");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let shared = seen.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let seen = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| record(seen.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    pub async fn wait_for(&self, path: &str) -> Callback {
+        wait_until(|| self.seen.lock().iter().any(|c| c.path == path)).await;
+        self.seen
+            .lock()
+            .iter()
+            .find(|c| c.path == path)
+            .cloned()
+            .expect("a callback")
+    }
+}
