@@ -273,13 +273,12 @@ impl Gateway {
         self.store.len(username)
     }
 
-    /// HTTP API entry: check the password and return the user.
-    pub fn authenticate(&self, username: &str, password: &str) -> Result<Arc<User>, Refusal> {
-        self.snapshot
-            .load()
-            .directory
+    /// HTTP API entry: check the password (on the blocking pool) and return the user.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Arc<User>, Refusal> {
+        let snap = self.snapshot.load_full();
+        snap.directory
             .authenticate(username, password)
-            .cloned()
+            .await
             .ok_or_else(|| Refusal::Authentication {
                 username: username.to_owned(),
             })

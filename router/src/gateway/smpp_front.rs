@@ -35,10 +35,11 @@ impl SmppFront {
 
 impl Authenticator for SmppFront {
     async fn authenticate(&self, request: &BindRequest) -> Result<BindGrant, CommandStatus> {
-        let snap = self.gateway.snapshot.load();
+        let snap = self.gateway.snapshot.load_full();
         let user = snap
             .directory
             .authenticate(&request.system_id, &request.password)
+            .await
             .ok_or(CommandStatus::EsmeRinvpaswd)?;
         if !user.smpp_bind {
             return Err(CommandStatus::EsmeRbindfail);
