@@ -12,6 +12,8 @@ mod connector;
 mod delivery;
 mod mo;
 mod mt;
+mod ops;
+mod query;
 mod receipts;
 mod restore;
 mod smpp_front;
@@ -35,6 +37,7 @@ use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{Connector, uplink_config};
+pub use query::MessageStatus;
 pub use restore::RestoreReport;
 pub use smpp_front::SmppFront;
 
@@ -99,6 +102,8 @@ pub struct Gateway {
     receipts_tx: broadcast::Sender<ReceiptEvent>,
     throttles: Mutex<HashMap<(Arc<str>, bool), TokenBucket>>,
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
+    /// Final states of recent messages, for query_sm.
+    recent: query::RecentStates,
 }
 
 /// What `Gateway::start` returns.
@@ -165,6 +170,7 @@ impl Gateway {
             receipts_tx,
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            recent: query::RecentStates::default(),
         });
 
         let mut tasks = Vec::new();
