@@ -38,10 +38,13 @@ struct Recent {
     status: MessageStatus,
 }
 
+/// States by id, and ids in the order they were first recorded.
+type Remembered = (HashMap<Arc<str>, Recent>, VecDeque<Arc<str>>);
+
 /// The last known state of recently finished messages, oldest forgotten first.
 #[derive(Default)]
 pub(super) struct RecentStates {
-    inner: Mutex<(HashMap<Arc<str>, Recent>, VecDeque<Arc<str>>)>,
+    inner: Mutex<Remembered>,
 }
 
 impl RecentStates {
