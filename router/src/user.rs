@@ -1,6 +1,14 @@
 //! Users and groups as the pipeline sees them (compiled from configuration).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::Semaphore;
 
 use crate::{
     config::{AuthorizationsConfig, ConfigError, GroupConfig, UserConfig, parse_micros},
@@ -38,7 +46,7 @@ impl User {
             uid: Arc::from(config.uid.as_str()),
             username: Arc::from(config.username.as_str()),
             password: {
-                if config.password.starts_with("$argon2") {
+                if config.password.starts_with(ARGON2_PREFIX) {
                     argon2::PasswordHash::new(&config.password).map_err(|e| {
                         ConfigError::Invalid(format!("user {}: bad password hash: {e}", config.uid))
                     })?;
@@ -65,25 +73,88 @@ impl User {
     }
 
     /// Check a password. A configured `$argon2…` PHC string is verified with Argon2 (the
-    /// recommended form: `smsgw hash-password`); a plain one is compared without stopping
-    /// at the first differing byte. Called once per bind, never per PDU.
+    /// recommended form: `smsgw hash-password`); a plain one is compared in constant
+    /// time. Blocking (Argon2 costs tens of milliseconds): async code goes through
+    /// [`Directory::authenticate`], which runs it on the blocking pool.
     pub fn password_matches(&self, candidate: &str) -> bool {
-        if self.password.starts_with("$argon2") {
-            use argon2::{PasswordHash, PasswordVerifier};
-            return PasswordHash::new(&self.password).is_ok_and(|hash| {
-                argon2::Argon2::default()
-                    .verify_password(candidate.as_bytes(), &hash)
-                    .is_ok()
-            });
-        }
-        let a = self.password.as_bytes();
-        let b = candidate.as_bytes();
-        let mut diff = a.len() ^ b.len();
-        for (i, x) in a.iter().enumerate() {
-            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-        }
-        diff == 0
+        verify_blocking(Some(&self.password), candidate)
     }
+}
+
+/// Password prefix of an Argon2 PHC string.
+const ARGON2_PREFIX: &str = "$argon2";
+
+/// Verifications running at once per core: Argon2 is CPU- and memory-bound, so more only
+/// queues work on the blocking pool while binds time out.
+const VERIFICATIONS_PER_CORE: usize = 2;
+
+/// Hashed for users without an Argon2 hash of their own (unknown, or a plain password),
+/// so that every bind costs one Argon2 verification and timing tells no usernames.
+const DUMMY_PASSWORD: &str = "smsgw-dummy-password-for-equal-work";
+
+fn verify_slots() -> Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            Arc::new(Semaphore::new(cores * VERIFICATIONS_PER_CORE))
+        })
+        .clone()
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    // An empty string (hashing failed) makes the dummy verification a no-op: only the
+    // timing guarantee is lost, never a login.
+    DUMMY.get_or_init(|| hash_password(DUMMY_PASSWORD).unwrap_or_default())
+}
+
+fn argon2_verify(phc: &str, candidate: &str) -> bool {
+    use argon2::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(candidate.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Compares every byte of the longer input: the time depends on lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// One Argon2 verification whatever `stored` is (None: an unknown user).
+fn verify_blocking(stored: Option<&str>, candidate: &str) -> bool {
+    match stored {
+        Some(phc) if phc.starts_with(ARGON2_PREFIX) => argon2_verify(phc, candidate),
+        other => {
+            let _ = argon2_verify(dummy_hash(), candidate);
+            other.is_some_and(|plain| constant_time_eq(plain.as_bytes(), candidate.as_bytes()))
+        }
+    }
+}
+
+/// Verify on the blocking pool, at most [`VERIFICATIONS_PER_CORE`] per core at once.
+/// Cancelling the future (a bind timeout) stops the wait; a verification already started
+/// finishes on its thread, holding its slot until then.
+async fn verify(user: Option<Arc<User>>, candidate: String, done: Arc<AtomicU64>) -> bool {
+    let Ok(permit) = verify_slots().acquire_owned().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let ok = verify_blocking(user.as_deref().map(|u| u.password.as_str()), &candidate);
+        done.fetch_add(1, Ordering::Relaxed);
+        ok
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Users by username and uid, and groups by gid.
@@ -92,6 +163,8 @@ pub struct Directory {
     pub by_username: HashMap<Arc<str>, Arc<User>>,
     pub by_uid: HashMap<Arc<str>, Arc<User>>,
     pub groups: HashMap<Arc<str>, Group>,
+    /// Password verifications done (a test hook: every attempt costs one).
+    verifications: Arc<AtomicU64>,
 }
 
 impl Directory {
@@ -128,10 +201,23 @@ impl Directory {
     }
 
     /// Jasmin's authentication: unknown user, bad password, disabled user or group all fail.
-    pub fn authenticate(&self, username: &str, password: &str) -> Option<&Arc<User>> {
-        let user = self.by_username.get(username)?;
+    /// Every attempt costs one Argon2 verification, run off the async workers.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<User>> {
+        let user = self.by_username.get(username).cloned();
+        let matches = verify(
+            user.clone(),
+            password.to_owned(),
+            self.verifications.clone(),
+        )
+        .await;
+        let user = user?;
         let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);
-        (user.enabled && group_ok && user.password_matches(password)).then_some(user)
+        (user.enabled && group_ok && matches).then_some(user)
+    }
+
+    /// Password verifications done since this directory was built.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 }
 
@@ -170,5 +256,14 @@ mod password_tests {
         assert!(plain.password_matches("s3cret"));
         assert!(!plain.password_matches("s3cre"));
         assert!(!plain.password_matches("s3cret1"));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abc\0"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 }

@@ -84,7 +84,7 @@ impl DlrSetup {
         method: DlrMethod,
         path: &str,
     ) -> String {
-        let user = self.gw.authenticate("bank", "pw").expect("user");
+        let user = self.gw.authenticate("bank", "pw").await.expect("user");
         msg.dlr = Some(DlrRequest {
             level,
             url: self.hook.url(path),

@@ -92,7 +92,7 @@ impl Setup {
         msg: Message,
         requested: Requested,
     ) -> Result<Arc<str>, Refusal> {
-        let user = self.gw.authenticate(username, "pw").expect("user");
+        let user = self.gw.authenticate(username, "pw").await.expect("user");
         self.gw.submit(&user, msg, requested).await
     }
 }

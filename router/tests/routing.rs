@@ -106,7 +106,7 @@ impl MtCase {
 
     /// A message through the HTTP entry point (`Gateway::submit`), with tags.
     async fn submit_http(&self, content: &'static [u8], tags: &[&str]) {
-        let user = self.gw.authenticate("bank", "secret").expect("user");
+        let user = self.gw.authenticate("bank", "secret").await.expect("user");
         let msg = Message {
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             ..http_message(content)

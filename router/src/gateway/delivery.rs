@@ -6,15 +6,106 @@
 use std::{sync::Arc, time::Duration};
 
 use smpp_core::{
-    rusmpp::Pdu,
-    server::{DeliverError, Outbound, OutboundResult},
+    rusmpp::{CommandStatus, Pdu},
+    server::{DeliverError, Outbound, OutboundResult, SessionRegistry},
 };
+use tracing::{debug, warn};
 
 use super::Gateway;
 use crate::{
     callbacks::Callback,
-    journaling::{Durable, JournalRecord},
+    journaling::{Durable, Journal, JournalRecord},
+    receipts::PendingStore,
 };
+
+/// How long after a client's error answer its deliver_sm goes out again (while it stays
+/// bound; a new bind gets it at once).
+const REDELIVERY_DELAY: Duration = Duration::from_secs(1);
+
+/// deliver_sm_resp statuses that mean "never send this again": the client rejects the
+/// PDU itself (its addresses or coding), or says so (SMPP 3.4 §5.1.3: ESME_RX_P_APPN
+/// 0x65 "should NOT be retried", ESME_RX_R_APPN 0x66 "rejected and not retried"), so a
+/// retry would only be refused again. Any other error (ESME_RX_T_APPN 0x64 "retried at
+/// some future point", ESME_RSYSERR…) is taken as temporary and the PDU is kept.
+const PERMANENT_REFUSALS: &[CommandStatus] = &[
+    CommandStatus::EsmeRinvdstadr,
+    CommandStatus::EsmeRinvsrcadr,
+    CommandStatus::EsmeRinvesmclass,
+    CommandStatus::EsmeRinvdcs,
+    CommandStatus::EsmeRxPAppn,
+    CommandStatus::EsmeRxRAppn,
+];
+
+/// What to do with a deliver_sm after the client's answer (or silence).
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// ESME_ROK: out of the journal.
+    Delivered,
+    /// A permanent refusal: out of the journal, with a warning.
+    Refused(CommandStatus),
+    /// An error the client may get over, no answer, or the bind lost: kept.
+    Retry,
+}
+
+fn verdict(result: Option<OutboundResult>) -> Verdict {
+    match result {
+        Some(OutboundResult::Answered(CommandStatus::EsmeRok)) => Verdict::Delivered,
+        Some(OutboundResult::Answered(status)) if PERMANENT_REFUSALS.contains(&status) => {
+            Verdict::Refused(status)
+        }
+        _ => Verdict::Retry,
+    }
+}
+
+/// What a spawned wait for a client's answer needs (the gateway itself is not `Arc`).
+#[derive(Clone)]
+struct Answers {
+    journal: Arc<dyn Journal>,
+    store: Arc<PendingStore>,
+    registry: Arc<SessionRegistry>,
+}
+
+impl Answers {
+    /// Waits for the client's answer: ESME_ROK or a permanent refusal takes the PDU out of
+    /// the journal; anything else keeps it (the journal still has it) and tries the
+    /// user's binds again after [`REDELIVERY_DELAY`].
+    fn watch(
+        self,
+        username: Arc<str>,
+        key: u128,
+        pdu: Pdu,
+        reply: tokio::sync::oneshot::Receiver<OutboundResult>,
+    ) {
+        tokio::spawn(async move {
+            match verdict(reply.await.ok()) {
+                Verdict::Delivered => {
+                    self.journal.append(JournalRecord::Delivered { key });
+                }
+                Verdict::Refused(status) => {
+                    warn!(user = %username, ?status, "client refused a deliver_sm for good: dropped");
+                    self.journal.append(JournalRecord::Delivered { key });
+                }
+                Verdict::Retry => {
+                    self.store.keep(&username, key, pdu);
+                    self.redeliver_later(username);
+                }
+            }
+        });
+    }
+
+    /// After an error answer the client is usually still bound: nothing else would flush
+    /// its kept PDUs until it binds again.
+    fn redeliver_later(self, username: Arc<str>) {
+        tokio::spawn(async move {
+            tokio::time::sleep(REDELIVERY_DELAY).await;
+            for sent in self.store.flush(&username, &self.registry) {
+                debug!(user = %username, "deliver_sm sent again");
+                self.clone()
+                    .watch(username.clone(), sent.key, sent.pdu, sent.reply);
+            }
+        });
+    }
+}
 
 impl Gateway {
     /// Journals an HTTP callback, then makes it (with Jasmin's retries); the record
@@ -71,24 +162,37 @@ impl Gateway {
         if self.registry.deliver(username, outbound).is_err() {
             return self.push_to_user(username, pdu);
         }
-        let journal = self.journal.clone();
-        let store = self.store.clone();
+        let answers = self.answers();
         let username = username.clone();
         let ttl = Duration::from_secs(self.settings.pending_expiry_secs);
         Durable::Deferred(Box::pin(async move {
-            if let Ok(Ok(OutboundResult::Answered(_))) = tokio::time::timeout(wait, reply).await {
-                return Ok(());
+            let answer = tokio::time::timeout(wait, reply)
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let error_answer = matches!(answer, Some(OutboundResult::Answered(_)));
+            match verdict(answer) {
+                Verdict::Delivered => return Ok(()),
+                Verdict::Refused(status) => {
+                    warn!(user = %username, ?status, "client refused a receipt for good: dropped");
+                    return Ok(());
+                }
+                Verdict::Retry => {}
             }
             // Unanswered (or the bind went away): from here on it is ours to keep. A late
             // answer to the first copy makes the redelivery a duplicate, never a loss.
             let key = uuid::Uuid::new_v4().as_u128();
-            let durable = journal.append(JournalRecord::PendingDelivery {
+            let durable = answers.journal.append(JournalRecord::PendingDelivery {
                 key,
                 username: &username,
                 pdu: &pdu,
                 ttl,
             });
-            store.keep(&username, key, pdu);
+            answers.store.keep(&username, key, pdu);
+            if error_answer {
+                // Still bound (it answered): nothing else would send it again soon.
+                answers.clone().redeliver_later(username.clone());
+            }
             durable.wait().await.map_err(|e| e.0)
         }))
     }
@@ -116,8 +220,15 @@ impl Gateway {
         }
     }
 
-    /// The client's answer takes the PDU out of the journal; no answer (timeout, bind
-    /// lost) keeps it for the next bind, where the journal still has it.
+    fn answers(&self) -> Answers {
+        Answers {
+            journal: self.journal.clone(),
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// The client's answer decides whether the PDU leaves the journal ([`Answers::watch`]).
     fn await_answer(
         &self,
         username: Arc<str>,
@@ -125,15 +236,34 @@ impl Gateway {
         pdu: Pdu,
         reply: tokio::sync::oneshot::Receiver<OutboundResult>,
     ) {
-        let journal = self.journal.clone();
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            match reply.await {
-                Ok(OutboundResult::Answered(_)) => {
-                    journal.append(JournalRecord::Delivered { key });
-                }
-                _ => store.keep(&username, key, pdu),
-            }
-        });
+        self.answers().watch(username, key, pdu, reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_sorted() {
+        let answered = |s| Some(OutboundResult::Answered(s));
+        assert_eq!(
+            verdict(answered(CommandStatus::EsmeRok)),
+            Verdict::Delivered
+        );
+        assert_eq!(
+            verdict(answered(CommandStatus::EsmeRxTAppn)),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(answered(CommandStatus::EsmeRsyserr)),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(answered(CommandStatus::EsmeRxRAppn)),
+            Verdict::Refused(CommandStatus::EsmeRxRAppn)
+        );
+        assert_eq!(verdict(Some(OutboundResult::Timeout)), Verdict::Retry);
+        assert_eq!(verdict(None), Verdict::Retry);
     }
 }

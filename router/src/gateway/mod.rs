@@ -12,6 +12,8 @@ mod connector;
 mod delivery;
 mod mo;
 mod mt;
+mod ops;
+mod query;
 mod receipts;
 mod restore;
 mod smpp_front;
@@ -35,6 +37,7 @@ use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{Connector, uplink_config};
+pub use query::MessageStatus;
 pub use restore::RestoreReport;
 pub use smpp_front::SmppFront;
 
@@ -99,6 +102,8 @@ pub struct Gateway {
     receipts_tx: broadcast::Sender<ReceiptEvent>,
     throttles: Mutex<HashMap<(Arc<str>, bool), TokenBucket>>,
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
+    /// Final states of recent messages, for query_sm.
+    recent: query::RecentStates,
 }
 
 /// What `Gateway::start` returns.
@@ -161,6 +166,7 @@ impl Gateway {
             receipts_tx,
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            recent: query::RecentStates::default(),
         });
 
         let mut tasks = Vec::new();
@@ -269,13 +275,12 @@ impl Gateway {
         self.store.len(username)
     }
 
-    /// HTTP API entry: check the password and return the user.
-    pub fn authenticate(&self, username: &str, password: &str) -> Result<Arc<User>, Refusal> {
-        self.snapshot
-            .load()
-            .directory
+    /// HTTP API entry: check the password (on the blocking pool) and return the user.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Arc<User>, Refusal> {
+        let snap = self.snapshot.load_full();
+        snap.directory
             .authenticate(username, password)
-            .cloned()
+            .await
             .ok_or_else(|| Refusal::Authentication {
                 username: username.to_owned(),
             })

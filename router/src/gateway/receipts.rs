@@ -141,6 +141,12 @@ impl Gateway {
         if is_final {
             self.idmap.remove(cid, &r.id, self.id_form(cid));
         }
+        self.recent.record(
+            &entry.id,
+            &entry.uid,
+            super::query::state_of_stat(&r.stat),
+            r.err.parse().unwrap_or(0),
+        );
         let _ = self.receipts_tx.send(ReceiptEvent {
             id: entry.id.clone(),
             uid: entry.uid.clone(),

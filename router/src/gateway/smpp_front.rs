@@ -6,16 +6,22 @@ use std::sync::Arc;
 
 use smpp_core::{
     client::{Inbound, LinkState, SubmitResult, UplinkHandler},
-    rusmpp::{CommandStatus, Pdu, pdus::SubmitSmResp, types::COctetString},
+    rusmpp::{
+        CommandStatus, Pdu,
+        pdus::{DataSmResp, SubmitMulti, SubmitMultiResp, SubmitSmResp},
+        types::COctetString,
+        values::{DestAddress, UnsuccessSme},
+    },
     server::{
         Authenticator, BindGrant, BindRequest, Request, RequestHandler, Response, SessionInfo,
     },
 };
 
-use super::Gateway;
+use super::{Gateway, ops};
 use crate::{
     credentials::Requested,
-    model::{Message, Origin},
+    model::{Address, Message, Origin},
+    user::User,
 };
 
 /// The SMPP server's view of the gateway.
@@ -35,10 +41,11 @@ impl SmppFront {
 
 impl Authenticator for SmppFront {
     async fn authenticate(&self, request: &BindRequest) -> Result<BindGrant, CommandStatus> {
-        let snap = self.gateway.snapshot.load();
+        let snap = self.gateway.snapshot.load_full();
         let user = snap
             .directory
             .authenticate(&request.system_id, &request.password)
+            .await
             .ok_or(CommandStatus::EsmeRinvpaswd)?;
         if !user.smpp_bind {
             return Err(CommandStatus::EsmeRbindfail);
@@ -54,37 +61,40 @@ impl Authenticator for SmppFront {
 
 impl RequestHandler for SmppFront {
     async fn handle(&self, session: &Arc<SessionInfo>, request: Request) -> Response {
-        let Request::SubmitSm(pdu) = request else {
-            // Jasmin answers data_sm and other requests ESME_RSYSERR.
-            return Response::Error(CommandStatus::EsmeRsyserr);
-        };
-        let user = match self
+        let Some(user) = self
             .gateway
             .snapshot
             .load()
             .directory
             .by_username
             .get(&*session.system_id)
-        {
-            Some(user) => user.clone(),
-            None => return Response::Error(CommandStatus::EsmeRinvsysid),
+            .cloned()
+        else {
+            return Response::Error(CommandStatus::EsmeRinvsysid);
         };
-        let mut msg = Message::from_submit_sm(&pdu);
-        if msg.destination.addr.is_empty() {
-            return Response::Error(CommandStatus::EsmeRinvdstadr);
-        }
-        msg.origin = Origin::Smpp {
-            session_id: session.id,
-        };
-        let requested = Requested::from_smpp(&msg);
-        match self.gateway.submit(&user, msg, requested).await {
-            Ok(id) => match COctetString::from_string(id.to_string()) {
+        match request {
+            Request::SubmitSm(pdu) => match self
+                .submit(session, &user, Message::from_submit_sm(&pdu))
+                .await
+            {
                 Ok(id) => Response::Ok(Pdu::SubmitSmResp(
                     SubmitSmResp::builder().message_id(id).build(),
                 )),
-                Err(_) => Response::Error(CommandStatus::EsmeRsyserr),
+                Err(status) => Response::Error(status),
             },
-            Err(refusal) => Response::Error(refusal.smpp_status()),
+            Request::DataSm(pdu) => {
+                let msg = Message::from_data_sm(&pdu, &Arc::from(""));
+                match self.submit(session, &user, msg).await {
+                    Ok(id) => Response::Ok(Pdu::DataSmResp(
+                        DataSmResp::builder().message_id(id).build(),
+                    )),
+                    Err(status) => Response::Error(status),
+                }
+            }
+            Request::SubmitMulti(pdu) => self.submit_multi(session, &user, &pdu).await,
+            Request::QuerySm(pdu) => ops::query(&self.gateway, &user, &pdu),
+            Request::CancelSm(pdu) => ops::cancel(&self.gateway, &user, &pdu),
+            Request::ReplaceSm(pdu) => ops::replace(&self.gateway, &user, &pdu),
         }
     }
 
@@ -92,6 +102,76 @@ impl RequestHandler for SmppFront {
         if session.kind.can_receive() {
             self.gateway.flush_pending(&session.system_id);
         }
+    }
+}
+
+impl SmppFront {
+    /// The submit_sm path for one message from a client (submit_sm, data_sm, each
+    /// destination of a submit_multi); returns our id as the response field.
+    async fn submit(
+        &self,
+        session: &SessionInfo,
+        user: &User,
+        mut msg: Message,
+    ) -> Result<COctetString<1, 65>, CommandStatus> {
+        if msg.destination.addr.is_empty() {
+            return Err(CommandStatus::EsmeRinvdstadr);
+        }
+        msg.origin = Origin::Smpp {
+            session_id: session.id,
+        };
+        let requested = Requested::from_smpp(&msg);
+        let id = self
+            .gateway
+            .submit(user, msg, requested)
+            .await
+            .map_err(|refusal| refusal.smpp_status())?;
+        COctetString::from_string(id.to_string()).map_err(|_| CommandStatus::EsmeRsyserr)
+    }
+
+    /// Each destination through the submit path; the response carries the first
+    /// accepted id and an unsuccess_sme per refused destination.
+    async fn submit_multi(
+        &self,
+        session: &SessionInfo,
+        user: &User,
+        pdu: &SubmitMulti,
+    ) -> Response {
+        let template = ops::multi_template(pdu);
+        let mut first_id = None;
+        let mut failed = Vec::new();
+        for dest in pdu.dest_address() {
+            let DestAddress::SmeAddress(sme) = dest else {
+                // Distribution lists are an SMSC feature we do not keep.
+                continue;
+            };
+            let mut msg = template.clone();
+            msg.destination = Address::new(
+                sme.destination_addr.as_str(),
+                u8::from(sme.dest_addr_ton),
+                u8::from(sme.dest_addr_npi),
+            );
+            match self.submit(session, user, msg).await {
+                Ok(id) => {
+                    first_id.get_or_insert(id);
+                }
+                Err(status) => failed.push(UnsuccessSme::new(
+                    sme.dest_addr_ton,
+                    sme.dest_addr_npi,
+                    sme.destination_addr.clone(),
+                    status,
+                )),
+            }
+        }
+        if first_id.is_none() && failed.is_empty() {
+            return Response::Error(CommandStatus::EsmeRinvnumdests);
+        }
+        Response::Ok(Pdu::SubmitMultiResp(
+            SubmitMultiResp::builder()
+                .message_id(first_id.unwrap_or_default())
+                .unsuccess_sme(failed)
+                .build(),
+        ))
     }
 }
 

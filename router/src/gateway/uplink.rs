@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use smpp_core::{
     client::{SubmitOutcome, SubmitRequest, SubmitResult},
-    rusmpp::{CommandStatus, Pdu},
+    rusmpp::{CommandStatus, Pdu, values::MessageState},
 };
 use tracing::{debug, info, warn};
 
@@ -38,6 +38,8 @@ impl Gateway {
             bump(&c.counters.expired);
         }
         self.charging.refund(&f.charge_key, "EXPIRED");
+        self.recent
+            .record(&f.message.id, &f.message.uid, MessageState::Expired, 0);
         self.journal.append(JournalRecord::Outcome {
             id: &f.message.id,
             part: f.part,
@@ -186,6 +188,8 @@ impl Gateway {
     }
 
     fn accepted(&self, connector: &Arc<Connector>, f: InFlight, operator_id: &str) {
+        self.recent
+            .record(&f.message.id, &f.message.uid, MessageState::Enroute, 0);
         let entry = Arc::new(self.entry_for(&f));
         if let Some(dlr) = &f.message.dlr
             && dlr.on_submit()
@@ -238,6 +242,12 @@ impl Gateway {
     pub(super) fn fail(&self, f: &InFlight, status: u32) {
         let name = status_name(status);
         self.charging.refund(&f.charge_key, &name);
+        self.recent.record(
+            &f.message.id,
+            &f.message.uid,
+            MessageState::Undeliverable,
+            0,
+        );
         self.journal.append(JournalRecord::Outcome {
             id: &f.message.id,
             part: f.part,

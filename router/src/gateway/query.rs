@@ -1,0 +1,233 @@
+//! What a client may ask about its own messages after submitting them: their state
+//! (query_sm), and, while they still wait in our queue, to cancel (cancel_sm) or replace
+//! (replace_sm) them. Another user's message id is answered as unknown.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use chrono::Utc;
+use parking_lot::Mutex;
+use smpp_core::rusmpp::{CommandStatus, values::MessageState};
+
+use super::{Gateway, InFlight};
+use crate::{
+    journaling::{FinalOutcome, JournalRecord},
+    queue::Queued,
+};
+
+/// Recent states remembered for query_sm after a message leaves the in-flight table.
+const RECENT_STATES: usize = 100_000;
+
+/// Refund reason for a message the client cancelled.
+const CANCELLED: &str = "CANCELLED";
+
+/// What query_sm answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageStatus {
+    pub state: MessageState,
+    /// SMPP absolute time (`YYMMDDhhmmsstnnp`) when the state became final.
+    pub final_date: Option<String>,
+    pub error_code: u8,
+}
+
+struct Recent {
+    uid: Arc<str>,
+    status: MessageStatus,
+}
+
+/// States by id, and ids in the order they were first recorded.
+type Remembered = (HashMap<Arc<str>, Recent>, VecDeque<Arc<str>>);
+
+/// The last known state of recently finished messages, oldest forgotten first.
+#[derive(Default)]
+pub(super) struct RecentStates {
+    inner: Mutex<Remembered>,
+}
+
+impl RecentStates {
+    pub(super) fn record(&self, id: &Arc<str>, uid: &Arc<str>, state: MessageState, error: u8) {
+        let final_date = (state != MessageState::Enroute).then(smpp_now);
+        let status = MessageStatus {
+            state,
+            final_date,
+            error_code: error,
+        };
+        let mut guard = self.inner.lock();
+        let (map, order) = &mut *guard;
+        let recent = Recent {
+            uid: uid.clone(),
+            status,
+        };
+        if map.insert(id.clone(), recent).is_none() {
+            order.push_back(id.clone());
+            while order.len() > RECENT_STATES {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn get(&self, id: &str, uid: &str) -> Option<MessageStatus> {
+        let guard = self.inner.lock();
+        guard
+            .0
+            .get(id)
+            .filter(|r| &*r.uid == uid)
+            .map(|r| r.status.clone())
+    }
+}
+
+/// Now as an SMPP absolute time in UTC ("…000+": tenths 0, offset 0).
+fn smpp_now() -> String {
+    format!("{}000+", Utc::now().format("%y%m%d%H%M%S"))
+}
+
+/// The message state a receipt's `stat:` stands for.
+pub(super) fn state_of_stat(stat: &str) -> MessageState {
+    match stat {
+        "DELIVRD" => MessageState::Delivered,
+        "EXPIRED" => MessageState::Expired,
+        "DELETED" => MessageState::Deleted,
+        "UNDELIV" => MessageState::Undeliverable,
+        "ACCEPTD" => MessageState::Accepted,
+        "REJECTD" => MessageState::Rejected,
+        "ENROUTE" => MessageState::Enroute,
+        _ => MessageState::Unknown,
+    }
+}
+
+impl Gateway {
+    /// Tags of `uid`'s message `id` still in flight (queued or awaiting the operator).
+    fn own_tags(&self, id: &str, uid: &str) -> Vec<(u64, Arc<str>)> {
+        // A scan: query_sm and friends are rare next to submits, which an index would tax.
+        let mut tags = Vec::new();
+        for shard in &self.inflight {
+            for (tag, f) in shard.lock().iter() {
+                if &*f.message.id == id && &*f.message.uid == uid {
+                    tags.push((*tag, f.connector.clone()));
+                }
+            }
+        }
+        tags
+    }
+
+    /// query_sm: `uid`'s message `id`, in flight or recently finished.
+    pub fn query(&self, id: &str, uid: &str) -> Option<MessageStatus> {
+        if !self.own_tags(id, uid).is_empty() {
+            return Some(MessageStatus {
+                state: MessageState::Enroute,
+                final_date: None,
+                error_code: 0,
+            });
+        }
+        self.recent.get(id, uid)
+    }
+
+    /// Takes `tags` out of their connector's queue, all or none (some part was
+    /// already handed to the uplink: false). The rest of the queue keeps its order.
+    fn unqueue(&self, tags: &[(u64, Arc<str>)]) -> bool {
+        let Some((_, cid)) = tags.first() else {
+            return false;
+        };
+        if tags.iter().any(|(_, c)| c != cid) {
+            return false;
+        }
+        let Some(connector) = self.connectors.get(cid) else {
+            return false;
+        };
+        let queue = &connector.queue;
+        let (mine, rest): (Vec<Queued>, Vec<Queued>) = queue
+            .drain()
+            .into_iter()
+            .partition(|q| tags.iter().any(|(t, _)| *t == q.request.tag));
+        let complete = mine.len() == tags.len();
+        let put_back = if complete {
+            rest
+        } else {
+            // Back in place (positions within the queue do not matter for parts).
+            mine.into_iter().chain(rest).collect()
+        };
+        for item in put_back.into_iter().rev() {
+            queue.push_front(item);
+        }
+        complete
+    }
+
+    /// cancel_sm: drop `uid`'s message `id` if all its parts still wait in our queue;
+    /// refunded and journaled as final so that a replay does not send it.
+    pub fn cancel(&self, id: &str, uid: &str) -> Result<(), CommandStatus> {
+        let tags = self.own_tags(id, uid);
+        if tags.is_empty() || !self.unqueue(&tags) {
+            return Err(CommandStatus::EsmeRcancelfail);
+        }
+        for (tag, _) in &tags {
+            let Some(f) = self.take(*tag) else { continue };
+            self.charging.refund(&f.charge_key, CANCELLED);
+            self.journal.append(JournalRecord::Outcome {
+                id: &f.message.id,
+                part: f.part,
+                outcome: FinalOutcome::Failed {
+                    status: u32::from(CommandStatus::EsmeRcancelfail),
+                },
+            });
+            self.recent
+                .record(&f.message.id, &f.message.uid, MessageState::Deleted, 0);
+        }
+        Ok(())
+    }
+
+    /// replace_sm: new content (and validity, when given) for `uid`'s single-part
+    /// message `id` still waiting in our queue.
+    pub fn replace_queued(
+        &self,
+        id: &str,
+        uid: &str,
+        content: Bytes,
+        validity_period: &str,
+    ) -> Result<(), CommandStatus> {
+        let tags = self.own_tags(id, uid);
+        let [(tag, cid)] = tags.as_slice() else {
+            return Err(CommandStatus::EsmeRreplacefail);
+        };
+        if !self.unqueue(&tags) {
+            return Err(CommandStatus::EsmeRreplacefail);
+        }
+        let item = {
+            let mut shard = self.shard(*tag).lock();
+            let Some(f) = shard.get_mut(tag) else {
+                return Err(CommandStatus::EsmeRreplacefail);
+            };
+            replace_in(f, content, validity_period);
+            self.rebuild(f, *tag)
+        };
+        let queue = self.connectors.get(cid).map(|c| c.queue.clone());
+        match (item, queue) {
+            (Some(item), Some(queue)) => {
+                queue.push_front(item);
+                Ok(())
+            }
+            _ => {
+                // Out of the queue and not rebuildable: finish it as cancelled.
+                if let Some(f) = self.take(*tag) {
+                    self.charging.refund(&f.charge_key, CANCELLED);
+                }
+                Err(CommandStatus::EsmeRreplacefail)
+            }
+        }
+    }
+}
+
+fn replace_in(f: &mut InFlight, content: Bytes, validity_period: &str) {
+    let mut message = (*f.message).clone();
+    message.content = content.clone();
+    if !validity_period.is_empty() {
+        message.validity_period = validity_period.to_owned();
+        f.expires_at = smpp_core::time::deadline(&message.validity_period);
+    }
+    f.content = content;
+    f.message = Arc::new(message);
+}

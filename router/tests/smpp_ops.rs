@@ -1,0 +1,295 @@
+//! Over real sockets: what a client's deliver_sm_resp status does to its receipts, and
+//! the SMPP operations besides submit_sm (query_sm, cancel_sm, replace_sm, data_sm,
+//! submit_multi), each limited to the client's own messages.
+
+mod common;
+mod raw_esme;
+
+use std::time::Duration;
+
+use common::{mo, start_gateway, start_smsc, submit_sm, wait_until};
+use raw_esme::RawEsme;
+use smpp_core::rusmpp::{
+    CommandStatus, Pdu,
+    pdus::{CancelSm, DataSm, QuerySm, ReplaceSm, SubmitMulti},
+    types::{COctetString, OctetString},
+    values::{DestAddress, MessageState, Npi, SmeAddress, Ton},
+};
+use tokio_util::sync::CancellationToken;
+
+/// Longer than the gateway's redelivery delay: nothing more comes after it.
+const SETTLE: Duration = Duration::from_millis(2500);
+
+fn config(op_port: u16) -> String {
+    config_with(op_port, "")
+}
+
+/// `extra` goes in the connector's table (e.g. `start = false`: parts stay queued).
+fn config_with(op_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[groups]]
+gid = "g1"
+[[users]]
+uid = "u1"
+username = "bank"
+password = "secret"
+gid = "g1"
+[[users]]
+uid = "u2"
+username = "shop"
+password = "secret"
+gid = "g1"
+[[connectors]]
+cid = "op1"
+port = {op_port}
+con_fail_delay_secs = 0.1
+con_loss_delay_secs = 0.1
+{extra}
+[[mt_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "smppc(op1)"
+[[mo_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "smpps(bank)"
+"#
+    )
+}
+
+/// A bound client that asked for a receipt, and the first deliver_sm of that receipt.
+async fn receipt_to_client(
+    shutdown: &CancellationToken,
+) -> (RawEsme, u32, std::sync::Arc<router::Gateway>) {
+    let (_smsc, op_port) = start_smsc(shutdown, true).await;
+    let (gw, port) = start_gateway(shutdown, &config(op_port)).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let mut esme = RawEsme::bound(port, "bank", "secret").await;
+    let (status, _) = esme
+        .request(submit_sm("BANK", "255700000001", b"code", 1, 0))
+        .await;
+    assert_eq!(status, CommandStatus::EsmeRok);
+    let (seq, receipt) = esme.next_deliver().await;
+    assert_eq!(u8::from(receipt.esm_class) & 0x04, 0x04, "a receipt");
+    (esme, seq, gw)
+}
+
+#[tokio::test]
+async fn temporary_error_answer_gets_the_receipt_again() {
+    let shutdown = CancellationToken::new();
+    let (mut esme, seq, gw) = receipt_to_client(&shutdown).await;
+    esme.answer(seq, CommandStatus::EsmeRxTAppn).await;
+
+    let (seq, again) = esme.next_deliver().await;
+    assert_eq!(u8::from(again.esm_class) & 0x04, 0x04, "the receipt again");
+    esme.answer(seq, CommandStatus::EsmeRok).await;
+
+    assert!(esme.quiet_for(SETTLE).await, "delivered once answered OK");
+    assert_eq!(gw.pending_for("bank"), 0);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn permanent_error_answer_drops_the_receipt() {
+    let shutdown = CancellationToken::new();
+    let (mut esme, seq, gw) = receipt_to_client(&shutdown).await;
+    esme.answer(seq, CommandStatus::EsmeRxRAppn).await;
+
+    assert!(esme.quiet_for(SETTLE).await, "never sent again");
+    assert_eq!(gw.pending_for("bank"), 0);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn temporary_error_answer_gets_the_mo_again() {
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let (gw, port) = start_gateway(&shutdown, &config(op_port)).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let mut esme = RawEsme::bound(port, "bank", "secret").await;
+    let status = smsc
+        .deliver(
+            "smppclient",
+            mo("255700000001", "1234", 0, 0, b"hi".to_vec()),
+        )
+        .await;
+    assert_eq!(status, CommandStatus::EsmeRok);
+
+    let (seq, first) = esme.next_deliver().await;
+    esme.answer(seq, CommandStatus::EsmeRxTAppn).await;
+    let (seq, again) = esme.next_deliver().await;
+    assert_eq!(first.short_message(), again.short_message());
+    esme.answer(seq, CommandStatus::EsmeRok).await;
+
+    assert!(esme.quiet_for(SETTLE).await, "delivered once answered OK");
+    assert_eq!(gw.pending_for("bank"), 0);
+    shutdown.cancel();
+}
+
+fn cstr<const N: usize>(s: &str) -> COctetString<1, N> {
+    COctetString::from_string(s.to_owned()).expect("c string")
+}
+
+async fn submitted(esme: &mut RawEsme, text: &[u8]) -> String {
+    match esme
+        .request(submit_sm("BANK", "255700000001", text, 0, 0))
+        .await
+    {
+        (CommandStatus::EsmeRok, Some(Pdu::SubmitSmResp(r))) => r.message_id().as_str().to_owned(),
+        other => panic!("refused: {other:?}"),
+    }
+}
+
+fn query(id: &str) -> QuerySm {
+    QuerySm::builder().message_id(cstr(id)).build()
+}
+
+fn cancel(id: &str) -> CancelSm {
+    CancelSm::builder().message_id(cstr(id)).build()
+}
+
+/// Gateway whose connector never starts: accepted messages stay in its queue.
+async fn queued_gateway(shutdown: &CancellationToken) -> (std::sync::Arc<router::Gateway>, u16) {
+    start_gateway(shutdown, &config_with(1, "start = false")).await
+}
+
+#[tokio::test]
+async fn query_and_cancel_own_queued_message_but_not_anothers() {
+    let shutdown = CancellationToken::new();
+    let (gw, port) = queued_gateway(&shutdown).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+    let mut shop = RawEsme::bound(port, "shop", "secret").await;
+    let id = submitted(&mut bank, b"hello").await;
+
+    match bank.request(query(&id)).await {
+        (CommandStatus::EsmeRok, Some(Pdu::QuerySmResp(r))) => {
+            assert_eq!(r.message_state, MessageState::Enroute);
+            assert_eq!(r.message_id.as_str(), id);
+        }
+        other => panic!("query_sm: {other:?}"),
+    }
+    // Another user reaches neither the state nor the message.
+    assert_eq!(
+        shop.request(query(&id)).await.0,
+        CommandStatus::EsmeRqueryfail
+    );
+    assert_eq!(
+        shop.request(cancel(&id)).await.0,
+        CommandStatus::EsmeRcancelfail
+    );
+    assert_eq!(gw.in_flight(), 1);
+    assert_eq!(
+        bank.request(query("no-such-id")).await.0,
+        CommandStatus::EsmeRqueryfail
+    );
+
+    assert_eq!(bank.request(cancel(&id)).await.0, CommandStatus::EsmeRok);
+    assert_eq!(gw.in_flight(), 0);
+    assert_eq!(gw.connector("op1").map(|c| c.queue.len()), Some(0));
+    match bank.request(query(&id)).await {
+        (CommandStatus::EsmeRok, Some(Pdu::QuerySmResp(r))) => {
+            assert_eq!(r.message_state, MessageState::Deleted);
+            assert!(!r.final_date.as_str().is_empty());
+        }
+        other => panic!("query_sm after cancel: {other:?}"),
+    }
+    assert_eq!(
+        bank.request(cancel(&id)).await.0,
+        CommandStatus::EsmeRcancelfail
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn sent_message_cannot_be_cancelled_or_replaced_and_stays_queryable() {
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let (gw, port) = start_gateway(&shutdown, &config(op_port)).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+    let id = submitted(&mut bank, b"hello").await;
+    wait_until(|| gw.in_flight() == 0 && !smsc.submits.lock().is_empty()).await;
+
+    assert_eq!(
+        bank.request(cancel(&id)).await.0,
+        CommandStatus::EsmeRcancelfail
+    );
+    let replace = ReplaceSm::builder()
+        .message_id(cstr(&id))
+        .short_message(OctetString::from_slice(b"other").expect("text"))
+        .build();
+    assert_eq!(
+        bank.request(replace).await.0,
+        CommandStatus::EsmeRreplacefail
+    );
+    match bank.request(query(&id)).await {
+        (CommandStatus::EsmeRok, Some(Pdu::QuerySmResp(r))) => {
+            assert_eq!(r.message_state, MessageState::Enroute)
+        }
+        other => panic!("query_sm: {other:?}"),
+    }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn replace_swaps_the_content_of_a_queued_message() {
+    let shutdown = CancellationToken::new();
+    let (gw, port) = queued_gateway(&shutdown).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+    let mut shop = RawEsme::bound(port, "shop", "secret").await;
+    let id = submitted(&mut bank, b"old text").await;
+    let replace = || {
+        ReplaceSm::builder()
+            .message_id(cstr(&id))
+            .short_message(OctetString::from_slice(b"new text").expect("text"))
+            .build()
+    };
+    assert_eq!(
+        shop.request(replace()).await.0,
+        CommandStatus::EsmeRreplacefail
+    );
+    assert_eq!(bank.request(replace()).await.0, CommandStatus::EsmeRok);
+    let queue = &gw.connector("op1").expect("op1").queue;
+    let item = queue.pop().expect("still queued");
+    assert_eq!(item.request.pdu.short_message().as_ref(), b"new text");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn data_sm_and_submit_multi_take_the_submit_path() {
+    let shutdown = CancellationToken::new();
+    let (gw, port) = queued_gateway(&shutdown).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+
+    let data = DataSm::builder()
+        .source_addr(cstr("BANK"))
+        .destination_addr(cstr("255700000002"))
+        .build();
+    match bank.request(data).await {
+        (CommandStatus::EsmeRok, Some(Pdu::DataSmResp(r))) => {
+            assert!(uuid::Uuid::parse_str(r.message_id().as_str()).is_ok())
+        }
+        other => panic!("data_sm: {other:?}"),
+    }
+
+    let sme = |addr: &str| {
+        DestAddress::SmeAddress(SmeAddress::new(Ton::International, Npi::Isdn, cstr(addr)))
+    };
+    let multi = SubmitMulti::builder()
+        .source_addr(cstr("BANK"))
+        .dest_address(vec![sme("255700000003"), sme(""), sme("255700000004")])
+        .short_message(OctetString::from_slice(b"to all").expect("text"))
+        .build();
+    match bank.request(multi).await {
+        (CommandStatus::EsmeRok, Some(Pdu::SubmitMultiResp(r))) => {
+            assert!(uuid::Uuid::parse_str(r.message_id.as_str()).is_ok());
+            let failed = r.unsuccess_sme();
+            assert_eq!(failed.len(), 1, "{failed:?}");
+            assert_eq!(failed[0].error_status_code, CommandStatus::EsmeRinvdstadr);
+        }
+        other => panic!("submit_multi: {other:?}"),
+    }
+    assert_eq!(gw.in_flight(), 3, "data_sm + two destinations queued");
+    shutdown.cancel();
+}
