@@ -100,7 +100,7 @@ impl Setup {
     /// `user` sends a message the operator will know as `operator_id`, asking DLRs
     /// (levels 1 and 2) at `/<operator_id>`; returns once the id is mapped.
     async fn send(&self, user: &str, operator_id: &str) {
-        let user = self.gw.authenticate(user, "pw").expect("user");
+        let user = self.gw.authenticate(user, "pw").await.expect("user");
         let mut msg = http_message(operator_id.as_bytes());
         let path = format!("/{operator_id}");
         msg.dlr = Some(DlrRequest {

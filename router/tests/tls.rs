@@ -96,7 +96,7 @@ async fn tls_gateway(
 const SETTINGS: &str = "[settings]\nhttp_retry_delay_ms = 50\nhttp_max_retries = 1\n";
 
 async fn submit(gw: &Gateway, text: &[u8]) {
-    let user = gw.authenticate("bank", "pw").expect("user");
+    let user = gw.authenticate("bank", "pw").await.expect("user");
     gw.submit(&user, http_message(text), Default::default())
         .await
         .expect("accepted");
@@ -187,7 +187,7 @@ async fn dlr_to(shutdown: &CancellationToken, settings: &str, url: String) {
     );
     let (gw, _) = start_gateway(shutdown, &config).await;
     wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
-    let user = gw.authenticate("bank", "pw").expect("user");
+    let user = gw.authenticate("bank", "pw").await.expect("user");
     let mut msg = http_message(b"dlr over https");
     msg.dlr = Some(DlrRequest {
         level: 1,

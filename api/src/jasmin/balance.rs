@@ -27,7 +27,7 @@ fn denied(user: &User, what: &str) -> Failure {
 /// `{"balance": <float|"ND">, "sms_count": <int|"ND">}`.
 pub async fn balance(gateway: &Gateway, args: Params) -> Result<Value, Failure> {
     args.validate(&balance_fields())?;
-    let user = authenticate(gateway, &args)?;
+    let user = authenticate(gateway, &args).await?;
     if !user.authorizations.http_balance {
         return Err(denied(&user, "balance"));
     }
@@ -61,7 +61,7 @@ pub async fn rate(gateway: &Gateway, mut args: Params) -> Result<Value, Failure>
     // Unlike Jasmin (which counts raw UTF-8 bytes here), the parts are counted on the
     // bytes `/send` would send, so `/rate` predicts what `/send` charges.
     let content = content(&args, coding)?;
-    let user = authenticate(gateway, &args)?;
+    let user = authenticate(gateway, &args).await?;
     if !user.authorizations.http_rate {
         return Err(denied(&user, "rate"));
     }

@@ -31,7 +31,7 @@ pub async fn send(gateway: &Gateway, mut args: Params) -> Result<Arc<str>, Failu
     check_content_args(&args)?;
     let coding = coding(&args)?;
     let content = content(&args, coding)?;
-    let user = authenticate(gateway, &args)?;
+    let user = authenticate(gateway, &args).await?;
     let (message, requested) = build(&args, coding, content)?;
     Ok(gateway.submit(&user, message, requested).await?)
 }
@@ -117,10 +117,10 @@ pub(super) fn content(args: &Params, coding: u8) -> Result<Bytes, ArgError> {
     })
 }
 
-pub(super) fn authenticate(gateway: &Gateway, args: &Params) -> Result<Arc<User>, Failure> {
+pub(super) async fn authenticate(gateway: &Gateway, args: &Params) -> Result<Arc<User>, Failure> {
     let username = args.text("username").unwrap_or_default();
     let password = args.text("password").unwrap_or_default();
-    Ok(gateway.authenticate(&username, &password)?)
+    Ok(gateway.authenticate(&username, &password).await?)
 }
 
 /// The message and what the client explicitly asked for.

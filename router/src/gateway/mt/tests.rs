@@ -20,11 +20,13 @@ use crate::{
     user::User,
 };
 
+/// One reserve call: (message id, parts, part indexes, price per part).
+type ReserveCall = (String, usize, Vec<usize>, i64);
+
 /// Billing that records every call and refuses when told to.
 #[derive(Default)]
 struct Ledger {
-    /// (message id, parts, part indexes, price) of each reserve call.
-    reserved: Mutex<Vec<(String, usize, Vec<usize>, i64)>>,
+    reserved: Mutex<Vec<ReserveCall>>,
     refunded: Mutex<Vec<String>>,
     committed: Mutex<Vec<String>>,
     refuse_with: Mutex<Option<ChargeError>>,
