@@ -62,6 +62,13 @@ pub enum JournalRecord<'a> {
         pdu: &'a Pdu,
         ttl: Duration,
     },
+    /// One part of a long MO, held until its whole message is routed (or `ttl`, the
+    /// reassembly timeout, passes); ended by `Delivered { key }`.
+    MoPart {
+        key: u128,
+        message: &'a Message,
+        ttl: Duration,
+    },
     /// The client answered that deliver_sm (or the HTTP callback of that key is done).
     Delivered { key: u128 },
     /// An HTTP callback (DLR or MO) not yet acknowledged or given up; ended by

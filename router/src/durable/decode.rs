@@ -16,6 +16,12 @@ use super::{stored::*, *};
 /// What replay hands back to the pipeline.
 #[derive(Debug)]
 pub enum Restored {
+    /// A part of a long MO whose message was not complete.
+    MoPart {
+        key: u128,
+        message: Message,
+        ttl: Duration,
+    },
     PendingDelivery {
         key: u128,
         username: Arc<str>,
@@ -179,6 +185,19 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                 username: Arc::from(d.username),
                 pdu: decode_pdu(&d.pdu).ok_or("bad deliver_sm in pending delivery")?,
                 ttl: Duration::from_secs(d.expires_at - now),
+            }))
+        }
+        KIND_MO_PART => {
+            let p: StoredMoPart =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad MO part")?;
+            let now = unix_now();
+            if p.expires_at <= now {
+                return Ok(None);
+            }
+            Ok(Some(Restored::MoPart {
+                key: record.id,
+                message: p.message.into_message(),
+                ttl: Duration::from_secs(p.expires_at - now),
             }))
         }
         KIND_PENDING_CALLBACK => {

@@ -39,6 +39,7 @@ pub const KIND_ACCEPTED: u8 = 1;
 pub const KIND_AWAITING_RECEIPT: u8 = 2;
 pub const KIND_PENDING_DELIVERY: u8 = 3;
 pub const KIND_PENDING_CALLBACK: u8 = 4;
+pub const KIND_MO_PART: u8 = 5;
 
 /// The journal key of one part of a message.
 pub fn record_id(message_id: &str, part: usize) -> u128 {
@@ -214,6 +215,13 @@ impl Journal for LogJournal {
                     expires_at: unix_now() + ttl.as_secs(),
                 };
                 self.put_expiring(key, KIND_PENDING_DELIVERY, &stored, ttl)
+            }
+            JournalRecord::MoPart { key, message, ttl } => {
+                let stored = StoredMoPart {
+                    message: StoredMessage::new(message, true),
+                    expires_at: unix_now() + ttl.as_secs(),
+                };
+                self.put_expiring(key, KIND_MO_PART, &stored, ttl)
             }
             JournalRecord::Delivered { key } => {
                 self.finish(key);

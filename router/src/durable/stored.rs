@@ -280,3 +280,10 @@ pub(super) fn decode_pdu(bytes: &[u8]) -> Option<Pdu> {
         .ok()??;
     frame.decode().ok()?.into_parts().pdu
 }
+
+/// A part of a long MO waiting for the rest of its message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredMoPart {
+    pub(super) message: StoredMessage,
+    pub(super) expires_at: u64,
+}

@@ -2,7 +2,7 @@
 //! when long, through the MO interceptor and the first matching MO route to an SMPP
 //! user (the original parts, journaled until answered) or an HTTP connector.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Local;
 use hyper::Method;
@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 use super::Gateway;
 use crate::{
     callbacks::{Callback, MO_AGENT, mo_params},
-    journaling::Durable,
-    model::{Message, RawTlv, TAG_MESSAGE_PAYLOAD},
+    journaling::{Durable, JournalRecord},
+    model::{Message, RawTlv, TAG_MESSAGE_PAYLOAD, TAG_SAR_MSG_REF_NUM},
     reassembly::Offer,
     receipts,
     route::{MoTarget, RouteKind},
@@ -42,10 +42,52 @@ impl Gateway {
         if let Some(c) = self.connectors.get(cid) {
             bump(&c.counters.mo);
         }
+        self.on_mo(msg, true).await
+    }
+
+    /// An MO or a part of one. A part is answered only once it is journaled, since
+    /// until its message is complete it lives nowhere else; its record leaves the
+    /// journal when the whole message is routed. `journal` is false for parts the
+    /// journal's replay hands back (they are in it already).
+    pub(super) async fn on_mo(&self, msg: Message, journal: bool) -> CommandStatus {
+        let part = (journal && is_mo_part(&msg)).then(|| msg.clone());
         match self.reassembler.offer(msg) {
             Offer::Single(m) => self.route_mo(*m, Vec::new()).await,
-            Offer::Waiting => CommandStatus::EsmeRok,
-            Offer::Complete { whole, parts } => self.route_mo(*whole, parts).await,
+            Offer::Waiting => {
+                let Some(part) = part else {
+                    return CommandStatus::EsmeRok;
+                };
+                let durable = self.journal.append(JournalRecord::MoPart {
+                    key: mo_part_key(&part),
+                    message: &part,
+                    ttl: Duration::from_secs(self.settings.mo_reassembly_timeout_secs),
+                });
+                match durable.wait().await {
+                    Ok(()) => CommandStatus::EsmeRok,
+                    Err(error) => {
+                        warn!(%error, "MO part not journaled: operator asked to resend");
+                        CommandStatus::EsmeRsyserr
+                    }
+                }
+            }
+            Offer::Complete { whole, parts } => {
+                let keys: Vec<u128> = parts.iter().map(mo_part_key).collect();
+                let kept = parts.clone();
+                let status = self.route_mo(*whole, parts).await;
+                if status == CommandStatus::EsmeRok {
+                    for key in keys {
+                        self.journal.append(JournalRecord::Delivered { key });
+                    }
+                } else if let Some(last) = part {
+                    // The operator sends the refused part again: the others wait for it
+                    // in memory as they do in the journal.
+                    let last = mo_part_key(&last);
+                    for p in kept.into_iter().filter(|p| mo_part_key(p) != last) {
+                        let _ = self.reassembler.offer(p);
+                    }
+                }
+                status
+            }
         }
     }
 
@@ -177,4 +219,32 @@ fn to_deliver_sm(m: &Message) -> Option<DeliverSm> {
             .tlvs(tlvs)
             .build(),
     )
+}
+
+/// A part of a long MO (UDH or SAR), which the reassembler may hold.
+fn is_mo_part(m: &Message) -> bool {
+    m.has_udhi() || m.tlv(TAG_SAR_MSG_REF_NUM).is_some()
+}
+
+/// The journal key of an MO part: the same part received again maps to the same record.
+fn mo_part_key(m: &Message) -> u128 {
+    let fields: [&[u8]; 4] = [
+        m.connector.as_bytes(),
+        m.source.addr.as_bytes(),
+        m.destination.addr.as_bytes(),
+        &m.content,
+    ];
+    let mut hash = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128;
+    for field in fields {
+        for b in field.iter().chain(std::iter::once(&0xff)) {
+            hash = (hash ^ u128::from(*b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+        }
+    }
+    // SAR parts share a content prefix less often than a reference: mix the TLVs in.
+    for t in &m.tlvs {
+        for b in t.tag.to_be_bytes().iter().chain(t.value.iter()) {
+            hash = (hash ^ u128::from(*b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+        }
+    }
+    hash
 }

@@ -22,6 +22,8 @@ pub struct RestoreReport {
     pub receipts_awaited: usize,
     /// HTTP callbacks (DLR and MO) sent again.
     pub callbacks: usize,
+    /// Parts of long MO given back to reassembly.
+    pub mo_parts: usize,
     pub dropped: usize,
 }
 
@@ -32,6 +34,7 @@ impl Gateway {
     pub async fn restore(&self, records: Vec<Restored>) -> RestoreReport {
         let mut report = RestoreReport::default();
         let mut requeue: Vec<(Arc<Connector>, Queued)> = Vec::new();
+        let mut mo_parts = Vec::new();
         for record in records {
             match record {
                 Restored::Part(p) => {
@@ -124,6 +127,15 @@ impl Gateway {
                         .insert(&connector, &operator_id, Arc::new(entry), ttl);
                     report.receipts_awaited += 1;
                 }
+                Restored::MoPart { key, message, ttl } => {
+                    // Written again so that its expiry is tracked by this process.
+                    let _ = self.journal.append(JournalRecord::MoPart {
+                        key,
+                        message: &message,
+                        ttl,
+                    });
+                    mo_parts.push(message);
+                }
                 Restored::PendingCallback { key, callback, ttl } => {
                     // Written again so that its expiry is tracked by this process.
                     let _ = self.journal.append(JournalRecord::PendingCallback {
@@ -138,6 +150,12 @@ impl Gateway {
         }
         for (connector, item) in requeue.into_iter().rev() {
             connector.queue.push_front(item);
+        }
+        // Long MO waiting for their other parts get them back; a message whose parts
+        // were all journaled before the crash is routed now.
+        report.mo_parts = mo_parts.len();
+        for part in mo_parts {
+            self.on_mo(part, false).await;
         }
         if report.requeued + report.receipts_awaited + report.deliveries + report.dropped > 0 {
             info!(
