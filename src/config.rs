@@ -9,7 +9,10 @@ use std::{
 
 use anyhow::Context;
 use serde::Deserialize;
-use smpp_core::server::{GuardConfig, ServerConfig};
+use smpp_core::{
+    server::{GuardConfig, ServerConfig},
+    throttle::{MAX_RATE, MIN_RATE},
+};
 
 /// The whole file. `[router]` is read by the router crate itself.
 #[derive(Debug, Deserialize, Default)]
@@ -77,7 +80,51 @@ impl Default for SmppSection {
     }
 }
 
+/// Longest timer a setting may ask for: past this, deadlines overflow the clock.
+const MAX_TIMER_SECS: u64 = 365 * 86_400;
+
 impl SmppSection {
+    /// Values that would make every session fail, lock out every client or overflow a
+    /// timer, refused when the file loads rather than discovered under traffic.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, secs) in [
+            ("bind_timeout_secs", self.bind_timeout_secs),
+            ("inactivity_timeout_secs", self.inactivity_timeout_secs),
+            ("response_timeout_secs", self.response_timeout_secs),
+            ("pdu_read_timeout_secs", self.pdu_read_timeout_secs),
+            ("bind_lockout_secs", self.bind_lockout_secs),
+        ] {
+            anyhow::ensure!(
+                (1..=MAX_TIMER_SECS).contains(&secs),
+                "[smpp] {name} must be between 1 and {MAX_TIMER_SECS}, got {secs}"
+            );
+        }
+        for (name, n) in [
+            ("window", self.window),
+            ("outbound_window", self.outbound_window),
+            ("max_sessions", self.max_sessions),
+            (
+                "max_sessions_per_system_id",
+                self.max_sessions_per_system_id,
+            ),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_bind_failures", self.max_bind_failures as usize),
+        ] {
+            anyhow::ensure!(n > 0, "[smpp] {name} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.max_command_length >= 16,
+            "[smpp] max_command_length must hold a PDU header (16 bytes)"
+        );
+        if let Some(rate) = self.submit_rate_per_session {
+            anyhow::ensure!(
+                rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate),
+                "[smpp] submit_rate_per_session must be between {MIN_RATE} and {MAX_RATE}, got {rate}"
+            );
+        }
+        Ok(())
+    }
+
     pub fn server_config(&self, shutdown_timeout: Duration) -> ServerConfig {
         ServerConfig {
             bind_timeout: Duration::from_secs(self.bind_timeout_secs),
@@ -224,6 +271,7 @@ impl Config {
         if let Ok(url) = std::env::var("SMSGW_STORAGE_URL") {
             config.storage.url = url;
         }
+        config.smpp.validate()?;
         Ok(Loaded {
             config,
             text,
@@ -246,5 +294,24 @@ mod tests {
         assert!(toml::from_str::<Config>("[smpp]\nlisten_typo = 1\n").is_err());
         let with_router: Config = toml::from_str("[[router.users]]\nuid = \"a\"\n").unwrap();
         assert!(with_router._router.is_some());
+    }
+
+    #[test]
+    fn values_that_would_break_every_session_are_refused() {
+        let ok: Config = toml::from_str("").unwrap();
+        assert!(ok.smpp.validate().is_ok());
+        for bad in [
+            "bind_timeout_secs = 0",
+            "response_timeout_secs = 18446744073709551615",
+            "window = 0",
+            "max_bind_failures = 0",
+            "max_command_length = 8",
+            "submit_rate_per_session = 0.0",
+            "submit_rate_per_session = nan",
+            "submit_rate_per_session = 1e300",
+        ] {
+            let config: Config = toml::from_str(&format!("[smpp]\n{bad}\n")).unwrap();
+            assert!(config.smpp.validate().is_err(), "{bad}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Jasmin's HTTP API over real sockets: `/send` to the SMSC simulator, every error
 //! answer of `/send`, long content at the part limit, `/balance`, `/rate`, `/ping`, and
-//! a DLR level 2 callback (jasmin-compat §1, §2).
+//! a DLR level 2 callback (docs/jasmin-compat.md §1, §2).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Jasmin's REST API (`/secure/*`, jasmin-compat §1.8) over real sockets: Basic auth,
+//! Jasmin's REST API (`/secure/*`, docs/jasmin-compat.md §1.8) over real sockets: Basic auth,
 //! JSON bodies and `{"data": …}` / `{"message": …}` answers.
 
 mod common;

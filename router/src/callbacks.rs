@@ -192,7 +192,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Jasmin's MO callback parameters (jasmin-compat §3.2). Content goes as raw bytes:
+/// Jasmin's MO callback parameters (docs/jasmin-compat.md §3.2). Content goes as raw bytes:
 /// percent-encoding keeps them intact.
 pub fn mo_params(id: &str, m: &crate::model::Message) -> Vec<(&'static str, Vec<u8>)> {
     vec![

@@ -23,6 +23,8 @@ pub const TAG_MESSAGE_STATE: u16 = 0x0427;
 pub const TAG_SAR_MSG_REF_NUM: u16 = 0x020C;
 pub const TAG_SAR_TOTAL_SEGMENTS: u16 = 0x020E;
 pub const TAG_SAR_SEGMENT_SEQNUM: u16 = 0x020F;
+/// `more_messages_to_send`: 1 on every SAR part but the last, as Jasmin sends it.
+pub const TAG_MORE_MESSAGES_TO_SEND: u16 = 0x0426;
 
 /// esm_class bit: the short message starts with a user data header (a part of a long
 /// message, SMPP 3.4 §5.2.12).

@@ -1,7 +1,7 @@
 //! Reassembly of long MO on top of `smpp_core::text::Reassembler` (UDH 8- and 16-bit
 //! references in any IE position, SAR TLVs, parts in any order, retransmitted parts
 //! ignored). The router also keeps each part as received: SMPP users get the original
-//! parts, HTTP connectors the concatenated message (jasmin-compat §3.1).
+//! parts, HTTP connectors the concatenated message (docs/jasmin-compat.md §3.1).
 
 use std::{
     collections::{BTreeMap, HashMap},

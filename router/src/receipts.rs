@@ -104,7 +104,7 @@ impl MultipartState {
 }
 
 /// A receipt from an operator, with the fields as Jasmin's DLR callback sends them
-/// (jasmin-compat §2.2): `sub`, `dlvrd` and `err` 3-digit zero-padded, dates as sent,
+/// (docs/jasmin-compat.md §2.2): `sub`, `dlvrd` and `err` 3-digit zero-padded, dates as sent,
 /// `ND` for what the receipt lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -118,7 +118,7 @@ pub struct Receipt {
     pub text: String,
 }
 
-/// Jasmin's final states end the id mapping (jasmin-compat §2.1), after mapping
+/// Jasmin's final states end the id mapping (docs/jasmin-compat.md §2.1), after mapping
 /// operator spellings (`FAILED`, `DELIVERED`…) to the standard ones. `UNKNOWN`,
 /// `ACCEPTD` and `ENROUTE` are not final: more receipts can follow.
 pub fn is_final(stat: &str) -> bool {

@@ -1,5 +1,5 @@
 //! Every reason a message is refused, mapped one-to-one to Jasmin's HTTP answer
-//! (status + exact body of jasmin-compat §1.4) and to an SMPP command_status (§6.4).
+//! (status + exact body of docs/jasmin-compat.md §1.4) and to an SMPP command_status (§6.4).
 
 use proto::charging::ChargeError;
 use smpp_core::rusmpp::CommandStatus;
@@ -107,7 +107,7 @@ impl std::fmt::Display for ValueFilterField {
 }
 
 impl Refusal {
-    /// The submit_sm_resp status (jasmin-compat §6.4).
+    /// The submit_sm_resp status (docs/jasmin-compat.md §6.4).
     pub fn smpp_status(&self) -> CommandStatus {
         match self {
             Self::Authentication { .. } => CommandStatus::EsmeRinvpaswd,

@@ -1,5 +1,5 @@
 //! Long content for HTTP senders, on `smpp_core::text`: the limits of Jasmin's table
-//! (jasmin-compat §1.5: 160/153 for 7-bit codings, 140/134 octets otherwise), a 6-byte
+//! (docs/jasmin-compat.md §1.5: 160/153 for 7-bit codings, 140/134 octets otherwise), a 6-byte
 //! UDH (`SplitMode::Udh`) or the SAR TLVs (`SplitMode::Sar`), references from one
 //! process-wide `RefGenerator`. Unlike Jasmin, a part never ends inside a GSM escape
 //! pair or a UTF-16 surrogate pair.
@@ -9,10 +9,10 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use smpp_core::text::{self, Encoding, SplitMode};
 
-use crate::model::{RawTlv, TAG_SAR_MSG_REF_NUM, TAG_SAR_SEGMENT_SEQNUM, TAG_SAR_TOTAL_SEGMENTS};
-
-/// `more_messages_to_send`: 1 on every part but the last, as Jasmin sends it.
-pub const TAG_MORE_MESSAGES_TO_SEND: u16 = 0x0426;
+use crate::model::{
+    RawTlv, TAG_MORE_MESSAGES_TO_SEND, TAG_SAR_MSG_REF_NUM, TAG_SAR_SEGMENT_SEQNUM,
+    TAG_SAR_TOTAL_SEGMENTS,
+};
 
 /// Concatenation references for all long messages of this process.
 static REFERENCES: LazyLock<text::RefGenerator> = LazyLock::new(text::RefGenerator::new);

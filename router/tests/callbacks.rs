@@ -1,6 +1,6 @@
 //! HTTP callbacks over real sockets, checked by a local HTTP server: DLRs for messages
 //! given to `Gateway::submit` with a `DlrRequest` (levels 1, 2, 3; GET and POST) with the
-//! parameters Jasmin sends (jasmin-compat §2.1, §2.2), MO to HTTP connectors (§3.2),
+//! parameters Jasmin sends (docs/jasmin-compat.md §2.1, §2.2), MO to HTTP connectors (§3.2),
 //! and the thrower's rule: success only on a status below 400 with the body
 //! `ACK/Jasmin`, otherwise retried (§2.3).
 
@@ -132,7 +132,7 @@ fn assert_level2(r: &HookRequest, id: &str, operator_id: &str) {
     assert_eq!(r.param("id").as_deref(), Some(id));
     assert_eq!(r.param("message_status").as_deref(), Some("DELIVRD"));
     assert_eq!(r.param("level").as_deref(), Some("2"));
-    // Jasmin sends the receipt's raw id here (a bug, jasmin-compat §2.2); we send the cid.
+    // Jasmin sends the receipt's raw id here (a bug, docs/jasmin-compat.md §2.2); we send the cid.
     assert_eq!(r.param("connector").as_deref(), Some("op1"));
     assert_eq!(r.param("id_smsc"), Some(normalize(operator_id)));
     assert_eq!(r.param("sub").as_deref(), Some("001"));

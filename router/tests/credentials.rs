@@ -1,4 +1,4 @@
-//! MT credentials over real sockets (jasmin-compat §5.2, §5.3, §6.4): every
+//! MT credentials over real sockets (docs/jasmin-compat.md §5.2, §5.3, §6.4): every
 //! authorization refuses with Jasmin's status when it is off and lets the same message
 //! through when it is on; every value filter refuses a mismatch with its status and lets
 //! a match through. SMPP through a bound ESME, the HTTP-only ones through

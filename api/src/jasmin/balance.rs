@@ -1,4 +1,4 @@
-//! `/balance` and `/rate` (jasmin-compat §1.7): JSON answers; errors are JSON strings
+//! `/balance` and `/rate` (docs/jasmin-compat.md §1.7): JSON answers; errors are JSON strings
 //! with the same status codes as `/send`.
 
 use proto::charging::{ChargeError, Micros};

@@ -1,4 +1,4 @@
-//! Jasmin's HTTP API (`/send`, `/balance`, `/rate`, `/ping`, jasmin-compat §1) and its
+//! Jasmin's HTTP API (`/send`, `/balance`, `/rate`, `/ping`, docs/jasmin-compat.md §1) and its
 //! REST API (`/secure/*`, §1.8) on smsgw's HTTP listener. Each endpoint's logic works
 //! on [`Params`] and returns a [`Failure`] or its result; the handlers here and in
 //! [`rest`] only shape the two answer styles.

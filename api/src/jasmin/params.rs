@@ -1,7 +1,7 @@
 //! Request arguments as Jasmin's Twisted resource sees them (`request.args`): the query
 //! string, then a form body, or a JSON body when the Content-Type is exactly
 //! `application/json`; the first value of a name wins. Values stay bytes because
-//! Jasmin's patterns are tested on raw bytes (jasmin-compat §1.2).
+//! Jasmin's patterns are tested on raw bytes (docs/jasmin-compat.md §1.2).
 
 use std::sync::LazyLock;
 

@@ -1,4 +1,4 @@
-//! Jasmin's REST API (jasmin-compat §1.8), which in Jasmin is a Falcon proxy to the HTTP
+//! Jasmin's REST API (docs/jasmin-compat.md §1.8), which in Jasmin is a Falcon proxy to the HTTP
 //! API: Basic auth on `/secure/*`, JSON in and out, `_` in keys read as `-` (except
 //! `custom_tlvs`), `{"data": …}` on success and `{"message": …}` with the upstream
 //! status otherwise. Its quirk is kept: the proxy strips `"` from both ends of the

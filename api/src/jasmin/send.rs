@@ -1,4 +1,4 @@
-//! `/send` (jasmin-compat §1.2–§1.5): Jasmin's defaults and checks in its order, then
+//! `/send` (docs/jasmin-compat.md §1.2–§1.5): Jasmin's defaults and checks in its order, then
 //! one `Message` for `Gateway::submit`, which does credentials, routing, splitting,
 //! charging and queueing.
 

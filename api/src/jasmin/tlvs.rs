@@ -1,4 +1,4 @@
-//! `custom_tlvs` (jasmin-compat §1.6): vendor TLVs added to every part of the message.
+//! `custom_tlvs` (docs/jasmin-compat.md §1.6): vendor TLVs added to every part of the message.
 //! Shapes: `{"0x1401": v, "0x1400:Int8": v}`, `[[tag, length, type, value], …]`, or
 //! either as a JSON string (a query parameter). Type from the key, else `OctetString`
 //! (we have no per-connector TLV rules yet).
