@@ -6,6 +6,7 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use tokio::sync::Semaphore;
@@ -165,6 +166,44 @@ pub struct Directory {
     pub groups: HashMap<Arc<str>, Group>,
     /// Password verifications done (a test hook: every attempt costs one).
     verifications: Arc<AtomicU64>,
+    /// Credentials verified recently, so that an HTTP client sending its password with
+    /// every request does not pay an Argon2 verification each time.
+    verified: VerifiedCache,
+}
+
+/// How long a verified password is remembered. A directory rebuilt (users changed)
+/// starts empty, so a changed password takes effect at once.
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+
+/// Successful verifications by username: a keyed 64-bit fingerprint of the password
+/// (the key is random per process; no password is kept) and when it expires. Failures
+/// are never cached: every wrong guess costs a full verification.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    key: std::hash::RandomState,
+    entries: parking_lot::Mutex<HashMap<Arc<str>, (u64, Instant)>>,
+}
+
+impl VerifiedCache {
+    fn fingerprint(&self, password: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.key.hash_one(password)
+    }
+
+    fn contains(&self, username: &str, password: &str) -> bool {
+        let print = self.fingerprint(password);
+        self.entries
+            .lock()
+            .get(username)
+            .is_some_and(|(p, until)| *p == print && Instant::now() < *until)
+    }
+
+    fn insert(&self, username: &Arc<str>, password: &str) {
+        let print = self.fingerprint(password);
+        self.entries
+            .lock()
+            .insert(username.clone(), (print, Instant::now() + VERIFIED_TTL));
+    }
 }
 
 impl Directory {
@@ -204,6 +243,12 @@ impl Directory {
     /// Every attempt costs one Argon2 verification, run off the async workers.
     pub async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<User>> {
         let user = self.by_username.get(username).cloned();
+        if let Some(user) = &user
+            && self.verified.contains(username, password)
+        {
+            let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);
+            return (user.enabled && group_ok).then(|| user.clone());
+        }
         let matches = verify(
             user.clone(),
             password.to_owned(),
@@ -211,6 +256,9 @@ impl Directory {
         )
         .await;
         let user = user?;
+        if matches {
+            self.verified.insert(&user.username, password);
+        }
         let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);
         (user.enabled && group_ok && matches).then_some(user)
     }

@@ -78,6 +78,25 @@ async fn unknown_user_and_wrong_password_both_cost_a_verification() {
     shutdown.cancel();
 }
 
+#[tokio::test]
+async fn a_verified_password_is_remembered_and_a_wrong_one_never_is() {
+    let shutdown = CancellationToken::new();
+    let (gw, _port) = start_gateway(&shutdown, &config()).await;
+    let count = || gw.snapshot().directory.verifications();
+    assert!(gw.authenticate("bank", "s3cret").await.is_ok());
+    let after_first = count();
+    // An HTTP client sends its password with every request: no Argon2 each time.
+    for _ in 0..5 {
+        assert!(gw.authenticate("bank", "s3cret").await.is_ok());
+    }
+    assert_eq!(count(), after_first);
+    // A wrong password still costs a full verification, every time.
+    assert!(gw.authenticate("bank", "s3cre").await.is_err());
+    assert!(gw.authenticate("bank", "s3cre").await.is_err());
+    assert_eq!(count(), after_first + 2);
+    shutdown.cancel();
+}
+
 /// Verifications awaited together on one thread: inline Argon2 would finish them all in
 /// their first poll, before any other task ran.
 #[tokio::test(flavor = "current_thread")]
