@@ -124,7 +124,7 @@ impl DlrRequest {
 /// A message on its way to an operator (MT) or from one (MO).
 #[derive(Debug, Clone)]
 pub struct Message {
-    /// Our id (UUID v4), given when the message is accepted.
+    /// Our id (UUID v7, time-ordered), given when the message is accepted.
     pub id: Arc<str>,
     /// The sending user's uid (MT) — empty for MO.
     pub uid: Arc<str>,
