@@ -3,237 +3,20 @@
 //! Every message that got ESME_ROK must reach the operator (the simulator) at least once,
 //! a receipt for every one of them must reach the client, and billing must reconcile.
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, net::SocketAddr, process::Command, sync::Arc, time::Duration};
 
 use benches::sim::{SimConfig, Simulator};
 use smpp_core::{
     BindKind,
-    client::{
-        Inbound, SubmitOutcome, SubmitRequest, SubmitResult, Uplink, UplinkConfig, UplinkHandler,
-    },
-    receipt,
-    rusmpp::{
-        CommandStatus,
-        pdus::SubmitSm,
-        types::{COctetString, OctetString},
-        values::RegisteredDelivery,
-    },
+    client::{Uplink, UplinkConfig},
 };
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::*;
+
 const MESSAGES: u64 = 3_000;
-const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The gateway's configuration for these tests; `storage` is the billing store's URL.
-fn write_config(
-    dir: &Path,
-    gateway: SocketAddr,
-    operator: SocketAddr,
-    storage: &str,
-    http: SocketAddr,
-) -> std::path::PathBuf {
-    write_config_with(dir, gateway, operator, storage, http, "")
-}
-
-/// `storage_extra`: more lines for the `[storage]` section.
-fn write_config_with(
-    dir: &Path,
-    gateway: SocketAddr,
-    operator: SocketAddr,
-    storage: &str,
-    http: SocketAddr,
-    storage_extra: &str,
-) -> std::path::PathBuf {
-    let path = dir.join("smsgw.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[smpp]
-listen = "{gateway}"
-
-[http]
-listen = "{http}"
-
-[durability]
-mode = "fsync"
-dir = "journal"
-
-[storage]
-url = "{storage}"
-{storage_extra}
-
-[[router.groups]]
-gid = "g"
-
-[[router.users]]
-uid = "bank"
-username = "bank"
-password = "secret"
-gid = "g"
-quotas = {{ balance = "1000.00" }}
-
-[[router.connectors]]
-cid = "sim"
-host = "127.0.0.1"
-port = {port}
-con_loss_delay_secs = 0.2
-con_fail_delay_secs = 0.2
-
-[[router.mt_routes]]
-order = 0
-type = "DefaultRoute"
-connector = "smppc(sim)"
-rate = "0.01"
-"#,
-            port = operator.port()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-struct Gateway(Child);
-
-impl Gateway {
-    fn start(config: &Path, log: &Path) -> Self {
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start smsgw");
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-#[derive(Default)]
-struct Client {
-    /// message number → our message id, for every ESME_ROK.
-    accepted: Mutex<HashMap<u64, String>>,
-    answered: Mutex<HashSet<u64>>,
-    receipts: Mutex<HashSet<String>>,
-}
-
-impl UplinkHandler for Client {
-    fn on_submit_result(&self, result: SubmitResult) {
-        if let SubmitOutcome::Accepted { message_id } = result.outcome {
-            self.accepted.lock().unwrap().insert(result.tag, message_id);
-        }
-        self.answered.lock().unwrap().insert(result.tag);
-    }
-
-    async fn on_inbound(&self, inbound: Inbound) -> CommandStatus {
-        if let Inbound::DeliverSm(pdu) = inbound
-            && let Some(r) = receipt::parse(pdu.short_message().as_ref())
-        {
-            self.receipts.lock().unwrap().insert(r.id);
-        }
-        CommandStatus::EsmeRok
-    }
-}
-
-fn submit(n: u64) -> SubmitRequest {
-    let pdu = SubmitSm::builder()
-        .source_addr(COctetString::from_string("BANK".to_owned()).unwrap())
-        .destination_addr(COctetString::from_string(format!("99890{n:07}")).unwrap())
-        .registered_delivery(RegisteredDelivery::from(1))
-        .short_message(OctetString::from_vec(format!("OTP {n}").into_bytes()).unwrap())
-        .build();
-    SubmitRequest::new(n, pdu)
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-type Reached = Arc<Mutex<HashSet<String>>>;
-
-/// Destinations that reached the simulator, from its record of submits.
-fn record_reached(sim: &mut Simulator) -> Reached {
-    let mut recorded = sim.record_submits();
-    let reached: Reached = Arc::default();
-    let into = reached.clone();
-    tokio::spawn(async move {
-        while let Some(submit) = recorded.recv().await {
-            let destination = submit.pdu.destination_addr.as_str().to_owned();
-            into.lock().unwrap().insert(destination);
-        }
-    });
-    reached
-}
-
-/// Every accepted message number's destination reached the operator.
-async fn wait_all_reached(accepted: &HashMap<u64, String>, reached: &Reached) {
-    wait_until("every accepted message at the operator", || {
-        let reached = reached.lock().unwrap();
-        accepted
-            .keys()
-            .all(|n| reached.contains(&format!("99890{n:07}")))
-    })
-    .await;
-}
-
-/// `smsgw <args> --config <config>`: success and stdout.
-fn smsgw_cli(config: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsgw"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn assert_reconciles(config: &Path) {
-    let (clean, report) = smsgw_cli(config, &["billing", "reconcile"]);
-    assert!(clean, "reconcile found discrepancies:\n{report}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
@@ -716,34 +499,6 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
     assert!(ok);
     assert!(audit.contains("\tconfig.loaded\t"), "{audit}");
     assert!(audit.contains("\tbalance.top_up\taccount:1\t"), "{audit}");
-}
-
-/// A client bound as `kind`, counting what it receives; `rx` feeds its submits.
-fn bind_client(
-    gateway: SocketAddr,
-    kind: BindKind,
-    rx: mpsc::Receiver<SubmitRequest>,
-    client: Arc<Client>,
-    stop: &CancellationToken,
-) -> (
-    tokio::task::JoinHandle<()>,
-    Arc<smpp_core::client::UplinkStats>,
-) {
-    let uplink = Uplink::new(
-        UplinkConfig {
-            address: gateway.to_string(),
-            system_id: "bank".into(),
-            password: "secret".into(),
-            bind: kind,
-            window: 32,
-            reconnect_on_failure_delay: Duration::from_millis(100),
-            ..UplinkConfig::default()
-        },
-        rx,
-        client,
-    );
-    let stats = uplink.stats();
-    (tokio::spawn(uplink.run(stop.clone())), stats)
 }
 
 /// Receipts kept for a client that was not bound go out when it binds, and leave the
