@@ -11,7 +11,9 @@ async fn scrape(s: &Setup) -> Scrape {
     let reply = s.get("/metrics").await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(
-        reply.content_type.starts_with("application/openmetrics-text"),
+        reply
+            .content_type
+            .starts_with("application/openmetrics-text"),
         "{reply:?}"
     );
     Scrape::parse(reply.body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text")
@@ -116,8 +118,14 @@ async fn metrics_text_is_well_formed_before_any_traffic() {
     let s = Setup::start().await;
     let body = s.get("/metrics").await.body;
     // Each family is described once, and the exposition ends as OpenMetrics requires.
-    assert!(body.contains("# TYPE smsgw_messages_submitted counter"), "{body}");
-    assert!(body.contains("# TYPE smsgw_submit_response_seconds histogram"), "{body}");
+    assert!(
+        body.contains("# TYPE smsgw_messages_submitted counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE smsgw_submit_response_seconds histogram"),
+        "{body}"
+    );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
     let parsed = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses");
     assert!(exists(&parsed, "smsgw_connector_bound"));

@@ -48,8 +48,7 @@ pub fn refusal_reason(refusal: &Refusal) -> usize {
 
 /// The `state` label of receipts: the SMPP `stat:` words, and "OTHER" for the rest.
 pub const RECEIPT_STATES: [&str; 9] = [
-    "DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD", "ENROUTE",
-    "OTHER",
+    "DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD", "ENROUTE", "OTHER",
 ];
 
 /// Index of a receipt's `stat:` in [`RECEIPT_STATES`], without allocating.

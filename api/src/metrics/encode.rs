@@ -6,11 +6,7 @@ use std::fmt;
 use latency::HistogramSnapshot;
 use prometheus_client::{
     encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet},
-    metrics::{
-        MetricType,
-        counter::ConstCounter,
-        gauge::ConstGauge,
-    },
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
 /// Label pairs of one series.
@@ -53,12 +49,46 @@ pub fn histograms(
 ) -> fmt::Result {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, h) in rows {
-        family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            h.sum_seconds,
-            h.count,
-            &h.buckets,
-            None,
-        )?;
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)?;
     }
     Ok(())
+}
+
+/// A gauge without labels (written `name 1`, not `name{} 1`).
+pub fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> fmt::Result {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// A counter without labels.
+pub fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> fmt::Result {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+/// A histogram without labels.
+pub fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: HistogramSnapshot,
+) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)
 }

@@ -1,7 +1,14 @@
 //! The gateway's own counters (per user, per connector, per client session), read from
 //! the atomics the message path already bumps.
 
-use std::{collections::BTreeMap, fmt, sync::Arc, sync::atomic::Ordering};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 use router::{
@@ -9,9 +16,8 @@ use router::{
     gateway::Connector,
     stats::{ConnectorCounters, RECEIPT_STATES, REFUSAL_REASONS, UserCounters},
 };
-use std::sync::atomic::AtomicU64;
 
-use super::encode::{Labels, counters, gauges, histograms};
+use super::encode::{Labels, counters, gauge, gauges, histograms};
 
 #[derive(Clone)]
 pub struct GatewayCollector(pub Arc<Gateway>);
@@ -61,17 +67,17 @@ impl Collector for GatewayCollector {
                 )
             }),
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_smpp_connections",
             "Open client SMPP connections, bound or not.",
-            [(Vec::new(), registry.connections() as f64)],
+            registry.connections() as f64,
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_messages_in_flight",
             "Message parts accepted and not yet final (queued or awaiting the operator).",
-            [(Vec::new(), self.0.in_flight() as f64)],
+            self.0.in_flight() as f64,
         )
     }
 }
@@ -80,9 +86,7 @@ type UserRows<'a> = &'a [(Arc<str>, Arc<UserCounters>)];
 
 fn encode_users(encoder: &mut DescriptorEncoder<'_>, users: UserRows<'_>) -> fmt::Result {
     let per_user = |pick: fn(&UserCounters) -> &AtomicU64| {
-        users
-            .iter()
-            .map(move |(uid, c)| (user(uid), load(pick(c))))
+        users.iter().map(move |(uid, c)| (user(uid), load(pick(c))))
     };
     counters(
         encoder,
@@ -141,11 +145,12 @@ fn encode_connectors(
             .iter()
             .map(move |c| (connector(&c.cid), load(pick(&c.counters))))
     };
-    for (name, help, pick) in [
+    type Pick = fn(&ConnectorCounters) -> &AtomicU64;
+    let table: [(&str, &str, Pick); 7] = [
         (
             "smsgw_connector_queued",
             "Message parts queued for the connector.",
-            (|c| &c.queued) as fn(&ConnectorCounters) -> &AtomicU64,
+            |c| &c.queued,
         ),
         (
             "smsgw_connector_sent",
@@ -177,7 +182,8 @@ fn encode_connectors(
             "Mobile-originated messages from the operator.",
             |c| &c.mo,
         ),
-    ] {
+    ];
+    for (name, help, pick) in table {
         counters(encoder, name, help, per(pick))?;
     }
     counters(

@@ -21,16 +21,15 @@ pub struct HttpMetrics {
     pub duration: Family<RouteLabels, Histogram>,
 }
 
+const DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 impl Default for HttpMetrics {
     fn default() -> Self {
-        let buckets = [
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
         Self {
             requests: Family::default(),
-            duration: Family::new_with_constructor(Arc::new(move || {
-                Histogram::new(buckets.iter().copied())
-            })),
+            duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
         }
     }
 }
@@ -58,7 +57,10 @@ pub(super) async fn track(
     span.record("http.response.status_code", status);
     let http = &metrics.http;
     http.requests
-        .get_or_create(&vec![("route", route.clone()), ("status", status.to_string())])
+        .get_or_create(&vec![
+            ("route", route.clone()),
+            ("status", status.to_string()),
+        ])
         .inc();
     http.duration
         .get_or_create(&vec![("route", route)])

@@ -10,7 +10,7 @@ mod gateway;
 mod http;
 mod stores;
 
-use std::{fmt::Write as _, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -90,10 +90,10 @@ impl Metrics {
 async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
     match metrics.render() {
         Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
-        Err(_) => {
-            let mut body = String::new();
-            let _ = writeln!(body, "cannot encode the metrics");
-            (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
-        }
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics\n",
+        )
+            .into_response(),
     }
 }

@@ -5,7 +5,7 @@ use std::{fmt, sync::atomic::Ordering};
 
 use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 
-use super::encode::{counters, gauges, histograms};
+use super::encode::{counter, gauge, histogram};
 
 /// The message journal (`[durability]`), when it writes to disk.
 #[derive(Debug)]
@@ -14,30 +14,29 @@ pub struct JournalCollector(pub journal::Journal);
 impl Collector for JournalCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let s = self.0.stats();
-        let none = Vec::new;
-        histograms(
+        histogram(
             &mut encoder,
             "smsgw_journal_fsync_seconds",
             "Time of each fsync of the message journal (one covers a group of records).",
-            [(none(), s.fsync.snapshot())],
+            s.fsync.snapshot(),
         )?;
-        counters(
+        counter(
             &mut encoder,
             "smsgw_journal_records",
             "Records appended to the journal.",
-            [(none(), s.records.load(Ordering::Relaxed))],
+            s.records.load(Ordering::Relaxed),
         )?;
-        counters(
+        counter(
             &mut encoder,
             "smsgw_journal_write_errors",
             "Failed journal writes and fsyncs.",
-            [(none(), s.write_errors.load(Ordering::Relaxed))],
+            s.write_errors.load(Ordering::Relaxed),
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_journal_live_records",
             "Records the journal still keeps (messages not yet final).",
-            [(none(), s.live.load(Ordering::Relaxed) as f64)],
+            s.live.load(Ordering::Relaxed) as f64,
         )
     }
 }
@@ -54,47 +53,46 @@ impl fmt::Debug for BillingCollector {
 impl Collector for BillingCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let m = self.0.metrics();
-        let none = Vec::new;
         let fill = if m.capacity == 0 {
             0.0
         } else {
             m.buffered as f64 / m.capacity as f64
         };
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_billing_buffer_fill",
             "Share (0 to 1) of billing's write-behind buffer in use; at 1 messages are refused.",
-            [(none(), fill)],
+            fill,
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_billing_buffered_ops",
             "Billing operations (ledger, CDR) not yet written to the store.",
-            [(none(), m.buffered as f64)],
+            m.buffered as f64,
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_billing_store_healthy",
             "1 while billing's store accepts writes.",
-            [(none(), f64::from(u8::from(m.store_healthy)))],
+            f64::from(u8::from(m.store_healthy)),
         )?;
-        gauges(
+        gauge(
             &mut encoder,
             "smsgw_billing_last_flush_seconds",
             "Duration of billing's latest write to its store.",
-            [(none(), m.last_flush_latency.as_secs_f64())],
+            m.last_flush_latency.as_secs_f64(),
         )?;
-        counters(
+        counter(
             &mut encoder,
             "smsgw_billing_flushes",
             "Writes of billing's buffer to its store.",
-            [(none(), m.flushes)],
+            m.flushes,
         )?;
-        counters(
+        counter(
             &mut encoder,
             "smsgw_billing_failed_flushes",
             "Failed writes of billing's buffer to its store.",
-            [(none(), m.failed_flushes)],
+            m.failed_flushes,
         )
     }
 }

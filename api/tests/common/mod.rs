@@ -148,7 +148,8 @@ impl Setup {
             journal: Some(journal::Journal::memory()),
             billing: Some(engine),
         });
-        let routes = metrics.instrument(api::jasmin::routes(gateway.clone()).merge(metrics.routes()));
+        let routes =
+            metrics.instrument(api::jasmin::routes(gateway.clone()).merge(metrics.routes()));
         tokio::spawn(api::serve(listener, routes, shutdown.clone()));
         let bound = gateway.clone();
         wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;

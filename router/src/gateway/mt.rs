@@ -142,7 +142,7 @@ impl Drop for Staged<'_> {
 impl Gateway {
     /// Accept a message from `user` (SMPP or HTTP). Returns our message id once the
     /// message is charged, journaled and queued.
-    #[tracing::instrument(name = "message.submit", skip_all, fields(user = %user.uid, message_id))]
+    #[tracing::instrument(name = "message.submit", skip_all, fields(user = %user.uid, message_id = tracing::field::Empty))]
     pub async fn submit(
         &self,
         user: &User,

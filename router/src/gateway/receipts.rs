@@ -134,7 +134,8 @@ impl Gateway {
             .then_some(())
             .map(|_| r.stat.clone());
         let is_final = stat.is_some();
-        let _span = tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat).entered();
+        let _span =
+            tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat).entered();
         if let Some(c) = self.connectors.get(cid) {
             c.counters.receipt(&r.stat, entry.submitted_at, is_final);
         }
