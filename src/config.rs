@@ -30,6 +30,9 @@ pub struct Config {
     pub shutdown: ShutdownSection,
     #[serde(default)]
     pub http: HttpSection,
+    /// OpenTelemetry traces (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub telemetry: api::telemetry::TelemetryConfig,
     /// Accepted here so unknown-field checks pass; the router crate parses it itself
     /// (`router::RouterConfig::from_smsgw_toml`).
     #[serde(default, rename = "router")]

@@ -80,23 +80,41 @@ enum BillingCommand {
     },
 }
 
-fn init_logging(json: bool) {
+/// Logs as `RUST_LOG` says, plus OTLP traces when `[telemetry]` asks for them. Each has
+/// its own filter, so the message steps' DEBUG spans reach OTLP without flooding logs.
+fn init_logging(
+    json: bool,
+    telemetry: Option<&api::telemetry::TelemetryConfig>,
+) -> anyhow::Result<Option<api::telemetry::TelemetryGuard>> {
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        fmt.with_filter(filter).boxed()
+    };
+    let (otel, guard) = match telemetry {
+        Some(config) => api::telemetry::layer(config)?.unzip(),
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    Ok(guard)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // Traces are set up with the logs, before anything runs; a broken config file is
+    // reported by `serve` itself.
+    let telemetry = match &cli.command {
+        Command::Serve { config, .. } => config::Config::load(config.as_deref())
+            .ok()
+            .map(|loaded| loaded.config.telemetry),
+        _ => None,
+    };
+    let _telemetry = init_logging(cli.log_json, telemetry.as_ref())?;
     match cli.command {
         Command::Serve { config, sink } => serve::run(config, sink).await,
         Command::HashPassword => {

@@ -128,15 +128,23 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {} (HTTP)", config.http.listen))?;
-        info!(listen = %config.http.listen, "HTTP listener: Jasmin HTTP/REST API and /health/*");
+        info!(listen = %config.http.listen, "HTTP listener: Jasmin HTTP/REST API, /health/*, /metrics");
         let health = GatewayHealth {
             draining: clients_stop.clone(),
             billing: billing.clone(),
             journal: log.clone(),
         };
+        let metrics = api::metrics::Metrics::new(api::metrics::Sources {
+            gateway: gateway.clone(),
+            journal: Some(log.clone()),
+            billing: Some(engine.clone()),
+        });
+        let routes = api::router(Arc::new(health))
+            .merge(api::jasmin::routes(gateway.clone()))
+            .merge(metrics.routes());
         Some(tokio::spawn(api::serve(
             listener,
-            api::router(Arc::new(health)).merge(api::jasmin::routes(gateway.clone())),
+            metrics.instrument(routes),
             http_stop.clone(),
         )))
     } else {

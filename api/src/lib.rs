@@ -4,9 +4,12 @@
 //! - `GET /health/live`: 200 while the process runs.
 //! - `GET /health/ready`: 200 when every readiness check passes, else 503; the body lists
 //!   each check, one per line, so an operator sees why.
+//! - `GET /metrics`: Prometheus metrics ([`metrics`]); OpenTelemetry traces: [`telemetry`].
 
 pub mod health;
 pub mod jasmin;
+pub mod metrics;
+pub mod telemetry;
 
 use std::{io, sync::Arc};
 

@@ -26,6 +26,8 @@ pub struct JournalStats {
     pub write_errors: AtomicU64,
     pub live: AtomicUsize,
     pub segments: AtomicUsize,
+    /// Time of each fsync (successful or not), for `/metrics`.
+    pub fsync: latency::LatencyHistogram,
     /// The last group write failed; cleared by the next one that succeeds.
     write_failing: AtomicBool,
     /// The last fsync failed; cleared by the next one that succeeds.
@@ -193,10 +195,12 @@ fn sync_loop(
             waiting.extend(more);
         }
         target.dirty.store(false, Ordering::Release);
+        let started = std::time::Instant::now();
         let result = match target.file.lock() {
             Ok(file) => file.sync_data().map_err(|e| e.to_string()),
             Err(_) => Err("journal sync handle poisoned".to_owned()),
         };
+        stats.fsync.observe(started.elapsed());
         match &result {
             Ok(()) => {
                 stats.syncs.fetch_add(1, Ordering::Relaxed);

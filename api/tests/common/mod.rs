@@ -1,5 +1,6 @@
 //! Shared by the Jasmin API socket tests: benches' SMSC simulator as the operator, a
-//! real Gateway with billing on the `memory:` store, the api router on a free port, a
+//! real Gateway with billing on the `memory:` store, the api router (with `/metrics`) on a
+//! free port, a
 //! hyper client, and a local HTTP server that records DLR callbacks.
 
 #![allow(dead_code)]
@@ -124,7 +125,7 @@ impl Setup {
             sms_count: u.sms_count,
         });
         let charging = Arc::new(
-            EngineCharging::attach(engine, users, "EUR")
+            EngineCharging::attach(engine.clone(), users, "EUR")
                 .await
                 .expect("accounts"),
         );
@@ -141,11 +142,15 @@ impl Setup {
         let gateway = handle.gateway;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(api::serve(
-            listener,
-            api::jasmin::routes(gateway.clone()),
-            shutdown.clone(),
-        ));
+        // The same composition as `smsgw serve`: counted and traced requests, /metrics.
+        let metrics = api::metrics::Metrics::new(api::metrics::Sources {
+            gateway: gateway.clone(),
+            journal: Some(journal::Journal::memory()),
+            billing: Some(engine),
+        });
+        let routes =
+            metrics.instrument(api::jasmin::routes(gateway.clone()).merge(metrics.routes()));
+        tokio::spawn(api::serve(listener, routes, shutdown.clone()));
         let bound = gateway.clone();
         wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;
         Self {

@@ -10,6 +10,7 @@
 
 mod connector;
 mod delivery;
+mod export;
 mod mo;
 mod mt;
 mod ops;

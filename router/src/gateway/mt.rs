@@ -142,6 +142,7 @@ impl Drop for Staged<'_> {
 impl Gateway {
     /// Accept a message from `user` (SMPP or HTTP). Returns our message id once the
     /// message is charged, journaled and queued.
+    #[tracing::instrument(name = "message.submit", skip_all, fields(user = %user.uid, message_id = tracing::field::Empty))]
     pub async fn submit(
         &self,
         user: &User,
@@ -152,11 +153,14 @@ impl Gateway {
         bump(&counters.submit_requests);
         let result = self.submit_steps(user, &mut msg, &requested).await;
         match &result {
-            Ok(_) => bump(&counters.accepted),
+            Ok(id) => {
+                bump(&counters.accepted);
+                tracing::Span::current().record("message_id", &**id);
+            }
             Err(Refusal::Throughput) => bump(&counters.throttled),
             Err(refusal) => {
                 debug!(user = %user.uid, %refusal, "message refused");
-                bump(&counters.refused)
+                counters.refuse(refusal)
             }
         }
         result
@@ -248,6 +252,7 @@ impl Gateway {
     }
 
     /// Step 3: the first matching MT route (Jasmin order) and the connector it yields.
+    #[tracing::instrument(name = "route", level = "debug", skip_all)]
     fn choose(&self, snap: &Snapshot, msg: &mut Message) -> Result<Target, Refusal> {
         let route = snap.mt.select(msg).ok_or(Refusal::NoRoute)?;
         let (cid, alternatives) = match route.kind {
@@ -331,6 +336,7 @@ impl Gateway {
     }
 
     /// Step 5: pre-charge every part, all or none.
+    #[tracing::instrument(name = "reserve", level = "debug", skip_all)]
     async fn reserve(
         &self,
         user: &User,
@@ -376,6 +382,7 @@ impl Gateway {
     }
 
     /// Step 6: durable before the client hears ESME_ROK, then queued all or none.
+    #[tracing::instrument(name = "journal_queue", level = "debug", skip_all)]
     async fn commit(
         &self,
         user: &User,

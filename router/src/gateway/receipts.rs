@@ -134,8 +134,10 @@ impl Gateway {
             .then_some(())
             .map(|_| r.stat.clone());
         let is_final = stat.is_some();
+        let _span =
+            tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat).entered();
         if let Some(c) = self.connectors.get(cid) {
-            bump(&c.counters.receipts);
+            c.counters.receipt(&r.stat, entry.submitted_at, is_final);
         }
         bump(&self.user_counters(&entry.uid).receipts);
         if is_final {

@@ -56,6 +56,8 @@ impl Gateway {
         let Some(connector) = self.connectors.get(cid).cloned() else {
             return;
         };
+        connector.counters.submit_answered(&result);
+        let _span = tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid).entered();
         match result.outcome {
             SubmitOutcome::Accepted { message_id } => {
                 bump(&connector.counters.submitted);
