@@ -5,6 +5,7 @@
 //! - `GET /health/ready`: 200 when every readiness check passes, else 503; the body lists
 //!   each check, one per line, so an operator sees why.
 
+pub mod admin;
 pub mod health;
 pub mod jasmin;
 
