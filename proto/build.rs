@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .file_descriptor_set_path(out.join("admin_descriptor.bin"))
+        // `smsgw admin --json` prints the replies as they are.
+        .type_attribute(".smsgw.admin.v1", "#[derive(serde::Serialize)]")
         .compile_protos(&["proto/admin.proto"], &["proto"])?;
     Ok(())
 }

@@ -121,7 +121,11 @@ impl AdminState {
             .map_err(to_status)?;
         self.audit(
             actor,
-            if suspended { "account.suspend" } else { "account.resume" },
+            if suspended {
+                "account.suspend"
+            } else {
+                "account.resume"
+            },
             format!("user:{uid}"),
             json!({"before": before, "after": status.as_str()}),
         )

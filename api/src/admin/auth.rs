@@ -14,7 +14,9 @@ pub struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Token")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,8 +103,14 @@ mod tests {
 
     fn auth() -> Auth {
         Auth::new([
-            Token { name: "ops".into(), token: "s3cret".into() },
-            Token { name: "nobody".into(), token: String::new() },
+            Token {
+                name: "ops".into(),
+                token: "s3cret".into(),
+            },
+            Token {
+                name: "nobody".into(),
+                token: String::new(),
+            },
         ])
     }
 

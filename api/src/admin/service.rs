@@ -323,7 +323,9 @@ impl Admin for AdminService {
     ) -> Reply<pb::InterceptorList> {
         let table = convert::table(request.into_inner().table)?;
         let config = self.state.current().await;
-        Ok(Response::new(super::tables::list_interceptors(&config, table)))
+        Ok(Response::new(super::tables::list_interceptors(
+            &config, table,
+        )))
     }
 
     async fn add_interceptor(&self, request: Request<pb::Interceptor>) -> Reply<pb::Interceptor> {
@@ -338,7 +340,10 @@ impl Admin for AdminService {
 
     async fn list_connectors(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConnectorList> {
         let config = self.state.current().await;
-        Ok(Response::new(super::stats::connectors(&self.state, &config)))
+        Ok(Response::new(super::stats::connectors(
+            &self.state,
+            &config,
+        )))
     }
 
     async fn add_http_connector(
@@ -353,7 +358,11 @@ impl Admin for AdminService {
         let connector = HttpConnectorConfig {
             cid: h.cid.clone(),
             url: h.url.clone(),
-            method: if h.method.is_empty() { "POST".into() } else { h.method.to_uppercase() },
+            method: if h.method.is_empty() {
+                "POST".into()
+            } else {
+                h.method.to_uppercase()
+            },
         };
         let cid = h.cid.clone();
         let change = Change {
@@ -433,13 +442,17 @@ impl Admin for AdminService {
     async fn suspend_account(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
         let actor = actor(&request)?;
         let uid = request.into_inner().uid;
-        Ok(Response::new(self.state.set_suspended(&actor, &uid, true).await?))
+        Ok(Response::new(
+            self.state.set_suspended(&actor, &uid, true).await?,
+        ))
     }
 
     async fn resume_account(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
         let actor = actor(&request)?;
         let uid = request.into_inner().uid;
-        Ok(Response::new(self.state.set_suspended(&actor, &uid, false).await?))
+        Ok(Response::new(
+            self.state.set_suspended(&actor, &uid, false).await?,
+        ))
     }
 
     async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {

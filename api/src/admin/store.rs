@@ -118,7 +118,12 @@ impl ConfigStore for SqliteConfigStore {
             .transpose()
     }
 
-    async fn save(&self, config: &RouterConfig, actor: &str, action: &str) -> Result<i64, StoreError> {
+    async fn save(
+        &self,
+        config: &RouterConfig,
+        actor: &str,
+        action: &str,
+    ) -> Result<i64, StoreError> {
         let document = serde_json::to_string(config)?;
         // The primary key makes two concurrent writers of one version fail, not merge.
         let row = sqlx::query(
@@ -151,7 +156,12 @@ impl ConfigStore for PostgresConfigStore {
             .transpose()
     }
 
-    async fn save(&self, config: &RouterConfig, actor: &str, action: &str) -> Result<i64, StoreError> {
+    async fn save(
+        &self,
+        config: &RouterConfig,
+        actor: &str,
+        action: &str,
+    ) -> Result<i64, StoreError> {
         let document = serde_json::to_string(config)?;
         let row = sqlx::query(
             "INSERT INTO router_config (version, actor, action, document) \

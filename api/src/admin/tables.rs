@@ -119,11 +119,7 @@ pub async fn remove_route(state: &AdminState, actor: &Actor, r: pb::RouteRef) ->
     }))
 }
 
-pub async fn flush_routes(
-    state: &AdminState,
-    actor: &Actor,
-    t: pb::RouteTable,
-) -> Reply<pb::Done> {
+pub async fn flush_routes(state: &AdminState, actor: &Actor, t: pb::RouteTable) -> Reply<pb::Done> {
     let table = convert::table(t.table)?;
     let action = format!("route.{}.flush", name(table));
     let change = Change {
@@ -257,7 +253,9 @@ pub async fn remove_interceptor(
                 let before = list.len();
                 list.retain(|x| x.order != order);
                 if list.len() == before {
-                    return Err(Status::not_found(format!("no interceptor of order {order}")));
+                    return Err(Status::not_found(format!(
+                        "no interceptor of order {order}"
+                    )));
                 }
                 Ok(())
             },
