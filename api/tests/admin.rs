@@ -43,14 +43,20 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 
 #[tokio::test]
 async fn an_added_user_binds_and_submits_at_once() {
-    let mut stack = Stack::start("memory:", "").await;
+    // SQLite: the memory store keeps no audit log to read back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("smsgw.db").display());
+    let mut stack = Stack::start(&url, "").await;
     let mut admin = stack.admin(Some(TOKEN)).await;
     let added = admin.add_user(new_user()).await.expect("add").into_inner();
     assert_eq!(added.uid, "u2");
 
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
     let outcome = client.send("255700000001", b"hello").await;
-    assert!(matches!(outcome, SubmitOutcome::Accepted { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, SubmitOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
     let got = stack.next_submit().await;
     assert_eq!(got.pdu.short_message().as_ref(), b"hello");
 
@@ -64,12 +70,20 @@ async fn an_added_user_binds_and_submits_at_once() {
     assert_ne!(balance.available, "5.000000");
 
     // The change is in the audit log, by the token's name, without the password.
-    let audit = stack.engine.audit_log(Some("user.add"), 10).await.expect("audit");
+    let audit = stack
+        .engine
+        .audit_log(Some("user.add"), 10)
+        .await
+        .expect("audit");
     let line = audit.first().expect("an audit line for user.add");
     assert_eq!(line.actor, "ops");
     assert_eq!(line.subject, "user:u2");
     assert!(line.detail.contains("bank2"), "{}", line.detail);
-    assert!(!line.detail.contains("pw2") && !line.detail.contains("argon2"), "{}", line.detail);
+    assert!(
+        !line.detail.contains("pw2") && !line.detail.contains("argon2"),
+        "{}",
+        line.detail
+    );
 
     // Disabled users cannot bind any more; the stats count what was sent.
     let stats = stack.gateway.user_counters("u2");
@@ -106,12 +120,17 @@ async fn invalid_changes_are_refused_with_their_reason() {
         filters: vec![],
         script: "let x = ;".into(),
     };
-    let err = admin.add_interceptor(interceptor).await.expect_err("bad script");
+    let err = admin
+        .add_interceptor(interceptor)
+        .await
+        .expect_err("bad script");
     assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
 
     // Nothing changed: still one route, listed in evaluation order.
     let routes = admin
-        .list_routes(pb::RouteTable { table: pb::Table::Mt as i32 })
+        .list_routes(pb::RouteTable {
+            table: pb::Table::Mt as i32,
+        })
         .await
         .expect("list")
         .into_inner()
@@ -124,16 +143,22 @@ async fn invalid_changes_are_refused_with_their_reason() {
 async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("smsgw.db").display());
-    {
-        let stack = Stack::start(&url, "").await;
+    // One operator for both runs: the stored connector keeps its port.
+    let sim_stop = tokio_util::sync::CancellationToken::new();
+    let _stop = sim_stop.clone().drop_guard();
+    let (sim_port, submits) = admin_support::start_sim(&sim_stop).await;
+    let submits = {
+        let stack = Stack::start_on(&url, "", sim_port, submits).await;
         assert_eq!(stack.origin, Origin::Seeded);
         let mut admin = stack.admin(Some(TOKEN)).await;
         admin.add_user(new_user()).await.expect("add");
         stack.shutdown.cancel();
-    }
+        let mut stack = stack;
+        std::mem::replace(&mut stack.submits, tokio::sync::mpsc::unbounded_channel().1)
+    };
     // The file now differs (a user u9 the store never saw): reported, not applied.
     let extra = "[[users]]\nuid = \"u9\"\nusername = \"nine\"\npassword = \"pw\"\ngid = \"g1\"\n";
-    let stack = Stack::start(&url, extra).await;
+    let mut stack = Stack::start_on(&url, extra, sim_port, submits).await;
     assert_eq!(stack.origin, Origin::StoredFileDiffers);
     let mut admin = stack.admin(Some(TOKEN)).await;
     let users = admin
@@ -147,5 +172,12 @@ async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
     assert!(!uids.contains(&"u9"), "{uids:?}");
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
     let outcome = client.send("255700000002", b"after restart").await;
-    assert!(matches!(outcome, SubmitOutcome::Accepted { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, SubmitOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        stack.next_submit().await.pdu.short_message().as_ref(),
+        b"after restart"
+    );
 }

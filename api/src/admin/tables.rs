@@ -143,6 +143,15 @@ pub async fn flush_routes(state: &AdminState, actor: &Actor, t: pb::RouteTable) 
 }
 
 pub async fn add_filter(state: &AdminState, actor: &Actor, f: pb::Filter) -> Reply<pb::Filter> {
+    // The router compiles a regex filter only where a route uses it: check it now, so a
+    // bad one is refused when it is added rather than when a route first names it.
+    if matches!(
+        f.r#type.as_str(),
+        "SourceAddrFilter" | "DestinationAddrFilter" | "ShortMessageFilter"
+    ) && let Err(e) = regex::Regex::new(&f.value)
+    {
+        return Err(convert::invalid(format!("filter {}: {e}", f.fid)));
+    }
     let filter = convert::filter_config(f)?;
     let fid = filter.fid.clone();
     let change = Change {

@@ -72,10 +72,25 @@ impl Drop for Stack {
     }
 }
 
+/// The operator: an SMSC simulator recording every submit_sm.
+pub async fn start_sim(
+    shutdown: &CancellationToken,
+) -> (u16, mpsc::UnboundedReceiver<ReceivedSubmit>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
+    let sim_port = listener.local_addr().expect("addr").port();
+    let mut sim = Simulator::new(SimConfig::default());
+    let submits = sim.record_submits();
+    tokio::spawn(sim.run(listener, shutdown.clone()));
+    (sim_port, submits)
+}
+
 pub async fn wait_until(mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -83,13 +98,18 @@ pub async fn wait_until(mut f: impl FnMut() -> bool) {
 impl Stack {
     /// `store_url`: `memory:` or `sqlite://…`; `extra` is appended to the router table.
     pub async fn start(store_url: &str, extra: &str) -> Stack {
-        let shutdown = CancellationToken::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-        let sim_port = listener.local_addr().expect("addr").port();
-        let mut sim = Simulator::new(SimConfig::default());
-        let submits = sim.record_submits();
-        tokio::spawn(sim.run(listener, shutdown.clone()));
+        let (sim_port, submits) = start_sim(&CancellationToken::new()).await;
+        Self::start_on(store_url, extra, sim_port, submits).await
+    }
 
+    /// With an operator simulator that outlives this stack (restart tests).
+    pub async fn start_on(
+        store_url: &str,
+        extra: &str,
+        sim_port: u16,
+        submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+    ) -> Stack {
+        let shutdown = CancellationToken::new();
         let file = RouterConfig::from_toml_str(&router_toml(sim_port, extra)).expect("config");
         let store = admin::store::open(store_url).await.expect("config store");
         let (config, origin) = admin::load_or_seed(store.as_ref(), file)
@@ -170,8 +190,12 @@ impl Stack {
     pub async fn admin(
         &self,
         token: Option<&str>,
-    ) -> AdminClient<InterceptedService<Channel, impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<>>>
-    {
+    ) -> AdminClient<
+        InterceptedService<
+            Channel,
+            impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<>,
+        >,
+    > {
         let header = token.map(|t| format!("Bearer {t}").parse().expect("ascii"));
         AdminClient::with_interceptor(self.channel().await, move |mut r: Request<()>| {
             if let Some(h) = &header {
@@ -209,7 +233,12 @@ pub struct Client {
     next: u64,
 }
 
-pub async fn connect_esme(shutdown: &CancellationToken, port: u16, user: &str, password: &str) -> Client {
+pub async fn connect_esme(
+    shutdown: &CancellationToken,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Client {
     let (submit, source) = mpsc::channel(16);
     let (tx, results) = mpsc::unbounded_channel();
     let config = UplinkConfig {
@@ -222,11 +251,21 @@ pub async fn connect_esme(shutdown: &CancellationToken, port: u16, user: &str, p
         reconnect_on_loss_delay: Duration::from_millis(100),
         ..UplinkConfig::default()
     };
-    let uplink = Uplink::new(config, source, Arc::new(Esme { results: Mutex::new(tx) }));
+    let uplink = Uplink::new(
+        config,
+        source,
+        Arc::new(Esme {
+            results: Mutex::new(tx),
+        }),
+    );
     let stats = uplink.stats();
     tokio::spawn(uplink.run(shutdown.clone()));
     wait_until(|| stats.is_bound()).await;
-    Client { submit, results, next: 0 }
+    Client {
+        submit,
+        results,
+        next: 0,
+    }
 }
 
 impl Client {
