@@ -51,7 +51,7 @@ enum Command {
     HashPassword,
     /// Manage users, routes, filters, connectors and accounts of a running gateway
     /// over its gRPC admin API (the jCli replacement).
-    Admin(admin_cli::AdminArgs),
+    Admin(Box<admin_cli::AdminArgs>),
     /// Billing reports.
     Billing {
         #[arg(long, global = true)]
@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_json);
     match cli.command {
         Command::Serve { config, sink } => serve::run(config, sink).await,
-        Command::Admin(args) => admin_cli::run(args).await,
+        Command::Admin(args) => admin_cli::run(*args).await,
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;

@@ -59,7 +59,7 @@ pub fn list_routes(c: &RouterConfig, table: pb::Table) -> pb::RouteList {
         .iter()
         .map(|r| convert::route(table, r))
         .collect();
-    routes.sort_by(|a, b| b.order.cmp(&a.order));
+    routes.sort_by_key(|r| std::cmp::Reverse(r.order));
     pb::RouteList { routes }
 }
 
@@ -207,7 +207,7 @@ pub fn list_interceptors(c: &RouterConfig, table: pb::Table) -> pb::InterceptorL
         .iter()
         .map(|i| convert::interceptor(table, i))
         .collect();
-    interceptors.sort_by(|a, b| b.order.cmp(&a.order));
+    interceptors.sort_by_key(|i| std::cmp::Reverse(i.order));
     pb::InterceptorList { interceptors }
 }
 
