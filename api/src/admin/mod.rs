@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod apply;
 pub mod auth;
 pub mod convert;
+mod objects;
 pub mod service;
 pub mod stats;
 pub mod store;

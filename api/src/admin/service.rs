@@ -4,20 +4,20 @@
 use std::sync::Arc;
 
 use proto::admin::{self as pb, admin_server::Admin};
-use router::config::{GroupConfig, HttpConnectorConfig, RouterConfig};
+use router::config::RouterConfig;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::{
     apply::{AdminState, Change, redact},
     auth::actor,
-    convert::{self, UserFields, invalid},
+    convert::{self, UserFields},
 };
 
 type Reply<T> = Result<Response<T>, Status>;
 
 pub struct AdminService {
-    state: Arc<AdminState>,
+    pub(super) state: Arc<AdminState>,
 }
 
 impl AdminService {
@@ -26,7 +26,7 @@ impl AdminService {
     }
 }
 
-fn json<T: serde::Serialize>(v: Option<&T>) -> Option<Value> {
+pub(super) fn json<T: serde::Serialize>(v: Option<&T>) -> Option<Value> {
     v.and_then(|v| serde_json::to_value(v).ok())
 }
 
@@ -38,7 +38,7 @@ fn no_user(uid: &str) -> Status {
     Status::not_found(format!("no user {uid:?}"))
 }
 
-fn done(detail: impl Into<String>) -> Response<pb::Done> {
+pub(super) fn done(detail: impl Into<String>) -> Response<pb::Done> {
     Response::new(pb::Done {
         detail: detail.into(),
     })
@@ -221,63 +221,11 @@ impl Admin for AdminService {
     }
 
     async fn add_group(&self, request: Request<pb::Group>) -> Reply<pb::Group> {
-        let actor = actor(&request)?;
-        let g = request.into_inner();
-        if g.gid.is_empty() {
-            return Err(invalid("group: gid is required"));
-        }
-        let group = GroupConfig {
-            gid: g.gid.clone(),
-            enabled: g.enabled.unwrap_or(true),
-        };
-        let gid = g.gid.clone();
-        let change = Change {
-            actor: &actor,
-            action: "group.add",
-            subject: format!("group:{gid}"),
-        };
-        self.state
-            .change(
-                change,
-                |c| {
-                    if c.groups.iter().any(|x| x.gid == gid) {
-                        return Err(Status::already_exists(format!("group {gid:?} exists")));
-                    }
-                    c.groups.push(group.clone());
-                    Ok(())
-                },
-                |c| json(c.groups.iter().find(|x| x.gid == gid)),
-            )
-            .await?;
-        Ok(Response::new(pb::Group {
-            gid: g.gid,
-            enabled: Some(group.enabled),
-        }))
+        self.add_group_now(request).await
     }
 
     async fn remove_group(&self, request: Request<pb::GroupRef>) -> Reply<pb::Done> {
-        let actor = actor(&request)?;
-        let gid = request.into_inner().gid;
-        let change = Change {
-            actor: &actor,
-            action: "group.remove",
-            subject: format!("group:{gid}"),
-        };
-        self.state
-            .change(
-                change,
-                |c| {
-                    let before = c.groups.len();
-                    c.groups.retain(|g| g.gid != gid);
-                    if c.groups.len() == before {
-                        return Err(Status::not_found(format!("no group {gid:?}")));
-                    }
-                    Ok(())
-                },
-                |c| json(c.groups.iter().find(|x| x.gid == gid)),
-            )
-            .await?;
-        Ok(done(format!("group {gid} removed")))
+        self.remove_group_now(request).await
     }
 
     async fn list_routes(&self, request: Request<pb::RouteTable>) -> Reply<pb::RouteList> {
@@ -350,70 +298,11 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::HttpConnector>,
     ) -> Reply<pb::HttpConnector> {
-        let actor = actor(&request)?;
-        let h = request.into_inner();
-        if h.cid.is_empty() || h.url.is_empty() {
-            return Err(invalid("http connector: cid and url are required"));
-        }
-        let connector = HttpConnectorConfig {
-            cid: h.cid.clone(),
-            url: h.url.clone(),
-            method: if h.method.is_empty() {
-                "POST".into()
-            } else {
-                h.method.to_uppercase()
-            },
-        };
-        let cid = h.cid.clone();
-        let change = Change {
-            actor: &actor,
-            action: "connector.http.add",
-            subject: format!("connector:{cid}"),
-        };
-        let added = connector.clone();
-        self.state
-            .change(
-                change,
-                |c| {
-                    if c.http_connectors.iter().any(|x| x.cid == cid) {
-                        return Err(Status::already_exists(format!("connector {cid:?} exists")));
-                    }
-                    c.http_connectors.push(added);
-                    Ok(())
-                },
-                |c| json(c.http_connectors.iter().find(|x| x.cid == cid)),
-            )
-            .await?;
-        Ok(Response::new(pb::HttpConnector {
-            cid: connector.cid,
-            url: connector.url,
-            method: connector.method,
-        }))
+        self.add_http_now(request).await
     }
 
     async fn remove_http_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Done> {
-        let actor = actor(&request)?;
-        let cid = request.into_inner().cid;
-        let change = Change {
-            actor: &actor,
-            action: "connector.http.remove",
-            subject: format!("connector:{cid}"),
-        };
-        self.state
-            .change(
-                change,
-                |c| {
-                    let before = c.http_connectors.len();
-                    c.http_connectors.retain(|x| x.cid != cid);
-                    if c.http_connectors.len() == before {
-                        return Err(Status::not_found(format!("no HTTP connector {cid:?}")));
-                    }
-                    Ok(())
-                },
-                |c| json(c.http_connectors.iter().find(|x| x.cid == cid)),
-            )
-            .await?;
-        Ok(done(format!("connector {cid} removed")))
+        self.remove_http_now(request).await
     }
 
     async fn get_balance(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
