@@ -85,7 +85,7 @@ async fn an_added_user_binds_and_submits_at_once() {
         line.detail
     );
 
-    // Disabled users cannot bind any more; the stats count what was sent.
+    // The Stats counters see what the new user sent.
     let stats = stack.gateway.user_counters("u2");
     assert!(stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
