@@ -11,5 +11,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_protos(&["proto/billing.proto"], &["proto"])?;
+    // The admin API's descriptors are embedded for gRPC server reflection (grpcurl).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .file_descriptor_set_path(out.join("admin_descriptor.bin"))
+        // `smsgw admin --json` prints the replies as they are.
+        .type_attribute(".smsgw.admin.v1", "#[derive(serde::Serialize)]")
+        .compile_protos(&["proto/admin.proto"], &["proto"])?;
     Ok(())
 }

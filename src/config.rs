@@ -33,6 +33,8 @@ pub struct Config {
     /// OpenTelemetry traces (off unless `otlp_endpoint` is set).
     #[serde(default)]
     pub telemetry: api::telemetry::TelemetryConfig,
+    #[serde(default)]
+    pub admin: AdminSection,
     /// Accepted here so unknown-field checks pass; the router crate parses it itself
     /// (`router::RouterConfig::from_smsgw_toml`).
     #[serde(default, rename = "router")]
@@ -224,6 +226,42 @@ impl Default for HttpSection {
     }
 }
 
+/// The gRPC admin API (`smsgw admin`): on loopback by default; every call needs one of
+/// `tokens` (or `SMSGW_ADMIN_TOKEN`, named "env") as a bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub tokens: Vec<AdminToken>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    /// Who this token is: the actor in the audit log.
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownSection {
@@ -249,7 +287,7 @@ pub struct Loaded {
 impl Config {
     /// Read `path` if given (it must exist), else `smsgw.toml` if present, else defaults;
     /// then apply environment overrides (`SMSGW_SMPP_LISTEN`, `SMSGW_DURABILITY`,
-    /// `SMSGW_STORAGE_URL`).
+    /// `SMSGW_STORAGE_URL`, `SMSGW_ADMIN_LISTEN`, `SMSGW_ADMIN_TOKEN`).
     pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
         let (text, base_dir) = match path {
             Some(path) => (
@@ -273,6 +311,17 @@ impl Config {
         }
         if let Ok(url) = std::env::var("SMSGW_STORAGE_URL") {
             config.storage.url = url;
+        }
+        if let Ok(listen) = std::env::var("SMSGW_ADMIN_LISTEN") {
+            config.admin.listen = listen
+                .parse()
+                .with_context(|| format!("SMSGW_ADMIN_LISTEN={listen:?} is not host:port"))?;
+        }
+        if let Ok(token) = std::env::var("SMSGW_ADMIN_TOKEN") {
+            config.admin.tokens.push(AdminToken {
+                name: "env".into(),
+                token,
+            });
         }
         config.smpp.validate()?;
         Ok(Loaded {

@@ -1,5 +1,7 @@
 //! The `smsgw` binary: wires the crates together.
 
+mod admin_cli;
+mod admin_serve;
 mod config;
 mod config_audit;
 mod health;
@@ -47,6 +49,9 @@ enum Command {
     },
     /// Print an Argon2id hash of the password read from stdin, for `password` in [router].
     HashPassword,
+    /// Manage users, routes, filters, connectors and accounts of a running gateway
+    /// over its gRPC admin API (the jCli replacement).
+    Admin(Box<admin_cli::AdminArgs>),
     /// Billing reports.
     Billing {
         #[arg(long, global = true)]
@@ -117,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = init_logging(cli.log_json, telemetry.as_ref())?;
     match cli.command {
         Command::Serve { config, sink } => serve::run(config, sink).await,
+        Command::Admin(args) => admin_cli::run(*args).await,
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;

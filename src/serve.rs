@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{config::Config, config_audit, health::GatewayHealth, sink};
+use crate::{admin_serve, config::Config, config_audit, health::GatewayHealth, sink};
 
 pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Result<()> {
     let loaded = Config::load(config_path.as_deref())?;
@@ -47,6 +47,10 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
 
     let router_config = RouterConfig::from_smsgw_toml(&loaded.text, &loaded.base_dir)
         .context("invalid [router] configuration")?;
+    // After the first start the store, not the file, holds the router configuration.
+    let (config_store, router_config) =
+        admin_serve::load_router_config(config, &loaded.base_dir, router_config).await?;
+    let admin_config = router_config.clone();
     let durability: Durability = config
         .durability
         .mode
@@ -151,6 +155,18 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         None
     };
 
+    let admin = admin_serve::spawn(
+        &config.admin,
+        admin_serve::Parts {
+            gateway: gateway.clone(),
+            charging: charging.clone(),
+            store: config_store,
+            current: admin_config,
+        },
+        http_stop.clone(),
+    )
+    .await?;
+
     let server = Arc::new(Server::new(
         server_config,
         handle.smpp.clone(),
@@ -221,6 +237,9 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     http_stop.cancel();
     if let Some(http) = http {
         let _ = http.await;
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
     }
     info!("stopped");
     Ok(())
@@ -300,7 +319,7 @@ pub fn storage_url(config_path: Option<&std::path::Path>) -> anyhow::Result<Stri
 }
 
 /// `sqlite://` paths are relative to the config file; their directory is created.
-fn resolve_storage_url(url: &str, base_dir: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn resolve_storage_url(url: &str, base_dir: &std::path::Path) -> anyhow::Result<String> {
     let Some(path) = url.strip_prefix("sqlite://") else {
         return Ok(url.to_owned());
     };

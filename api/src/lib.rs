@@ -6,6 +6,7 @@
 //!   each check, one per line, so an operator sees why.
 //! - `GET /metrics`: Prometheus metrics ([`metrics`]); OpenTelemetry traces: [`telemetry`].
 
+pub mod admin;
 pub mod health;
 pub mod jasmin;
 pub mod metrics;

@@ -69,6 +69,29 @@ impl EngineCharging {
         Ok(charging)
     }
 
+    /// Finds or creates the account of one user added at run time (the admin API);
+    /// idempotent, like [`EngineCharging::attach`].
+    pub async fn attach_one(&self, user: &UserAccount) -> Result<AccountId, BillingError> {
+        let name = format!("user:{}", user.uid);
+        let existing: HashMap<String, AccountId> = self
+            .engine
+            .store()
+            .load_accounts()
+            .await?
+            .into_iter()
+            .filter(|a| a.name == name)
+            .map(|a| (a.name, a.id))
+            .collect();
+        self.attach_user(user, &existing).await?;
+        self.account_of(&user.uid)
+            .ok_or_else(|| BillingError::InvalidRequest(format!("no account for {}", user.uid)))
+    }
+
+    /// The currency of the users' accounts.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
     async fn attach_user(
         &self,
         user: &UserAccount,

@@ -3,10 +3,10 @@
 
 use std::{path::Path, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the router needs, as read from TOML.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterConfig {
     /// Load the router configuration from this file instead (only in `[router]` of smsgw.toml).
@@ -88,7 +88,7 @@ fn yes() -> bool {
 }
 
 /// Knobs that Jasmin spreads over jasmin.cfg sections.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// A receipt that arrives before its submit_sm_resp is held this long (ms).
@@ -162,7 +162,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     pub gid: String,
@@ -170,7 +170,7 @@ pub struct GroupConfig {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub uid: String,
@@ -192,7 +192,7 @@ pub struct UserConfig {
 }
 
 /// `mt_messaging_cred authorization` (all true by default, as in Jasmin).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthorizationsConfig {
     pub http_send: bool,
@@ -229,7 +229,7 @@ impl Default for AuthorizationsConfig {
 }
 
 /// `mt_messaging_cred valuefilter` regexes (matched at the start, as Python's re.match).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueFiltersConfig {
     pub dst_addr: Option<String>,
@@ -239,14 +239,14 @@ pub struct ValueFiltersConfig {
     pub content: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsConfig {
     pub src_addr: Option<String>,
 }
 
 /// `mt_messaging_cred quota`. Absent = unlimited ("ND").
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotasConfig {
     /// Money as a decimal string ("12.50"), kept as integer micro-units.
@@ -258,7 +258,7 @@ pub struct QuotasConfig {
     pub http_throughput: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmppCredConfig {
     pub bind: bool,
@@ -275,7 +275,7 @@ impl Default for SmppCredConfig {
 }
 
 /// An SMPP uplink to an operator (Jasmin `smppccm`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     pub cid: String,
@@ -394,7 +394,7 @@ impl ConnectorConfig {
 }
 
 /// An HTTP endpoint for MO (Jasmin `httpccm`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConnectorConfig {
     pub cid: String,
@@ -408,14 +408,14 @@ fn default_method() -> String {
 }
 
 /// A named filter (Jasmin `filter -a`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct FilterConfig {
     pub fid: String,
     #[serde(flatten)]
     pub kind: FilterKindConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type")]
 pub enum FilterKindConfig {
     TransparentFilter,
@@ -459,7 +459,7 @@ pub enum FilterKindConfig {
 }
 
 /// One MT or MO route (Jasmin `mtrouter`/`morouter`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub order: u32,
@@ -477,7 +477,7 @@ pub struct RouteConfig {
 }
 
 /// One MT or MO interceptor (Jasmin `mtinterceptor`/`mointerceptor`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterceptorConfig {
     pub order: u32,

@@ -13,13 +13,13 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use smpp_core::receipt::{self, IdBase};
 
 use crate::receipts::DlrEntry;
 
 /// How a connector's receipt ids relate to its submit_sm_resp ids (Jasmin `dlr_msgid`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdForm {
     /// The same id on both sides (`dlr_msgid` 0).

@@ -1,0 +1,90 @@
+//! The gRPC admin API (`smsgw.admin.v1`, the jCli replacement) and its Stats service.
+//!
+//! - [`store`]: the router configuration's home in the billing store, seeded once from
+//!   smsgw.toml;
+//! - [`apply`]: every change goes through one funnel: validate the whole new
+//!   configuration, persist it, swap it into the gateway, audit it;
+//! - [`convert`]: protobuf messages to and from the router's config structs;
+//! - [`service`] / [`tables`] / [`accounts`] / [`stats`]: the RPCs;
+//! - [`auth`]: bearer tokens; the token's name is the audit actor.
+//!
+//! Health (`grpc.health.v1`) and reflection are served without a token: they reveal
+//! only the schema and liveness.
+
+pub mod accounts;
+pub mod apply;
+pub mod auth;
+pub mod convert;
+mod objects;
+pub mod service;
+pub mod stats;
+pub mod store;
+pub mod tables;
+
+use std::sync::Arc;
+
+use billing::EngineCharging;
+use proto::admin::{admin_server::AdminServer, stats_server::StatsServer};
+use router::{Gateway, RouterConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use apply::AdminState;
+pub use auth::{Auth, Token};
+pub use store::{ConfigStore, Origin, load_or_seed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("admin reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("admin gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The state the admin services share.
+pub fn state(
+    gateway: Arc<Gateway>,
+    charging: Arc<EngineCharging>,
+    store: Arc<dyn ConfigStore>,
+    current: RouterConfig,
+) -> Arc<AdminState> {
+    Arc::new(AdminState::new(gateway, charging, store, current))
+}
+
+/// Serves Admin and Stats (token-checked), health and reflection on `listener` until
+/// `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<AdminServer<service::AdminService>>()
+        .await;
+    health
+        .set_serving::<StatsServer<stats::StatsService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::admin::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AdminServer::with_interceptor(
+            service::AdminService::new(state.clone()),
+            auth.clone(),
+        ))
+        .add_service(StatsServer::with_interceptor(
+            stats::StatsService::new(state),
+            auth,
+        ))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}

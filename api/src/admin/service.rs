@@ -1,0 +1,354 @@
+//! `smsgw.admin.v1.Admin`: each RPC edits the configuration through
+//! [`AdminState::change`] or reads the one in force.
+
+use std::sync::Arc;
+
+use proto::admin::{self as pb, admin_server::Admin};
+use router::config::RouterConfig;
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use super::{
+    apply::{AdminState, Change, redact},
+    auth::actor,
+    convert::{self, UserFields},
+};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+pub struct AdminService {
+    pub(super) state: Arc<AdminState>,
+}
+
+impl AdminService {
+    pub fn new(state: Arc<AdminState>) -> Self {
+        Self { state }
+    }
+}
+
+pub(super) fn json<T: serde::Serialize>(v: Option<&T>) -> Option<Value> {
+    v.and_then(|v| serde_json::to_value(v).ok())
+}
+
+fn find_user<'a>(c: &'a RouterConfig, uid: &str) -> Option<&'a router::config::UserConfig> {
+    c.users.iter().find(|u| u.uid == uid)
+}
+
+fn no_user(uid: &str) -> Status {
+    Status::not_found(format!("no user {uid:?}"))
+}
+
+pub(super) fn done(detail: impl Into<String>) -> Response<pb::Done> {
+    Response::new(pb::Done {
+        detail: detail.into(),
+    })
+}
+
+/// Stored passwords are Argon2id hashes; hashing is slow by design, so off the runtime.
+async fn hashed(password: String) -> Result<String, Status> {
+    if password.starts_with("$argon2") {
+        return Ok(password);
+    }
+    tokio::task::spawn_blocking(move || router::user::hash_password(&password))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::internal)
+}
+
+impl AdminService {
+    async fn set_enabled(&self, request: Request<pb::UserRef>, on: bool) -> Reply<pb::User> {
+        let actor = actor(&request)?;
+        let uid = request.into_inner().uid;
+        let change = Change {
+            actor: &actor,
+            action: if on { "user.enable" } else { "user.disable" },
+            subject: format!("user:{uid}"),
+        };
+        let config = self
+            .state
+            .change(
+                change,
+                |c| {
+                    let user = c.users.iter_mut().find(|u| u.uid == uid);
+                    user.ok_or_else(|| no_user(&uid))?.enabled = on;
+                    Ok(())
+                },
+                |c| json(find_user(c, &uid)),
+            )
+            .await?;
+        let user = find_user(&config, &uid).ok_or_else(|| no_user(&uid))?;
+        Ok(Response::new(convert::user(user)))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn list_users(&self, _: Request<pb::ListRequest>) -> Reply<pb::UserList> {
+        let config = self.state.current().await;
+        let users = config.users.iter().map(convert::user).collect();
+        Ok(Response::new(pb::UserList { users }))
+    }
+
+    async fn get_user(&self, request: Request<pb::UserRef>) -> Reply<pb::User> {
+        let uid = request.into_inner().uid;
+        let config = self.state.current().await;
+        let user = find_user(&config, &uid).ok_or_else(|| no_user(&uid))?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn add_user(&self, request: Request<pb::User>) -> Reply<pb::User> {
+        let actor = actor(&request)?;
+        let mut user = convert::new_user(request.into_inner())?;
+        user.password = hashed(user.password).await?;
+        let uid = user.uid.clone();
+        let change = Change {
+            actor: &actor,
+            action: "user.add",
+            subject: format!("user:{uid}"),
+        };
+        let added = user.clone();
+        self.state
+            .change(
+                change,
+                |c| {
+                    if find_user(c, &uid).is_some() {
+                        return Err(Status::already_exists(format!("user {uid:?} exists")));
+                    }
+                    c.users.push(added);
+                    Ok(())
+                },
+                |c| json(find_user(c, &uid)),
+            )
+            .await?;
+        Ok(Response::new(convert::user(&user)))
+    }
+
+    async fn update_user(&self, request: Request<pb::UserUpdate>) -> Reply<pb::User> {
+        let actor = actor(&request)?;
+        let u = request.into_inner();
+        let password = match u.password.filter(|p| !p.is_empty()) {
+            Some(p) => Some(hashed(p).await?),
+            None => None,
+        };
+        let uid = u.uid.clone();
+        let fields = UserFields {
+            enabled: u.enabled,
+            balance: u.balance,
+            sms_count: u.sms_count,
+            smpps_throughput: u.smpps_throughput,
+            http_throughput: u.http_throughput,
+            default_src_addr: u.default_src_addr,
+            dst_addr_filter: u.dst_addr_filter,
+            src_addr_filter: u.src_addr_filter,
+            content_filter: u.content_filter,
+            max_bindings: u.max_bindings,
+        };
+        let change = Change {
+            actor: &actor,
+            action: "user.update",
+            subject: format!("user:{uid}"),
+        };
+        let config = self
+            .state
+            .change(
+                change,
+                |c| {
+                    let user = c.users.iter_mut().find(|x| x.uid == uid);
+                    let user = user.ok_or_else(|| no_user(&uid))?;
+                    if let Some(v) = u.username.filter(|s| !s.is_empty()) {
+                        user.username = v;
+                    }
+                    if let Some(v) = u.gid.filter(|s| !s.is_empty()) {
+                        user.gid = v;
+                    }
+                    if let Some(v) = password {
+                        user.password = v;
+                    }
+                    fields.apply(user);
+                    Ok(())
+                },
+                |c| json(find_user(c, &uid)),
+            )
+            .await?;
+        let user = find_user(&config, &uid).ok_or_else(|| no_user(&uid))?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn remove_user(&self, request: Request<pb::UserRef>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        let uid = request.into_inner().uid;
+        let change = Change {
+            actor: &actor,
+            action: "user.remove",
+            subject: format!("user:{uid}"),
+        };
+        self.state
+            .change(
+                change,
+                |c| {
+                    let before = c.users.len();
+                    c.users.retain(|u| u.uid != uid);
+                    if c.users.len() == before {
+                        return Err(no_user(&uid));
+                    }
+                    Ok(())
+                },
+                |c| json(find_user(c, &uid)),
+            )
+            .await?;
+        Ok(done(format!("user {uid} removed")))
+    }
+
+    async fn enable_user(&self, request: Request<pb::UserRef>) -> Reply<pb::User> {
+        self.set_enabled(request, true).await
+    }
+
+    async fn disable_user(&self, request: Request<pb::UserRef>) -> Reply<pb::User> {
+        self.set_enabled(request, false).await
+    }
+
+    async fn list_groups(&self, _: Request<pb::ListRequest>) -> Reply<pb::GroupList> {
+        let config = self.state.current().await;
+        let groups = config
+            .groups
+            .iter()
+            .map(|g| pb::Group {
+                gid: g.gid.clone(),
+                enabled: Some(g.enabled),
+            })
+            .collect();
+        Ok(Response::new(pb::GroupList { groups }))
+    }
+
+    async fn add_group(&self, request: Request<pb::Group>) -> Reply<pb::Group> {
+        self.add_group_now(request).await
+    }
+
+    async fn remove_group(&self, request: Request<pb::GroupRef>) -> Reply<pb::Done> {
+        self.remove_group_now(request).await
+    }
+
+    async fn list_routes(&self, request: Request<pb::RouteTable>) -> Reply<pb::RouteList> {
+        let table = convert::table(request.into_inner().table)?;
+        let config = self.state.current().await;
+        Ok(Response::new(super::tables::list_routes(&config, table)))
+    }
+
+    async fn add_route(&self, request: Request<pb::Route>) -> Reply<pb::Route> {
+        let actor = actor(&request)?;
+        super::tables::add_route(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn remove_route(&self, request: Request<pb::RouteRef>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        super::tables::remove_route(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn flush_routes(&self, request: Request<pb::RouteTable>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        super::tables::flush_routes(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn list_filters(&self, _: Request<pb::ListRequest>) -> Reply<pb::FilterList> {
+        let config = self.state.current().await;
+        let filters = config.filters.iter().map(convert::filter).collect();
+        Ok(Response::new(pb::FilterList { filters }))
+    }
+
+    async fn add_filter(&self, request: Request<pb::Filter>) -> Reply<pb::Filter> {
+        let actor = actor(&request)?;
+        super::tables::add_filter(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn remove_filter(&self, request: Request<pb::FilterRef>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        super::tables::remove_filter(&self.state, &actor, request.into_inner().fid).await
+    }
+
+    async fn list_interceptors(
+        &self,
+        request: Request<pb::RouteTable>,
+    ) -> Reply<pb::InterceptorList> {
+        let table = convert::table(request.into_inner().table)?;
+        let config = self.state.current().await;
+        Ok(Response::new(super::tables::list_interceptors(
+            &config, table,
+        )))
+    }
+
+    async fn add_interceptor(&self, request: Request<pb::Interceptor>) -> Reply<pb::Interceptor> {
+        let actor = actor(&request)?;
+        super::tables::add_interceptor(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn remove_interceptor(&self, request: Request<pb::RouteRef>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        super::tables::remove_interceptor(&self.state, &actor, request.into_inner()).await
+    }
+
+    async fn list_connectors(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConnectorList> {
+        let config = self.state.current().await;
+        Ok(Response::new(super::stats::connectors(
+            &self.state,
+            &config,
+        )))
+    }
+
+    async fn add_http_connector(
+        &self,
+        request: Request<pb::HttpConnector>,
+    ) -> Reply<pb::HttpConnector> {
+        self.add_http_now(request).await
+    }
+
+    async fn remove_http_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Done> {
+        self.remove_http_now(request).await
+    }
+
+    async fn get_balance(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
+        let uid = request.into_inner().uid;
+        Ok(Response::new(self.state.balance(&uid)?))
+    }
+
+    async fn top_up(&self, request: Request<pb::TopUpRequest>) -> Reply<pb::Balance> {
+        let actor = actor(&request)?;
+        Ok(Response::new(
+            self.state.top_up(&actor, request.into_inner()).await?,
+        ))
+    }
+
+    async fn set_credit_limit(
+        &self,
+        request: Request<pb::CreditLimitRequest>,
+    ) -> Reply<pb::Balance> {
+        let actor = actor(&request)?;
+        let r = request.into_inner();
+        Ok(Response::new(
+            self.state.credit_limit(&actor, &r.uid, &r.limit).await?,
+        ))
+    }
+
+    async fn suspend_account(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
+        let actor = actor(&request)?;
+        let uid = request.into_inner().uid;
+        Ok(Response::new(
+            self.state.set_suspended(&actor, &uid, true).await?,
+        ))
+    }
+
+    async fn resume_account(&self, request: Request<pb::AccountRef>) -> Reply<pb::Balance> {
+        let actor = actor(&request)?;
+        let uid = request.into_inner().uid;
+        Ok(Response::new(
+            self.state.set_suspended(&actor, &uid, false).await?,
+        ))
+    }
+
+    async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {
+        let config = self.state.current().await;
+        let value = serde_json::to_value(&config).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ConfigDocument {
+            json: redact(value).to_string(),
+        }))
+    }
+}

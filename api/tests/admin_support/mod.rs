@@ -1,0 +1,289 @@
+//! A whole admin stack over real sockets: the SMSC simulator as the operator, a Gateway
+//! with billing on `store_url`, its SMPP listener, and the admin gRPC server.
+
+#![allow(dead_code)]
+
+use std::{sync::Arc, time::Duration};
+
+use api::admin::{self, Auth, Origin, Token};
+use benches::sim::{ReceivedSubmit, SimConfig, Simulator};
+use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
+use parking_lot::Mutex;
+use proto::admin::admin_client::AdminClient;
+use router::{Deps, Gateway, RouterConfig, Snapshot};
+use smpp_core::{
+    BindKind,
+    client::{
+        Inbound, SubmitOutcome, SubmitRequest, SubmitResult, Uplink, UplinkConfig, UplinkHandler,
+    },
+    rusmpp::{
+        CommandStatus,
+        pdus::SubmitSm,
+        types::{COctetString, OctetString},
+    },
+    server::{Server, ServerConfig, SessionRegistry},
+};
+use tokio::{net::TcpListener, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+pub const TOKEN: &str = "s3cret-ops-token";
+
+pub fn router_toml(sim_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[groups]]
+gid = "g1"
+[[users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g1"
+[[connectors]]
+cid = "op1"
+username = "op1"
+port = {sim_port}
+con_fail_delay_secs = 0.1
+con_loss_delay_secs = 0.1
+[[mt_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "op1"
+rate = "0.01"
+{extra}
+"#
+    )
+}
+
+pub struct Stack {
+    pub shutdown: CancellationToken,
+    pub gateway: Arc<Gateway>,
+    pub engine: BillingEngine,
+    pub smpp_port: u16,
+    pub admin_url: String,
+    pub origin: Origin,
+    pub submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The operator: an SMSC simulator recording every submit_sm.
+pub async fn start_sim(
+    shutdown: &CancellationToken,
+) -> (u16, mpsc::UnboundedReceiver<ReceivedSubmit>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
+    let sim_port = listener.local_addr().expect("addr").port();
+    let mut sim = Simulator::new(SimConfig::default());
+    let submits = sim.record_submits();
+    tokio::spawn(sim.run(listener, shutdown.clone()));
+    (sim_port, submits)
+}
+
+pub async fn wait_until(mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Stack {
+    /// `store_url`: `memory:` or `sqlite://…`; `extra` is appended to the router table.
+    pub async fn start(store_url: &str, extra: &str) -> Stack {
+        let (sim_port, submits) = start_sim(&CancellationToken::new()).await;
+        Self::start_on(store_url, extra, sim_port, submits).await
+    }
+
+    /// With an operator simulator that outlives this stack (restart tests).
+    pub async fn start_on(
+        store_url: &str,
+        extra: &str,
+        sim_port: u16,
+        submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+    ) -> Stack {
+        let shutdown = CancellationToken::new();
+        let file = RouterConfig::from_toml_str(&router_toml(sim_port, extra)).expect("config");
+        let store = admin::store::open(store_url).await.expect("config store");
+        let (config, origin) = admin::load_or_seed(store.as_ref(), file)
+            .await
+            .expect("load or seed");
+        let engine = BillingEngine::open(BillingConfig {
+            url: store_url.into(),
+            ..BillingConfig::default()
+        })
+        .await
+        .expect("billing");
+        let snapshot = Snapshot::build(&config, &|_| true).expect("snapshot");
+        let users = snapshot.directory.by_uid.values().map(|u| UserAccount {
+            uid: u.uid.to_string(),
+            balance: u.balance,
+            sms_count: u.sms_count,
+        });
+        let charging = Arc::new(
+            EngineCharging::attach(engine.clone(), users, "EUR")
+                .await
+                .expect("accounts"),
+        );
+        let registry = SessionRegistry::new();
+        let handle = Gateway::start(
+            config.clone(),
+            registry.clone(),
+            shutdown.clone(),
+            Deps {
+                charging: Some(charging.clone()),
+                ..Deps::default()
+            },
+        )
+        .expect("gateway");
+        let gateway = handle.gateway.clone();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smpp");
+        let smpp_port = listener.local_addr().expect("addr").port();
+        let server = Server::new(
+            ServerConfig::default(),
+            handle.smpp.clone(),
+            handle.smpp.clone(),
+            registry,
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move { server.serve(listener, stop).await });
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let admin_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = admin::state(gateway.clone(), charging, store, config);
+        let auth = Auth::new([Token {
+            name: "ops".into(),
+            token: TOKEN.into(),
+        }]);
+        tokio::spawn(admin::serve(listener, state, auth, shutdown.clone()));
+
+        let bound = gateway.clone();
+        wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;
+        Stack {
+            shutdown,
+            gateway,
+            engine,
+            smpp_port,
+            admin_url,
+            origin,
+            submits,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.admin_url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect admin")
+    }
+
+    /// An admin client sending `token` (None: no authorization header).
+    pub async fn admin(
+        &self,
+        token: Option<&str>,
+    ) -> AdminClient<
+        InterceptedService<
+            Channel,
+            impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<>,
+        >,
+    > {
+        let header = token.map(|t| format!("Bearer {t}").parse().expect("ascii"));
+        AdminClient::with_interceptor(self.channel().await, move |mut r: Request<()>| {
+            if let Some(h) = &header {
+                r.metadata_mut().insert("authorization", Clone::clone(h));
+            }
+            Ok(r)
+        })
+    }
+
+    pub async fn next_submit(&mut self) -> ReceivedSubmit {
+        tokio::time::timeout(WAIT, self.submits.recv())
+            .await
+            .expect("submit_sm at the operator in time")
+            .expect("simulator running")
+    }
+}
+
+struct Esme {
+    results: Mutex<mpsc::UnboundedSender<SubmitResult>>,
+}
+
+impl UplinkHandler for Esme {
+    fn on_submit_result(&self, result: SubmitResult) {
+        let _ = self.results.lock().send(result);
+    }
+    async fn on_inbound(&self, _: Inbound) -> CommandStatus {
+        CommandStatus::EsmeRok
+    }
+}
+
+/// A client application bound to the gateway as a transceiver.
+pub struct Client {
+    submit: mpsc::Sender<SubmitRequest>,
+    results: mpsc::UnboundedReceiver<SubmitResult>,
+    next: u64,
+}
+
+pub async fn connect_esme(
+    shutdown: &CancellationToken,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Client {
+    let (submit, source) = mpsc::channel(16);
+    let (tx, results) = mpsc::unbounded_channel();
+    let config = UplinkConfig {
+        id: format!("esme-{user}"),
+        address: format!("127.0.0.1:{port}"),
+        system_id: user.into(),
+        password: password.into(),
+        bind: BindKind::Transceiver,
+        reconnect_on_failure_delay: Duration::from_millis(100),
+        reconnect_on_loss_delay: Duration::from_millis(100),
+        ..UplinkConfig::default()
+    };
+    let uplink = Uplink::new(
+        config,
+        source,
+        Arc::new(Esme {
+            results: Mutex::new(tx),
+        }),
+    );
+    let stats = uplink.stats();
+    tokio::spawn(uplink.run(shutdown.clone()));
+    wait_until(|| stats.is_bound()).await;
+    Client {
+        submit,
+        results,
+        next: 0,
+    }
+}
+
+impl Client {
+    pub async fn send(&mut self, dst: &str, text: &[u8]) -> SubmitOutcome {
+        self.next += 1;
+        let pdu = SubmitSm::builder()
+            .source_addr(COctetString::from_string("BANK".into()).unwrap_or_default())
+            .destination_addr(COctetString::from_string(dst.into()).unwrap_or_default())
+            .short_message(OctetString::from_slice(text).unwrap_or_default())
+            .build();
+        self.submit
+            .send(SubmitRequest::new(self.next, pdu))
+            .await
+            .expect("queue");
+        tokio::time::timeout(WAIT, self.results.recv())
+            .await
+            .expect("result in time")
+            .expect("result")
+            .outcome
+    }
+}

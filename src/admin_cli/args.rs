@@ -1,0 +1,354 @@
+//! The `smsgw admin` command line, grouped as jCli is: user, group, route, filter,
+//! interceptor, connector, account, stats.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use proto::admin as pb;
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The admin API (`[admin] listen`).
+    #[arg(
+        long,
+        env = "SMSGW_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// Bearer token (one of `[admin] tokens`).
+    #[arg(long, env = "SMSGW_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Users (SMPP and HTTP clients).
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    Group {
+        #[command(subcommand)]
+        command: GroupCmd,
+    },
+    /// MT or MO routes, in evaluation order.
+    Route {
+        table: TableArg,
+        #[command(subcommand)]
+        command: RouteCmd,
+    },
+    Filter {
+        #[command(subcommand)]
+        command: FilterCmd,
+    },
+    Interceptor {
+        table: TableArg,
+        #[command(subcommand)]
+        command: InterceptorCmd,
+    },
+    /// SMPP uplinks (read-only) and HTTP connectors.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCmd,
+    },
+    /// A user's billing account.
+    Account {
+        #[command(subcommand)]
+        command: AccountCmd,
+    },
+    Stats {
+        #[command(subcommand)]
+        command: StatsCmd,
+    },
+    /// The whole router configuration as JSON (passwords redacted).
+    Export,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum TableArg {
+    Mt,
+    Mo,
+}
+
+impl From<TableArg> for pb::Table {
+    fn from(t: TableArg) -> Self {
+        match t {
+            TableArg::Mt => pb::Table::Mt,
+            TableArg::Mo => pb::Table::Mo,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    List,
+    Get {
+        #[arg(long)]
+        uid: String,
+    },
+    Add(UserAdd),
+    Update(UserUpdate),
+    Remove {
+        #[arg(long)]
+        uid: String,
+    },
+    Enable {
+        #[arg(long)]
+        uid: String,
+    },
+    Disable {
+        #[arg(long)]
+        uid: String,
+    },
+}
+
+/// Quotas and filters shared by add and update; "" clears one.
+#[derive(Args, Debug)]
+pub struct UserOptions {
+    /// Opening balance (new users) as a decimal; absent = unlimited.
+    #[arg(long)]
+    balance: Option<String>,
+    #[arg(long)]
+    sms_count: Option<u64>,
+    #[arg(long)]
+    smpps_throughput: Option<f64>,
+    #[arg(long)]
+    http_throughput: Option<f64>,
+    #[arg(long)]
+    default_src_addr: Option<String>,
+    #[arg(long)]
+    dst_addr_filter: Option<String>,
+    #[arg(long)]
+    src_addr_filter: Option<String>,
+    #[arg(long)]
+    content_filter: Option<String>,
+    #[arg(long)]
+    max_bindings: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct UserAdd {
+    #[arg(long)]
+    uid: String,
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    password: String,
+    #[arg(long)]
+    gid: String,
+    #[arg(long)]
+    disabled: bool,
+    /// The router's UserConfig as JSON, for what has no option (authorizations…).
+    #[arg(long)]
+    config_json: Option<String>,
+    #[command(flatten)]
+    options: UserOptions,
+}
+
+impl UserAdd {
+    pub fn into_user(self) -> pb::User {
+        let o = self.options;
+        pb::User {
+            uid: self.uid,
+            username: self.username,
+            password: self.password,
+            gid: self.gid,
+            enabled: Some(!self.disabled),
+            balance: o.balance,
+            sms_count: o.sms_count,
+            smpps_throughput: o.smpps_throughput,
+            http_throughput: o.http_throughput,
+            default_src_addr: o.default_src_addr,
+            dst_addr_filter: o.dst_addr_filter,
+            src_addr_filter: o.src_addr_filter,
+            content_filter: o.content_filter,
+            max_bindings: o.max_bindings,
+            config_json: self.config_json.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct UserUpdate {
+    #[arg(long)]
+    uid: String,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long)]
+    gid: Option<String>,
+    #[command(flatten)]
+    options: UserOptions,
+}
+
+impl UserUpdate {
+    pub fn into_update(self) -> pb::UserUpdate {
+        let o = self.options;
+        pb::UserUpdate {
+            uid: self.uid,
+            username: self.username,
+            password: self.password,
+            gid: self.gid,
+            enabled: None,
+            balance: o.balance,
+            sms_count: o.sms_count,
+            smpps_throughput: o.smpps_throughput,
+            http_throughput: o.http_throughput,
+            default_src_addr: o.default_src_addr,
+            dst_addr_filter: o.dst_addr_filter,
+            src_addr_filter: o.src_addr_filter,
+            content_filter: o.content_filter,
+            max_bindings: o.max_bindings,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    List,
+    Add {
+        #[arg(long)]
+        gid: String,
+        #[arg(long)]
+        disabled: bool,
+    },
+    Remove {
+        #[arg(long)]
+        gid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RouteCmd {
+    List,
+    /// Add (or replace) the route of this order.
+    Add {
+        #[arg(long)]
+        order: u32,
+        /// DefaultRoute, StaticMTRoute, RandomRoundrobinMTRoute, FailoverMTRoute, …MORoute
+        #[arg(long = "type")]
+        r#type: String,
+        /// Repeat for round-robin and failover routes.
+        #[arg(long = "connector", required = true)]
+        connectors: Vec<String>,
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        #[arg(long)]
+        rate: Option<String>,
+    },
+    Remove {
+        #[arg(long)]
+        order: u32,
+    },
+    /// Remove every route of the table.
+    Flush,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FilterCmd {
+    List,
+    Add {
+        #[arg(long)]
+        fid: String,
+        #[arg(long = "type")]
+        r#type: String,
+        /// The filter's parameter: a cid, uid, gid, regex, interval, tag or script.
+        #[arg(long)]
+        value: Option<String>,
+    },
+    Remove {
+        #[arg(long)]
+        fid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InterceptorCmd {
+    List,
+    Add {
+        #[arg(long)]
+        order: u32,
+        #[arg(long = "type")]
+        r#type: String,
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        #[arg(long)]
+        script: Option<String>,
+        #[arg(long)]
+        script_file: Option<PathBuf>,
+    },
+    Remove {
+        #[arg(long)]
+        order: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectorCmd {
+    List,
+    AddHttp {
+        #[arg(long)]
+        cid: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "POST")]
+        method: String,
+    },
+    RemoveHttp {
+        #[arg(long)]
+        cid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    Balance {
+        #[arg(long)]
+        uid: String,
+    },
+    TopUp {
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        sms_count: i64,
+        /// Idempotency key (e.g. the payment's id).
+        #[arg(long)]
+        reference: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    CreditLimit {
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        limit: String,
+    },
+    Suspend {
+        #[arg(long)]
+        uid: String,
+    },
+    Resume {
+        #[arg(long)]
+        uid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StatsCmd {
+    Users {
+        #[arg(long)]
+        uid: Option<String>,
+    },
+    Connectors {
+        #[arg(long)]
+        cid: Option<String>,
+    },
+}

@@ -1,0 +1,309 @@
+//! `smsgw admin …`: the jCli replacement, a gRPC client of the admin API.
+//! Arguments are in `args.rs`; the calls and what they print are here.
+
+mod args;
+mod print;
+
+use anyhow::Context;
+use proto::admin::{self as pb, admin_client::AdminClient, stats_client::StatsClient};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+pub use args::AdminArgs;
+use args::{
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd,
+    StatsCmd, UserCmd,
+};
+use print::Out;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Client = AdminClient<InterceptedService<Channel, Bearer>>;
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(args.endpoint.clone())
+        .context("bad --endpoint")?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the admin API at {}", args.endpoint))?;
+    let bearer = Bearer(
+        args.token
+            .as_deref()
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .context("the token must be printable ASCII")?,
+    );
+    let mut admin = AdminClient::with_interceptor(channel.clone(), bearer.clone());
+    let out = Out { json: args.json };
+    match args.command {
+        AdminCommand::User { command } => user(&mut admin, &out, command).await,
+        AdminCommand::Group { command } => group(&mut admin, &out, command).await,
+        AdminCommand::Route { table, command } => {
+            route(&mut admin, &out, table.into(), command).await
+        }
+        AdminCommand::Filter { command } => filter(&mut admin, &out, command).await,
+        AdminCommand::Interceptor { table, command } => {
+            interceptor(&mut admin, &out, table.into(), command).await
+        }
+        AdminCommand::Connector { command } => connector(&mut admin, &out, command).await,
+        AdminCommand::Account { command } => account(&mut admin, &out, command).await,
+        AdminCommand::Stats { command } => {
+            let mut stats = StatsClient::with_interceptor(channel, bearer);
+            match command {
+                StatsCmd::Users { uid } => {
+                    let r = stats.user_stats(pb::StatsRequest {
+                        id: uid.unwrap_or_default(),
+                    });
+                    out.user_stats(&r.await?.into_inner())
+                }
+                StatsCmd::Connectors { cid } => {
+                    let r = stats.connector_stats(pb::StatsRequest {
+                        id: cid.unwrap_or_default(),
+                    });
+                    out.connector_stats(&r.await?.into_inner())
+                }
+            }
+        }
+        AdminCommand::Export => {
+            let doc = admin.export_config(pb::ListRequest {}).await?.into_inner();
+            println!("{}", doc.json);
+            Ok(())
+        }
+    }
+}
+
+async fn user(admin: &mut Client, out: &Out, command: UserCmd) -> anyhow::Result<()> {
+    match command {
+        UserCmd::List => out.users(
+            &admin
+                .list_users(pb::ListRequest {})
+                .await?
+                .into_inner()
+                .users,
+        ),
+        UserCmd::Get { uid } => {
+            out.users(&[admin.get_user(pb::UserRef { uid }).await?.into_inner()])
+        }
+        UserCmd::Add(a) => out.users(&[admin.add_user(a.into_user()).await?.into_inner()]),
+        UserCmd::Update(a) => out.users(&[admin.update_user(a.into_update()).await?.into_inner()]),
+        UserCmd::Remove { uid } => {
+            out.done(&admin.remove_user(pb::UserRef { uid }).await?.into_inner())
+        }
+        UserCmd::Enable { uid } => {
+            out.users(&[admin.enable_user(pb::UserRef { uid }).await?.into_inner()])
+        }
+        UserCmd::Disable { uid } => {
+            out.users(&[admin.disable_user(pb::UserRef { uid }).await?.into_inner()])
+        }
+    }
+}
+
+async fn group(admin: &mut Client, out: &Out, command: GroupCmd) -> anyhow::Result<()> {
+    match command {
+        GroupCmd::List => out.groups(
+            &admin
+                .list_groups(pb::ListRequest {})
+                .await?
+                .into_inner()
+                .groups,
+        ),
+        GroupCmd::Add { gid, disabled } => {
+            let g = pb::Group {
+                gid,
+                enabled: Some(!disabled),
+            };
+            out.groups(&[admin.add_group(g).await?.into_inner()])
+        }
+        GroupCmd::Remove { gid } => {
+            out.done(&admin.remove_group(pb::GroupRef { gid }).await?.into_inner())
+        }
+    }
+}
+
+async fn route(
+    admin: &mut Client,
+    out: &Out,
+    table: pb::Table,
+    command: RouteCmd,
+) -> anyhow::Result<()> {
+    let t = table as i32;
+    match command {
+        RouteCmd::List => out.routes(
+            &admin
+                .list_routes(pb::RouteTable { table: t })
+                .await?
+                .into_inner()
+                .routes,
+        ),
+        RouteCmd::Add {
+            order,
+            r#type,
+            connectors,
+            filters,
+            rate,
+        } => {
+            let r = pb::Route {
+                table: t,
+                order,
+                r#type,
+                connectors,
+                filters,
+                rate,
+            };
+            out.routes(&[admin.add_route(r).await?.into_inner()])
+        }
+        RouteCmd::Remove { order } => out.done(
+            &admin
+                .remove_route(pb::RouteRef { table: t, order })
+                .await?
+                .into_inner(),
+        ),
+        RouteCmd::Flush => out.done(
+            &admin
+                .flush_routes(pb::RouteTable { table: t })
+                .await?
+                .into_inner(),
+        ),
+    }
+}
+
+async fn filter(admin: &mut Client, out: &Out, command: FilterCmd) -> anyhow::Result<()> {
+    match command {
+        FilterCmd::List => out.filters(
+            &admin
+                .list_filters(pb::ListRequest {})
+                .await?
+                .into_inner()
+                .filters,
+        ),
+        FilterCmd::Add { fid, r#type, value } => {
+            let f = pb::Filter {
+                fid,
+                r#type,
+                value: value.unwrap_or_default(),
+            };
+            out.filters(&[admin.add_filter(f).await?.into_inner()])
+        }
+        FilterCmd::Remove { fid } => out.done(
+            &admin
+                .remove_filter(pb::FilterRef { fid })
+                .await?
+                .into_inner(),
+        ),
+    }
+}
+
+async fn interceptor(
+    admin: &mut Client,
+    out: &Out,
+    table: pb::Table,
+    command: InterceptorCmd,
+) -> anyhow::Result<()> {
+    let t = table as i32;
+    match command {
+        InterceptorCmd::List => {
+            let r = admin.list_interceptors(pb::RouteTable { table: t }).await?;
+            out.interceptors(&r.into_inner().interceptors)
+        }
+        InterceptorCmd::Add {
+            order,
+            r#type,
+            filters,
+            script,
+            script_file,
+        } => {
+            let script = match (script, script_file) {
+                (Some(s), _) => s,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                (None, None) => anyhow::bail!("give --script or --script-file"),
+            };
+            let i = pb::Interceptor {
+                table: t,
+                order,
+                r#type,
+                filters,
+                script,
+            };
+            out.interceptors(&[admin.add_interceptor(i).await?.into_inner()])
+        }
+        InterceptorCmd::Remove { order } => out.done(
+            &admin
+                .remove_interceptor(pb::RouteRef { table: t, order })
+                .await?
+                .into_inner(),
+        ),
+    }
+}
+
+async fn connector(admin: &mut Client, out: &Out, command: ConnectorCmd) -> anyhow::Result<()> {
+    match command {
+        ConnectorCmd::List => out.connectors(
+            &admin
+                .list_connectors(pb::ListRequest {})
+                .await?
+                .into_inner()
+                .connectors,
+        ),
+        ConnectorCmd::AddHttp { cid, url, method } => {
+            let c = pb::HttpConnector { cid, url, method };
+            let added = admin.add_http_connector(c).await?.into_inner();
+            out.done(&pb::Done {
+                detail: format!("HTTP connector {} added", added.cid),
+            })
+        }
+        ConnectorCmd::RemoveHttp { cid } => out.done(
+            &admin
+                .remove_http_connector(pb::ConnectorRef { cid })
+                .await?
+                .into_inner(),
+        ),
+    }
+}
+
+async fn account(admin: &mut Client, out: &Out, command: AccountCmd) -> anyhow::Result<()> {
+    let balance = match command {
+        AccountCmd::Balance { uid } => admin.get_balance(pb::AccountRef { uid }).await?,
+        AccountCmd::TopUp {
+            uid,
+            amount,
+            sms_count,
+            reference,
+            reason,
+        } => {
+            let r = pb::TopUpRequest {
+                uid,
+                amount: amount.unwrap_or_default(),
+                sms_count,
+                reference: reference.unwrap_or_default(),
+                reason: reason.unwrap_or_default(),
+            };
+            admin.top_up(r).await?
+        }
+        AccountCmd::CreditLimit { uid, limit } => {
+            admin
+                .set_credit_limit(pb::CreditLimitRequest { uid, limit })
+                .await?
+        }
+        AccountCmd::Suspend { uid } => admin.suspend_account(pb::AccountRef { uid }).await?,
+        AccountCmd::Resume { uid } => admin.resume_account(pb::AccountRef { uid }).await?,
+    };
+    out.balance(&balance.into_inner())
+}

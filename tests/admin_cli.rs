@@ -1,0 +1,140 @@
+//! `smsgw admin` against a real `smsgw serve`: the CLI's smoke test.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const TOKEN: &str = "cli-test-token";
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn admin(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smsgw"));
+    command.args(["admin", "--endpoint", endpoint]);
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    command
+        .args(args)
+        .env_remove("SMSGW_ADMIN_TOKEN")
+        .output()
+        .expect("run smsgw admin")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn start(dir: &Path, admin_addr: SocketAddr) -> Serve {
+    let config = dir.join("smsgw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[smpp]
+listen = "{smpp}"
+[http]
+listen = "{http}"
+[durability]
+mode = "memory"
+dir = "journal"
+[storage]
+url = "sqlite://smsgw.db"
+[admin]
+listen = "{admin_addr}"
+tokens = [{{ name = "ops", token = "{TOKEN}" }}]
+[[router.groups]]
+gid = "g1"
+[[router.users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g1"
+"#,
+            smpp = free_port(),
+            http = free_port(),
+        ),
+    )
+    .expect("write config");
+    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
+    Serve(
+        Command::new(env!("CARGO_BIN_EXE_smsgw"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start smsgw"),
+    )
+}
+
+#[test]
+fn admin_cli_lists_and_adds_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_port();
+    let endpoint = format!("http://{addr}");
+    let _serve = start(dir.path(), addr);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let out = admin(&endpoint, Some(TOKEN), &["user", "list"]);
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "admin API never answered: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(stdout(&listed).contains("bank"), "{}", stdout(&listed));
+
+    let refused = admin(&endpoint, None, &["user", "list"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("token"),
+        "{refused:?}"
+    );
+
+    let add = [
+        "user",
+        "add",
+        "--uid",
+        "u2",
+        "--username",
+        "bank2",
+        "--password",
+        "pw2",
+        "--gid",
+        "g1",
+    ];
+    let added = admin(&endpoint, Some(TOKEN), &add);
+    assert!(added.status.success(), "{added:?}");
+    let json = admin(&endpoint, Some(TOKEN), &["--json", "user", "list"]);
+    assert!(json.status.success(), "{json:?}");
+    assert!(stdout(&json).contains("\"bank2\""), "{}", stdout(&json));
+    let routes = admin(&endpoint, Some(TOKEN), &["route", "mt", "list"]);
+    assert!(routes.status.success(), "{routes:?}");
+    let balance = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["account", "balance", "--uid", "u2"],
+    );
+    assert!(stdout(&balance).contains("USD"), "{balance:?}");
+}
