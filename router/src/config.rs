@@ -301,6 +301,9 @@ pub struct ConnectorConfig {
     /// Messages waiting for this uplink before clients get ESME_RMSGQFUL.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+    /// …and bytes (text, TLVs and bookkeeping of the waiting parts).
+    #[serde(default = "default_queue_bytes")]
+    pub queue_max_bytes: usize,
     #[serde(default = "default_elink")]
     pub elink_interval_secs: u64,
     #[serde(default = "default_res_to")]
@@ -363,6 +366,9 @@ fn default_window() -> usize {
 }
 fn default_queue() -> usize {
     100_000
+}
+fn default_queue_bytes() -> usize {
+    64 << 20
 }
 fn default_elink() -> u64 {
     30

@@ -23,6 +23,30 @@ pub struct Queued {
     pub expires_at: Option<Instant>,
 }
 
+/// What a queued part costs besides its text and TLVs: the PDU's fixed fields, the
+/// addresses, and the queue's and in-flight table's bookkeeping, rounded up.
+const PART_OVERHEAD_BYTES: usize = 256;
+
+impl Queued {
+    pub fn new(request: SubmitRequest, expires_at: Option<Instant>) -> Self {
+        Self {
+            request,
+            expires_at,
+        }
+    }
+
+    /// The memory this part holds while it waits, for the queue's byte bound.
+    pub fn bytes(&self) -> usize {
+        let pdu = &self.request.pdu;
+        let tlvs: usize = pdu
+            .tlvs()
+            .iter()
+            .map(|t| usize::from(t.value_length()))
+            .sum();
+        PART_OVERHEAD_BYTES + pdu.short_message().as_ref().len() + tlvs
+    }
+}
+
 /// A connector's queue. Bounded for new traffic; requeues and failover moves may go past
 /// the bound so that nothing already accepted is lost.
 pub trait MessageQueue: Send + Sync + 'static {
@@ -37,23 +61,33 @@ pub trait MessageQueue: Send + Sync + 'static {
         self.len() == 0
     }
     fn capacity(&self) -> usize;
+    /// Bytes held by the parts waiting (see [`Queued::bytes`]).
+    fn bytes(&self) -> usize;
+    /// The byte bound for new traffic.
+    fn max_bytes(&self) -> usize;
     fn notify(&self) -> &Notify;
 }
 
+/// A connector's queue in memory, bounded by a count and by bytes: a count alone lets
+/// a few clients sending long payloads hold gigabytes.
 #[derive(Debug)]
 pub struct MemoryQueue {
     items: Mutex<VecDeque<Queued>>,
     len: AtomicUsize,
+    bytes: AtomicUsize,
     capacity: usize,
+    max_bytes: usize,
     notify: Notify,
 }
 
 impl MemoryQueue {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             items: Mutex::new(VecDeque::new()),
             len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(PART_OVERHEAD_BYTES),
             notify: Notify::new(),
         }
     }
@@ -61,13 +95,17 @@ impl MemoryQueue {
 
 impl MessageQueue for MemoryQueue {
     fn try_push(&self, items: Vec<Queued>) -> Result<(), Vec<Queued>> {
+        let added: usize = items.iter().map(Queued::bytes).sum();
         {
             let mut q = self.items.lock();
-            if q.len() + items.len() > self.capacity {
+            if q.len() + items.len() > self.capacity
+                || self.bytes.load(Ordering::Relaxed) + added > self.max_bytes
+            {
                 return Err(items);
             }
             q.extend(items);
             self.len.store(q.len(), Ordering::Relaxed);
+            self.bytes.fetch_add(added, Ordering::Relaxed);
         }
         self.notify.notify_one();
         Ok(())
@@ -76,6 +114,7 @@ impl MessageQueue for MemoryQueue {
     fn push_front(&self, item: Queued) {
         {
             let mut q = self.items.lock();
+            self.bytes.fetch_add(item.bytes(), Ordering::Relaxed);
             q.push_front(item);
             self.len.store(q.len(), Ordering::Relaxed);
         }
@@ -85,6 +124,9 @@ impl MessageQueue for MemoryQueue {
     fn pop(&self) -> Option<Queued> {
         let mut q = self.items.lock();
         let item = q.pop_front();
+        if let Some(item) = &item {
+            self.bytes.fetch_sub(item.bytes(), Ordering::Relaxed);
+        }
         self.len.store(q.len(), Ordering::Relaxed);
         item
     }
@@ -92,6 +134,7 @@ impl MessageQueue for MemoryQueue {
     fn drain(&self) -> Vec<Queued> {
         let mut q = self.items.lock();
         self.len.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
         q.drain(..).collect()
     }
 
@@ -101,6 +144,14 @@ impl MessageQueue for MemoryQueue {
 
     fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     fn notify(&self) -> &Notify {
@@ -152,5 +203,38 @@ impl SubmitSource for QueueSource {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smpp_core::rusmpp::{pdus::SubmitSm, types::OctetString};
+
+    use super::*;
+
+    fn part(text_len: usize) -> Queued {
+        let pdu = SubmitSm::builder()
+            .short_message(OctetString::from_vec(vec![b'a'; text_len]).unwrap_or_default())
+            .build();
+        Queued::new(SubmitRequest::new(1, pdu), None)
+    }
+
+    #[test]
+    fn bounded_by_bytes_as_well_as_count() {
+        let one = part(200).bytes();
+        let queue = MemoryQueue::new(100, 3 * one);
+        assert!(queue.try_push(vec![part(200), part(200)]).is_ok());
+        assert_eq!(queue.bytes(), 2 * one);
+        // Room for one more by count, not for two by bytes: all or none.
+        assert!(queue.try_push(vec![part(200), part(200)]).is_err());
+        assert!(queue.try_push(vec![part(200)]).is_ok());
+        assert!(queue.try_push(vec![part(10)]).is_err(), "full in bytes");
+        // Requeues go past the bound, and what leaves gives its bytes back.
+        queue.push_front(part(200));
+        assert_eq!(queue.bytes(), 4 * one);
+        assert!(queue.pop().is_some());
+        assert_eq!(queue.bytes(), 3 * one);
+        assert_eq!(queue.drain().len(), 3);
+        assert_eq!(queue.bytes(), 0);
     }
 }

@@ -70,6 +70,10 @@ listen = "{gateway}"
 [http]
 listen = "{http}"
 
+# Tests run several gateways at once: none takes the default admin port.
+[admin]
+enabled = false
+
 [durability]
 mode = "fsync"
 dir = "journal"

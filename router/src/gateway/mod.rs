@@ -132,7 +132,7 @@ impl Gateway {
             let connector = Arc::new(Connector {
                 cid: cid.clone(),
                 config: c.clone(),
-                queue: Arc::new(MemoryQueue::new(c.queue_capacity)),
+                queue: Arc::new(MemoryQueue::new(c.queue_capacity, c.queue_max_bytes)),
                 stats: OnceLock::new(),
                 counters: ConnectorCounters::default(),
             });

@@ -322,12 +322,13 @@ impl Gateway {
                         value: String::new(),
                     })?;
                 // The tag is given when the part is staged.
-                Ok(Queued {
-                    request: SubmitRequest::new(0, pdu),
-                    expires_at,
-                })
+                Ok(Queued::new(SubmitRequest::new(0, pdu), expires_at))
             })
             .collect::<Result<Vec<_>, Refusal>>()?;
+        let bytes: usize = items.iter().map(Queued::bytes).sum();
+        if queue.bytes() + bytes > queue.max_bytes() {
+            return Err(Refusal::QueueFull);
+        }
         Ok(Prepared {
             contents,
             items,

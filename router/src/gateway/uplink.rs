@@ -112,10 +112,7 @@ impl Gateway {
             .message
             .to_submit_sm(&f.content, f.esm_class, f.registered_delivery, &[])
         {
-            Ok(pdu) => Some(Queued {
-                request: SubmitRequest::new(tag, pdu),
-                expires_at: f.expires_at,
-            }),
+            Ok(pdu) => Some(Queued::new(SubmitRequest::new(tag, pdu), f.expires_at)),
             Err(error) => {
                 warn!(%error, "cannot rebuild a requeued part");
                 None
