@@ -9,14 +9,13 @@
 pub mod admin;
 pub mod health;
 pub mod jasmin;
+pub mod listener;
 pub mod metrics;
 pub mod telemetry;
 
-use std::{io, sync::Arc};
+use std::sync::Arc;
 
 use axum::{Router, routing::get};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use health::{Check, HealthSource};
 
@@ -28,13 +27,4 @@ pub fn router(health: Arc<dyn HealthSource>) -> Router {
         .with_state(health)
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
+pub use listener::{Limits, serve, serve_with};
