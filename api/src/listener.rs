@@ -6,7 +6,13 @@
 use std::{io, time::Duration};
 
 use axum::response::IntoResponse;
-use axum::{Router, extract::Request, http::StatusCode, middleware::Next, response::Response};
+use axum::{
+    Extension, Router,
+    extract::{ConnectInfo, Request},
+    http::StatusCode,
+    middleware::Next,
+    response::Response,
+};
 use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -64,10 +70,10 @@ pub async fn serve_with(
     ));
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of descriptors or a connection reset before accept: keep serving.
                 Err(error) => {
                     debug!(%error, "HTTP accept failed");
@@ -75,13 +81,12 @@ pub async fn serve_with(
                 }
             },
         };
+        // Handlers that count failures by address read it as axum's `ConnectInfo`.
+        let service = router.clone().layer(Extension(ConnectInfo(peer)));
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(router.clone()),
-            );
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -2,13 +2,13 @@
 //! with the same status codes as `/send`.
 
 use proto::charging::{ChargeError, Micros};
-use router::{Gateway, Refusal, split, user::User};
+use router::{Refusal, split, user::User};
 use serde_json::{Value, json};
 
 use super::{
-    Failure,
+    Caller, Failure,
     params::{Params, balance_fields, rate_fields},
-    send::{authenticate, base_message, coding, content},
+    send::{base_message, coding, content},
 };
 
 /// Money as Jasmin shows it: a float in the account's currency.
@@ -25,9 +25,9 @@ fn denied(user: &User, what: &str) -> Failure {
 }
 
 /// `{"balance": <float|"ND">, "sms_count": <int|"ND">}`.
-pub async fn balance(gateway: &Gateway, args: Params) -> Result<Value, Failure> {
+pub async fn balance(gateway: &Caller<'_>, args: Params) -> Result<Value, Failure> {
     args.validate(&balance_fields())?;
-    let user = authenticate(gateway, &args).await?;
+    let user = gateway.authenticate(&args).await?;
     if !user.authorizations.http_balance {
         return Err(denied(&user, "balance"));
     }
@@ -46,7 +46,7 @@ pub async fn balance(gateway: &Gateway, args: Params) -> Result<Value, Failure> 
 }
 
 /// `{"submit_sm_count": N, "unit_rate": <float>}` for the route `/send` would take.
-pub async fn rate(gateway: &Gateway, mut args: Params) -> Result<Value, Failure> {
+pub async fn rate(gateway: &Caller<'_>, mut args: Params) -> Result<Value, Failure> {
     if !args.contains("coding") {
         args.set_text("coding", "0");
     }
@@ -61,7 +61,7 @@ pub async fn rate(gateway: &Gateway, mut args: Params) -> Result<Value, Failure>
     // Unlike Jasmin (which counts raw UTF-8 bytes here), the parts are counted on the
     // bytes `/send` would send, so `/rate` predicts what `/send` charges.
     let content = content(&args, coding)?;
-    let user = authenticate(gateway, &args).await?;
+    let user = gateway.authenticate(&args).await?;
     if !user.authorizations.http_rate {
         return Err(denied(&user, "rate"));
     }

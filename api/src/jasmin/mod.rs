@@ -4,23 +4,25 @@
 //! [`rest`] only shape the two answer styles.
 
 pub mod balance;
+mod caller;
 pub mod params;
 pub mod rest;
 pub mod send;
 pub mod tlvs;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, RawQuery, State},
+    extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::get,
 };
 use router::{Gateway, Refusal};
 
+pub use caller::{Api, Caller};
 pub use params::{ArgError, Params};
 
 /// Largest accepted request body: a 5-part message in hex with every parameter fits
@@ -68,7 +70,7 @@ pub fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/secure/rate", get(rest::rate))
         .route("/secure/ping", get(rest::ping))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(gateway)
+        .with_state(Api::new(gateway))
 }
 
 pub(crate) fn reply(status: u16, content_type: &'static str, body: String) -> Response {
@@ -85,13 +87,14 @@ pub(crate) fn json_reply(status: u16, value: &serde_json::Value) -> Response {
 }
 
 async fn http_send(
-    State(gateway): State<Arc<Gateway>>,
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let args = Params::from_request(query.as_deref(), &headers, &body);
-    match send::send(&gateway, args).await {
+    match send::send(&api.caller(peer), args).await {
         Ok(id) => reply(200, "text/plain", format!("Success \"{id}\"")),
         Err(f) => reply(f.status, "text/plain", format!("Error \"{}\"", f.text)),
     }
@@ -106,23 +109,25 @@ fn json_result(result: Result<serde_json::Value, Failure>) -> Response {
 }
 
 async fn http_balance(
-    State(gateway): State<Arc<Gateway>>,
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let args = Params::from_request(query.as_deref(), &headers, &body);
-    json_result(balance::balance(&gateway, args).await)
+    json_result(balance::balance(&api.caller(peer), args).await)
 }
 
 async fn http_rate(
-    State(gateway): State<Arc<Gateway>>,
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let args = Params::from_request(query.as_deref(), &headers, &body);
-    json_result(balance::rate(&gateway, args).await)
+    json_result(balance::rate(&api.caller(peer), args).await)
 }
 
 async fn ping() -> Response {

@@ -5,21 +5,20 @@
 //! upstream body, so success reads `Success "<uuid>` (closing quote missing) and errors
 //! `Error "No route found`.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::{ConnectInfo, RawQuery, State},
     http::{
         HeaderMap,
         header::{ACCEPT, AUTHORIZATION},
     },
     response::Response,
 };
-use router::Gateway;
 use serde_json::{Value, json};
 
-use super::{Failure, Params, balance, json_reply, send};
+use super::{Api, Failure, Params, balance, json_reply, send};
 
 /// Falcon's error document.
 fn falcon_error(status: u16, title: &str, description: &str) -> Response {
@@ -126,17 +125,22 @@ pub(super) async fn ping(headers: HeaderMap) -> Response {
     }
 }
 
-pub(super) async fn balance(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+pub(super) async fn balance(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let credentials = match credentials(&headers) {
         Ok(c) => c,
         Err(refused) => return refused.response(),
     };
     let args = with_credentials(Params::default(), credentials);
-    json_result(balance::balance(&gateway, args).await)
+    json_result(balance::balance(&api.caller(peer), args).await)
 }
 
 pub(super) async fn rate(
-    State(gateway): State<Arc<Gateway>>,
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -151,11 +155,12 @@ pub(super) async fn rate(
             args.push(&rest_key(name), v.clone());
         }
     }
-    json_result(balance::rate(&gateway, with_credentials(args, credentials)).await)
+    json_result(balance::rate(&api.caller(peer), with_credentials(args, credentials)).await)
 }
 
 pub(super) async fn send(
-    State(gateway): State<Arc<Gateway>>,
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -183,7 +188,7 @@ pub(super) async fn send(
     }
     map.retain(|_, v| !v.is_null());
     let args = with_credentials(Params::from_json_object(&map, rest_key), credentials);
-    match send::send(&gateway, args).await {
+    match send::send(&api.caller(peer), args).await {
         Ok(id) => proxied(200, &format!("Success \"{id}\"")),
         Err(f) => proxied(f.status, &format!("Error \"{}\"", f.text)),
     }

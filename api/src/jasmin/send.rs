@@ -6,14 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{TimeDelta, Utc};
-use router::{
-    Address, DlrMethod, DlrRequest, Gateway, Message, Origin, credentials::Requested, split,
-    user::User,
-};
+use router::{Address, DlrMethod, DlrRequest, Message, Origin, credentials::Requested, split};
 use smpp_core::text::gsm7;
 
 use super::{
-    Failure,
+    Caller, Failure,
     params::{ArgError, Params, Value, send_fields, unhex},
     tlvs,
 };
@@ -25,13 +22,13 @@ const DEST_TON: u8 = 1;
 const ISDN: u8 = 1;
 
 /// Run `/send` on `args`; Ok is our message id.
-pub async fn send(gateway: &Gateway, mut args: Params) -> Result<Arc<str>, Failure> {
+pub async fn send(gateway: &Caller<'_>, mut args: Params) -> Result<Arc<str>, Failure> {
     apply_defaults(&mut args);
     args.validate(&send_fields())?;
     check_content_args(&args)?;
     let coding = coding(&args)?;
     let content = content(&args, coding)?;
-    let user = authenticate(gateway, &args).await?;
+    let user = gateway.authenticate(&args).await?;
     let (message, requested) = build(&args, coding, content)?;
     Ok(gateway.submit(&user, message, requested).await?)
 }
@@ -115,12 +112,6 @@ pub(super) fn content(args: &Params, coding: u8) -> Result<Bytes, ArgError> {
         },
         _ => Bytes::copy_from_slice(raw),
     })
-}
-
-pub(super) async fn authenticate(gateway: &Gateway, args: &Params) -> Result<Arc<User>, Failure> {
-    let username = args.text("username").unwrap_or_default();
-    let password = args.text("password").unwrap_or_default();
-    Ok(gateway.authenticate(&username, &password).await?)
 }
 
 /// The message and what the client explicitly asked for.

@@ -98,7 +98,7 @@ struct Tracked {
 }
 
 #[derive(Debug)]
-pub(crate) struct AccessGuard {
+pub struct AccessGuard {
     config: GuardConfig,
     // Every critical section below is a few hash operations: no scan, no await.
     failures: Mutex<Tracked>,
@@ -119,7 +119,7 @@ impl AccessGuard {
     }
 
     /// Count a connection from `ip` unless it already has the maximum.
-    pub fn open(self: &Arc<Self>, ip: IpAddr) -> Option<IpConnection> {
+    pub(crate) fn open(self: &Arc<Self>, ip: IpAddr) -> Option<IpConnection> {
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         let count = connections.entry(ip).or_default();
         if *count >= self.config.max_connections_per_ip {
@@ -137,32 +137,10 @@ impl AccessGuard {
     /// binds cannot all be verified before the lockout starts) until [`Self::succeeded`]
     /// clears it; the delay is what to wait before answering if it does fail.
     pub fn begin(&self, ip: IpAddr, system_id: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let config = &self.config;
-        let key = (ip, system_id.to_owned());
-        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Tracked { by_user, by_ip } = &mut *tracked;
-        if by_ip.peek(&ip).is_some_and(|f| f.locked(now))
-            || by_user.peek(&key).is_some_and(|f| f.locked(now))
-        {
+        if self.is_locked(ip, system_id) {
             return None;
         }
-        let user = by_user.get_or_insert_with(key, || Failures::new(now));
-        user.record(now, config.max_bind_failures, config);
-        let count = user.count;
-        by_ip.get_or_insert_with(ip, || Failures::new(now)).record(
-            now,
-            config.max_bind_failures_per_ip,
-            config,
-        );
-        drop(tracked);
-        let doublings = count.saturating_sub(1).min(8);
-        Some(
-            config
-                .failure_delay
-                .saturating_mul(1 << doublings)
-                .min(Duration::from_secs(2)),
-        )
+        Some(self.failed(ip, system_id))
     }
 
     /// The bind begun with [`Self::begin`] succeeded: forget the (IP, system_id)'s
@@ -178,6 +156,49 @@ impl AccessGuard {
             if f.count < self.config.max_bind_failures_per_ip {
                 f.locked_until = None;
             }
+        }
+    }
+
+    /// For callers whose requests from one address come many at a time (an HTTP API
+    /// sending its password with each request), where counting every attempt up front
+    /// would lock out good traffic: is (IP, name) locked out now?
+    pub fn is_locked(&self, ip: IpAddr, name: &str) -> bool {
+        let now = Instant::now();
+        let key = (ip, name.to_owned());
+        let tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        tracked.by_ip.peek(&ip).is_some_and(|f| f.locked(now))
+            || tracked.by_user.peek(&key).is_some_and(|f| f.locked(now))
+    }
+
+    /// A verification of (IP, name) failed: count it, and return how long to wait
+    /// before answering (growing with the failures, as for binds).
+    pub fn failed(&self, ip: IpAddr, name: &str) -> Duration {
+        let now = Instant::now();
+        let config = &self.config;
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Tracked { by_user, by_ip } = &mut *tracked;
+        let user = by_user.get_or_insert_with((ip, name.to_owned()), || Failures::new(now));
+        user.record(now, config.max_bind_failures, config);
+        let count = user.count;
+        by_ip.get_or_insert_with(ip, || Failures::new(now)).record(
+            now,
+            config.max_bind_failures_per_ip,
+            config,
+        );
+        drop(tracked);
+        let doublings = count.saturating_sub(1).min(8);
+        config
+            .failure_delay
+            .saturating_mul(1 << doublings)
+            .min(Duration::from_secs(2))
+    }
+
+    /// A verification of (IP, name) succeeded: its failures are forgiven.
+    pub fn cleared(&self, ip: IpAddr, name: &str) {
+        let key = (ip, name.to_owned());
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if tracked.by_user.peek(&key).is_some() {
+            tracked.by_user.remove(&key);
         }
     }
 

@@ -13,13 +13,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
 pub use config::ServerConfig;
-pub use guard::GuardConfig;
+pub use guard::{AccessGuard, GuardConfig};
 pub use handler::{
     Authenticator, BindGrant, BindRequest, Request, RequestHandler, Response, SessionInfo,
 };
 pub use registry::{DeliverError, Outbound, OutboundResult, SessionRegistry};
 
-use guard::AccessGuard;
 use session::Shared;
 
 /// Accepts ESME connections and runs a session for each.
