@@ -69,6 +69,8 @@ struct InFlight {
     /// The failover route's connectors, to move to when this one goes down.
     alternatives: Option<Arc<[Arc<str>]>>,
     charge_key: String,
+    /// This part's price, reserved under `charge_key` (journaled again by replace_sm).
+    amount: i64,
     requeues: u32,
     username: Arc<str>,
     multipart: Option<Arc<Mutex<MultipartState>>>,

@@ -423,6 +423,7 @@ impl Gateway {
                     connector: cid.clone(),
                     alternatives: target.alternatives.clone(),
                     charge_key: reservation.key(part).to_owned(),
+                    amount: target.price_per_part,
                     requeues: 0,
                     username: user.username.clone(),
                     multipart: multipart.clone(),

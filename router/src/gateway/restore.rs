@@ -79,6 +79,7 @@ impl Gateway {
                         connector: p.connector,
                         alternatives: None,
                         charge_key: p.charge_key,
+                        amount: p.amount,
                         requeues: 0,
                         username: p.username,
                         multipart: None,
