@@ -15,8 +15,8 @@ use raw_esme::RawEsme;
 use smpp_core::rusmpp::{
     CommandStatus, Pdu,
     pdus::{CancelSm, DataSm, QuerySm, ReplaceSm, SubmitMulti},
-    types::{COctetString, OctetString},
     tlvs::MessageSubmissionRequestTlvValue,
+    types::{COctetString, OctetString},
     values::{DestAddress, DistributionListName, MessageState, Npi, SmeAddress, Ton},
 };
 use tokio_util::sync::CancellationToken;
@@ -389,9 +389,7 @@ async fn submit_multi_keeps_its_tlvs_and_refuses_distribution_lists_by_name() {
     let sent = &submits[0];
     assert_eq!(sent.destination_addr.as_str(), "255700000005");
     assert!(
-        sent.tlvs()
-            .iter()
-            .any(|t| u16::from(t.tag()) == 0x0204),
+        sent.tlvs().iter().any(|t| u16::from(t.tag()) == 0x0204),
         "user_message_reference reached the operator: {:?}",
         sent.tlvs()
     );

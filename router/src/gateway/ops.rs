@@ -40,13 +40,14 @@ pub(super) fn cancel(gateway: &Gateway, user: &User, pdu: &CancelSm) -> Response
 
 pub(super) async fn replace(gateway: &Gateway, user: &User, pdu: &ReplaceSm) -> Response {
     let content = bytes::Bytes::copy_from_slice(pdu.short_message().as_ref());
-    match gateway.replace_queued(
-        pdu.message_id.as_str(),
-        &user.uid,
-        content,
-        pdu.validity_period.as_str(),
-    )
-    .await
+    match gateway
+        .replace_queued(
+            pdu.message_id.as_str(),
+            &user.uid,
+            content,
+            pdu.validity_period.as_str(),
+        )
+        .await
     {
         Ok(()) => Response::Empty,
         Err(status) => Response::Error(status),
