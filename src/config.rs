@@ -195,6 +195,10 @@ pub struct StorageSection {
     /// behind (about 4 per message part); beyond it, submits are answered
     /// ESME_RTHROTTLED until the store catches up.
     pub buffer_capacity: usize,
+    /// Billing's group commit: a write at least this often while anything is buffered…
+    pub flush_interval_ms: u64,
+    /// …or as soon as this many operations wait.
+    pub batch_max: usize,
 }
 
 impl Default for StorageSection {
@@ -204,6 +208,8 @@ impl Default for StorageSection {
             currency: "USD".into(),
             billing: true,
             buffer_capacity: billing::BillingConfig::default().buffer_capacity,
+            flush_interval_ms: billing::BillingConfig::default().flush_interval_ms,
+            batch_max: billing::BillingConfig::default().batch_max,
         }
     }
 }

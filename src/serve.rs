@@ -86,6 +86,8 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         // The journal knows which reservations belong to messages it will send again.
         recovery: billing::RecoveryPolicy::KeepOpen,
         buffer_capacity: config.storage.buffer_capacity,
+        flush_interval_ms: config.storage.flush_interval_ms,
+        batch_max: config.storage.batch_max.max(1),
         ..billing::BillingConfig::default()
     })
     .await

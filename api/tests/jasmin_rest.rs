@@ -98,3 +98,85 @@ async fn secure_balance_rate_and_ping() {
         )
     );
 }
+
+#[tokio::test]
+async fn secure_sendbatch_fans_out_calls_back_and_schedules() {
+    let mut s = Setup::start().await;
+    let hook = common::Hook::start(&s.shutdown).await;
+    let headers = [
+        ("authorization", BANK),
+        ("content-type", "application/json"),
+    ];
+    let body = json!({
+        "globals": {"from": "BANK"},
+        "messages": [
+            {"to": ["255700000011", "255700000012"], "content": "batch hello"},
+            {"to": "1234", "content": "no route for this one"},
+            {"content": "no destination: skipped"}
+        ],
+        "batch_config": {
+            "callback_url": format!("{}/ok", hook.base),
+            "errback_url": format!("{}/err", hook.base)
+        }
+    })
+    .to_string();
+    let reply = s
+        .request("POST", "/secure/sendbatch", &headers, body.clone())
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let data = reply.json()["data"].clone();
+    assert_eq!(data["messageCount"], 3, "{data}");
+    let batch_id = data["batchId"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(batch_id.len(), 36);
+    let mut reached = vec![
+        s.next_submit().await.pdu.destination_addr.to_string(),
+        s.next_submit().await.pdu.destination_addr.to_string(),
+    ];
+    reached.sort();
+    assert_eq!(reached, ["255700000011", "255700000012"]);
+    common::wait_until(|| hook.seen().len() == 3).await;
+    let seen = hook.seen();
+    let oks: Vec<_> = seen.iter().filter(|c| c.path == "/ok").collect();
+    assert_eq!(oks.len(), 2, "{seen:?}");
+    for ok in oks {
+        assert_eq!(ok.param("batchId").as_deref(), Some(batch_id.as_str()));
+        assert_eq!(ok.param("status").as_deref(), Some("1"));
+    }
+    let err = hook.wait_for("/err").await;
+    assert_eq!(err.param("to").as_deref(), Some("1234"));
+    assert_eq!(err.param("status").as_deref(), Some("0"));
+
+    // A delayed start is announced and kept.
+    let body = json!({
+        "messages": [{"to": "255700000013", "content": "later", "from": "BANK"}],
+        "batch_config": {"schedule_at": "1s"}
+    })
+    .to_string();
+    let reply = s
+        .request("POST", "/secure/sendbatch", &headers, body.clone())
+        .await;
+    assert_eq!(reply.json()["data"]["scheduled"], "1s", "{reply:?}");
+    assert_eq!(
+        s.next_submit().await.pdu.destination_addr.to_string(),
+        "255700000013"
+    );
+
+    // The past, bad credentials and bad JSON are refused before anything is taken.
+    let body = r#"{"messages":[{"to":"255700000014","content":"x"}],
+                   "batch_config":{"schedule_at":"2001-01-01 00:00:00"}}"#;
+    let reply = s.request("POST", "/secure/sendbatch", &headers, body).await;
+    assert_eq!(reply.status, 412);
+    assert_eq!(reply.json()["title"], "Cannot schedule batch in past date");
+    let wrong = [
+        ("authorization", BANK_WRONG),
+        ("content-type", "application/json"),
+    ];
+    let body = r#"{"messages":[{"to":"255700000014","content":"x"}]}"#;
+    let reply = s.request("POST", "/secure/sendbatch", &wrong, body).await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let reply = s
+        .request("POST", "/secure/sendbatch", &headers, "not json")
+        .await;
+    assert_eq!(reply.status, 412);
+    s.no_more_submits().await;
+}

@@ -4,6 +4,7 @@
 //! [`rest`] only shape the two answer styles.
 
 pub mod balance;
+mod batch;
 mod caller;
 pub mod params;
 pub mod rest;
@@ -28,6 +29,9 @@ pub use params::{ArgError, Params};
 /// Largest accepted request body: a 5-part message in hex with every parameter fits
 /// many times over.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// Largest `/secure/sendbatch` body (thousands of messages).
+pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
 
 /// A refused request: the status and the text that goes inside `Error "…"`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +74,11 @@ pub fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/secure/rate", get(rest::rate))
         .route("/secure/ping", get(rest::ping))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // A batch carries many messages: its own, larger limit.
+        .route(
+            "/secure/sendbatch",
+            axum::routing::post(batch::send_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)),
+        )
         .with_state(Api::new(gateway))
 }
 

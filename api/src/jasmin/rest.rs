@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::{Api, Failure, Params, balance, json_reply, send};
 
 /// Falcon's error document.
-fn falcon_error(status: u16, title: &str, description: &str) -> Response {
+pub(super) fn falcon_error(status: u16, title: &str, description: &str) -> Response {
     json_reply(
         status,
         &json!({ "title": title, "description": description }),
@@ -44,14 +44,14 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 }
 
 /// Why a REST request is turned away before it reaches the API.
-enum Refused {
+pub(super) enum Refused {
     NotJson,
     NoToken,
     BadToken(String),
 }
 
 impl Refused {
-    fn response(self) -> Response {
+    pub(super) fn response(self) -> Response {
         match self {
             Self::NotJson => falcon_error(
                 415,
@@ -65,7 +65,7 @@ impl Refused {
 }
 
 /// The checks every REST request passes: JSON accepted, then Basic credentials.
-fn credentials(headers: &HeaderMap) -> Result<(String, String), Refused> {
+pub(super) fn credentials(headers: &HeaderMap) -> Result<(String, String), Refused> {
     if !accepts_json(headers) {
         return Err(Refused::NotJson);
     }
@@ -86,14 +86,14 @@ fn credentials(headers: &HeaderMap) -> Result<(String, String), Refused> {
     Ok((user.to_owned(), password.to_owned()))
 }
 
-fn with_credentials(mut args: Params, (user, password): (String, String)) -> Params {
+pub(super) fn with_credentials(mut args: Params, (user, password): (String, String)) -> Params {
     args.set_text("username", &user);
     args.set_text("password", &password);
     args
 }
 
 /// `_` becomes `-` in every key but `custom_tlvs`.
-fn rest_key(key: &str) -> String {
+pub(super) fn rest_key(key: &str) -> String {
     if key == "custom_tlvs" {
         key.to_owned()
     } else {

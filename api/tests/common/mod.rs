@@ -321,6 +321,11 @@ impl Hook {
         }
     }
 
+    /// Every callback received so far.
+    pub fn seen(&self) -> Vec<Callback> {
+        self.seen.lock().clone()
+    }
+
     pub async fn wait_for(&self, path: &str) -> Callback {
         wait_until(|| self.seen.lock().iter().any(|c| c.path == path)).await;
         self.seen

@@ -293,6 +293,11 @@ impl Gateway {
         self.next_tag.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The HTTP callback client (DLR and MO callbacks, and the API's batch callbacks).
+    pub fn thrower(&self) -> &Thrower {
+        &self.thrower
+    }
+
     fn shard(&self, tag: u64) -> &Mutex<HashMap<u64, InFlight>> {
         &self.inflight[(tag % self.inflight.len() as u64) as usize]
     }
