@@ -181,3 +181,35 @@ async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
         b"after restart"
     );
 }
+
+#[tokio::test]
+async fn disabling_a_user_unbinds_its_sessions() {
+    let mut stack = Stack::start("memory:", "").await;
+    let mut admin = stack.admin(Some(TOKEN)).await;
+    admin.add_user(new_user()).await.expect("add");
+    let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
+    let outcome = client.send("255700000001", b"before").await;
+    assert!(
+        matches!(outcome, SubmitOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    stack.next_submit().await;
+    let bound = |stack: &Stack| {
+        stack
+            .gateway
+            .registry()
+            .bound_sessions()
+            .iter()
+            .filter(|s| &*s.system_id == "bank2")
+            .count()
+    };
+    assert_eq!(bound(&stack), 1);
+
+    admin
+        .disable_user(pb::UserRef { uid: "u2".into() })
+        .await
+        .expect("disable");
+    admin_support::wait_until(|| bound(&stack) == 0).await;
+    // Other users keep their sessions; the disabled one cannot bind again.
+    assert!(!stack.gateway.snapshot().directory.may_bind("bank2"));
+}

@@ -263,6 +263,13 @@ impl Directory {
         (user.enabled && group_ok && matches).then_some(user)
     }
 
+    /// Whether `username` may hold a bind: it exists and it and its group are enabled.
+    pub fn may_bind(&self, username: &str) -> bool {
+        self.by_username.get(username).is_some_and(|user| {
+            user.enabled && self.groups.get(&user.gid).is_some_and(|g| g.enabled)
+        })
+    }
+
     /// Password verifications done since this directory was built.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)

@@ -117,9 +117,10 @@ impl BillingEngine {
             shard.pending.push(Op::Entry(e));
             // Same shard, same drain, same batch: the line and the entry commit together.
             shard.pending.push(Op::Audit(audit));
+            // Counted before the lock goes: the writer may drain and subtract right after.
+            shared.added(2);
             new_balance
         };
-        shared.added(2);
         self.flush().await?;
         Ok(LedgerOutcome {
             balance: Micros(balance),
@@ -136,12 +137,10 @@ impl BillingEngine {
                 "the audit log waits for the store; it is not reachable now".into(),
             ));
         }
-        shared
-            .shards
-            .lock(AccountId(0))
-            .pending
-            .push(Op::Audit(event));
+        let mut shard = shared.shards.lock(AccountId(0));
+        shard.pending.push(Op::Audit(event));
         shared.added(1);
+        drop(shard);
         self.flush().await
     }
 

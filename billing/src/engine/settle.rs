@@ -153,8 +153,9 @@ impl BillingEngine {
             charged: early,
             cdr,
         });
-        drop(guard);
+        // Counted before the lock goes: the writer may drain and subtract right after.
         shared.added(n);
+        drop(guard);
         Ok(Reserved {
             amount: req.amount,
             charged_now: early,
@@ -280,8 +281,9 @@ impl BillingEngine {
         }
         shard.pending.push(Op::Cdr(cdr));
         shard.remember_settled(key, SettledRef { account, status });
-        drop(guard);
+        // Counted before the lock goes: the writer may drain and subtract right after.
         shared.added(n);
+        drop(guard);
         Ok(Settled {
             settlement: Settlement::Applied,
             amount: rest,
@@ -307,8 +309,8 @@ impl BillingEngine {
             final_status: final_status.into(),
             receipt_at: receipt_at.unwrap_or_else(now_micros),
         }));
-        drop(shard);
         shared.added(1);
+        drop(shard);
         Ok(())
     }
 }

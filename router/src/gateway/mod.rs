@@ -229,9 +229,24 @@ impl Gateway {
 
     /// Replace users, groups, filters, routes, interceptors and HTTP connectors at once.
     /// SMPP connectors are fixed at start.
+    /// Applies a new configuration at once; the bound sessions of users it disables or
+    /// removes are unbound.
     pub fn replace(&self, config: &RouterConfig) -> Result<(), ConfigError> {
         let snapshot = Snapshot::build(config, &|cid| self.connectors.contains_key(cid))?;
+        let directory_ok = |system_id: &str| snapshot.directory.may_bind(system_id);
+        let mut ended: Vec<Arc<str>> = self
+            .registry
+            .bound_sessions()
+            .into_iter()
+            .filter(|s| !directory_ok(&s.system_id))
+            .map(|s| s.system_id.clone())
+            .collect();
         self.snapshot.store(Arc::new(snapshot));
+        ended.dedup();
+        for system_id in ended {
+            let sessions = self.registry.unbind(&system_id);
+            tracing::info!(sessions, "user disabled or removed: its sessions unbind");
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use std::{
 
 use rusmpp::{CommandStatus, Pdu};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::handler::SessionInfo;
 
@@ -81,6 +82,8 @@ impl DeliverError {
 struct Entry {
     info: Arc<SessionInfo>,
     outbound: mpsc::Sender<Outbound>,
+    /// Cancelled to make the session unbind (its user was disabled or removed).
+    unbind: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +155,17 @@ impl SessionRegistry {
             .collect()
     }
 
+    /// Asks every bound session of `system_id` to unbind (as at shutdown: unbind, wait
+    /// for unbind_resp, close); returns how many were asked.
+    pub fn unbind(&self, system_id: &str) -> usize {
+        self.lock().get(system_id).map_or(0, |user| {
+            for entry in &user.sessions {
+                entry.unbind.cancel();
+            }
+            user.sessions.len()
+        })
+    }
+
     /// Open TCP connections, bound or not.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
@@ -178,6 +192,7 @@ impl SessionRegistry {
         info: Arc<SessionInfo>,
         outbound: mpsc::Sender<Outbound>,
         max: usize,
+        unbind: CancellationToken,
     ) -> Option<BoundGuard> {
         let mut users = self.lock();
         let user = users.entry(info.system_id.clone()).or_default();
@@ -187,6 +202,7 @@ impl SessionRegistry {
         user.sessions.push(Entry {
             info: info.clone(),
             outbound,
+            unbind,
         });
         Some(BoundGuard {
             registry: self.clone(),

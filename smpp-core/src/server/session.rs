@@ -120,6 +120,8 @@ async fn session<R, W, A, H>(
     let mut partial_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(tick_period(config));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The gateway's way to end this session once bound (its user was disabled).
+    let unbind_request = CancellationToken::new();
 
     'session: loop {
         let can_deliver = bound.as_ref().is_some_and(|b| b.info.kind.can_receive())
@@ -132,6 +134,14 @@ async fn session<R, W, A, H>(
                 if bound.is_none() {
                     break 'session;
                 }
+                closing = Some(Closing {
+                    deadline: Instant::now() + config.shutdown_timeout,
+                    unbind_resp_to: None,
+                    unbind_sent: false,
+                });
+            }
+            _ = unbind_request.cancelled(), if closing.is_none() && bound.is_some() => {
+                info!("the gateway ends this session (user disabled or removed): unbinding");
                 closing = Some(Closing {
                     deadline: Instant::now() + config.shutdown_timeout,
                     unbind_resp_to: None,
@@ -221,7 +231,7 @@ async fn session<R, W, A, H>(
                                 reply_status(outbox.buf(), response_id, CommandStatus::EsmeRalybnd, sequence);
                                 continue;
                             }
-                            match bind(frame, peer, session_id, &shared, &outbound_tx).await {
+                            match bind(frame, peer, session_id, &shared, &outbound_tx, &unbind_request).await {
                                 Ok((bind_resp, new_bound)) => {
                                     frame::encode_command(&Command::new(CommandStatus::EsmeRok, sequence, bind_resp), outbox.buf());
                                     info!(system_id = %new_bound.info.system_id, kind = new_bound.info.kind.as_str(), "bound");
@@ -412,6 +422,7 @@ async fn bind<A: Authenticator, H>(
     session_id: u64,
     shared: &Shared<A, H>,
     outbound_tx: &mpsc::Sender<Outbound>,
+    unbind_request: &CancellationToken,
 ) -> Result<(Pdu, Bound), (CommandStatus, Duration)> {
     let kind = BindKind::from_command_id(frame.header.command_id)
         .ok_or((CommandStatus::EsmeRinvcmdid, Duration::ZERO))?;
@@ -464,7 +475,12 @@ async fn bind<A: Authenticator, H>(
         .min(config.max_sessions_per_system_id);
     let guard = shared
         .registry
-        .register(info.clone(), outbound_tx.clone(), max)
+        .register(
+            info.clone(),
+            outbound_tx.clone(),
+            max,
+            unbind_request.clone(),
+        )
         .ok_or((CommandStatus::EsmeRbindfail, Duration::ZERO))?;
     let bucket = grant
         .submit_rate
