@@ -26,6 +26,7 @@ pub mod money;
 pub mod reconcile;
 pub mod recovery;
 pub mod store;
+pub mod margin;
 pub mod tariff;
 pub mod writer;
 

@@ -32,6 +32,9 @@ pub struct RouterConfig {
     pub mt_interceptors: Vec<InterceptorConfig>,
     #[serde(default)]
     pub mo_interceptors: Vec<InterceptorConfig>,
+    /// Least-cost routing: number → network tables, operator costs, health scoring.
+    #[serde(default)]
+    pub lcr: crate::lcr::LcrConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +347,10 @@ pub struct ConnectorConfig {
     /// Name the certificate must carry; default `host`.
     #[serde(default)]
     pub tls_server_name: Option<String>,
+    /// Expected delivered share of final receipts for the health score (LcrRoute);
+    /// `[lcr.health] target_dlr` when absent.
+    #[serde(default)]
+    pub target_dlr: Option<f64>,
 }
 
 fn default_host() -> String {
