@@ -173,6 +173,8 @@ pub enum HealthState {
 }
 
 impl HealthState {
+    pub const ALL: [HealthState; 3] = [Self::Healthy, Self::Degraded, Self::Failed];
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Healthy,
@@ -275,6 +277,9 @@ pub struct Health {
     this_second: AtomicU64,
     last_second: AtomicU64,
     probes: AtomicU64,
+    /// Transitions into each state (HEALTHY, DEGRADED, FAILED), and breaker openings.
+    pub transitions: [AtomicU64; 3],
+    pub breaker_openings: AtomicU64,
 }
 
 impl Health {
@@ -295,6 +300,8 @@ impl Health {
             this_second: AtomicU64::new(0),
             last_second: AtomicU64::new(0),
             probes: AtomicU64::new(0),
+            transitions: Default::default(),
+            breaker_openings: AtomicU64::new(0),
         }
     }
 
@@ -332,6 +339,7 @@ impl Health {
     }
 
     pub fn open_breaker(&self) {
+        self.breaker_openings.fetch_add(1, Ordering::Relaxed);
         let until = self.millis(Instant::now()) + self.settings.breaker_open_ms.max(1);
         self.breaker_until.store(until, Ordering::Relaxed);
         // Half open afterwards: one more error opens it again.
@@ -472,6 +480,7 @@ impl Health {
             return None;
         }
         self.state.store(to as u8, Ordering::Relaxed);
+        self.transitions[to as usize].fetch_add(1, Ordering::Relaxed);
         Some((from, to, score))
     }
 }

@@ -15,7 +15,7 @@ use tonic::{
 
 pub use args::AdminArgs;
 use args::{
-    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd,
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd, TableArg,
     StatsCmd, UserCmd,
 };
 use print::Out;
@@ -56,7 +56,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::User { command } => user(&mut admin, &out, command).await,
         AdminCommand::Group { command } => group(&mut admin, &out, command).await,
         AdminCommand::Route { table, command } => {
-            route(&mut admin, &out, table.into(), command).await
+            route(
+                &mut admin,
+                &out,
+                table.unwrap_or(TableArg::Mt).into(),
+                command,
+            )
+            .await
         }
         AdminCommand::Filter { command } => filter(&mut admin, &out, command).await,
         AdminCommand::Interceptor { table, command } => {
@@ -181,6 +187,14 @@ async fn route(
                 .await?
                 .into_inner(),
         ),
+        RouteCmd::Explain { to, user } => {
+            let e = admin
+                .explain_route(pb::ExplainRequest { to, user })
+                .await?
+                .into_inner();
+            print!("{}", e.text);
+            Ok(())
+        }
     }
 }
 

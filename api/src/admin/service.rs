@@ -344,6 +344,33 @@ impl Admin for AdminService {
         ))
     }
 
+    async fn explain_route(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Reply<pb::RouteExplanation> {
+        let r = request.into_inner();
+        let e = self.state.gateway.explain(&r.user, &r.to);
+        Ok(Response::new(pb::RouteExplanation {
+            number: e.number.clone().unwrap_or_default(),
+            network: e.network.clone().unwrap_or_default(),
+            route: e.route.clone(),
+            candidates: e
+                .candidates
+                .iter()
+                .map(|c| pb::ExplainedCandidate {
+                    connector: c.connector.clone(),
+                    cost: router::lcr::format_micros(c.cost),
+                    score: c.score,
+                    state: c.state.into(),
+                    verdict: c.verdict.into(),
+                })
+                .collect(),
+            choice: e.choice.clone().unwrap_or_default(),
+            note: e.note.clone(),
+            text: e.to_string(),
+        }))
+    }
+
     async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {
         let config = self.state.current().await;
         let value = serde_json::to_value(&config).map_err(|e| Status::internal(e.to_string()))?;
