@@ -74,6 +74,9 @@ pub struct HealthSettings {
     /// Consecutive submit errors or timeouts that open the breaker.
     pub breaker_errors: u32,
     pub breaker_open_ms: u64,
+    /// A bound uplink with submit_sm in its window and no answer at all for this long is
+    /// dead-but-bound: its breaker opens.
+    pub stall_ms: u64,
     /// A connector sending above this share of its throughput cap is skipped (%).
     pub max_load_percent: f64,
 }
@@ -91,6 +94,7 @@ impl Default for HealthSettings {
             min_receipts: 20,
             breaker_errors: 5,
             breaker_open_ms: 5_000,
+            stall_ms: 800,
             max_load_percent: 80.0,
         }
     }
@@ -280,6 +284,8 @@ pub struct Health {
     /// Transitions into each state (HEALTHY, DEGRADED, FAILED), and breaker openings.
     pub transitions: [AtomicU64; 3],
     pub breaker_openings: AtomicU64,
+    /// Answers counted so far by the uplink, and when that count last moved.
+    answers: Mutex<(u64, Instant)>,
 }
 
 impl Health {
@@ -302,6 +308,7 @@ impl Health {
             probes: AtomicU64::new(0),
             transitions: Default::default(),
             breaker_openings: AtomicU64::new(0),
+            answers: Mutex::new((0, Instant::now())),
         }
     }
 
@@ -347,6 +354,27 @@ impl Health {
             self.settings.breaker_errors.saturating_sub(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// The uplink's answer count and whether it waits for answers, sampled by the health
+    /// tick. Returns true when nothing was answered for `stall_ms` while waiting: the
+    /// breaker opens (once per stall).
+    pub fn observe_answers(&self, answered: u64, waiting: bool) -> bool {
+        let now = Instant::now();
+        let mut last = self.answers.lock();
+        if answered != last.0 || !waiting {
+            *last = (answered, now);
+            return false;
+        }
+        if now.saturating_duration_since(last.1) >= Duration::from_millis(self.settings.stall_ms.max(1))
+            && !self.breaker_open()
+        {
+            // Counted from now again: a stall that lasts reopens after each cool-down.
+            last.1 = now;
+            self.open_breaker();
+            return true;
+        }
+        false
     }
 
     pub fn breaker_open(&self) -> bool {

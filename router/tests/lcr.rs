@@ -258,7 +258,7 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
     let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
 
     // Under load: a steady stream, the operator killed in the middle of it.
-    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let accepted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let accepted = accepted.clone();
@@ -271,7 +271,7 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
                 if let SubmitOutcome::Accepted { .. } =
                     esme.send(submit_sm("BANK", TO, text.as_bytes(), 0, 0)).await
                 {
-                    accepted.lock().push(text);
+                    accepted.lock().push((text, Instant::now()));
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -280,15 +280,34 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
     wait_until(|| a.reached.lock().len() >= 50).await;
     let killed_at = Instant::now();
     a.kill();
+    // Everything accepted before the kill reaches an operator: when?
+    let before: Vec<String> = accepted
+        .lock()
+        .iter()
+        .filter(|(_, at)| *at <= killed_at)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let reached_a = a.texts();
+    let unanswered = before.iter().filter(|t| !reached_a.contains(*t)).count();
+    let all_placed = loop {
+        let (rb, rc) = (b.texts(), c.texts());
+        if before
+            .iter()
+            .all(|t| reached_a.contains(t) || rb.contains(t) || rc.contains(t))
+        {
+            break killed_at.elapsed();
+        }
+        assert!(killed_at.elapsed() < WAIT, "messages accepted before the kill lost");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
     // Let the stream run on a little past the kill.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     sender.await.expect("sender");
-    let accepted = accepted.lock().clone();
+    let accepted: Vec<String> = accepted.lock().iter().map(|(t, _)| t.clone()).collect();
 
     // Every accepted message reached an operator (the killed one only if it took it
     // before it died; those it held unanswered went to the next one as well).
-    let reached_a = a.texts();
     wait_until(|| {
         let (rb, rc) = (b.texts(), c.texts());
         accepted
@@ -308,15 +327,18 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
     let failover = first_at_b - killed_at;
     let moved = reached_a.intersection(&b.texts()).count();
     eprintln!(
-        "failover: first message at the next operator {failover:?} after the kill; \
-         {} accepted, {} at opa before the kill, {moved} of them re-sent to opb, {} at opc",
+        "failover: first message at the next operator {failover:?} after the kill; the \
+         {} accepted before the kill ({unanswered} of them unanswered or queued for opa) \
+         all at an operator {all_placed:?} after it; {} accepted in all, {} taken by opa, \
+         {moved} of those also re-sent to opb, {} at opc",
+        before.len(),
         accepted.len(),
         reached_a.len(),
         c.texts().len()
     );
     assert!(
-        failover < Duration::from_secs(3),
-        "failover took {failover:?} (target: under 1 s)"
+        failover < Duration::from_secs(3) && all_placed < Duration::from_secs(3),
+        "failover took {failover:?} / {all_placed:?} (target: under 1 s)"
     );
     assert!(c.texts().is_empty(), "opb is cheaper than opc and healthy");
 
@@ -338,4 +360,56 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
         "each accepted message charged once at the route's rate"
     );
     drop(shutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
+    let shutdown = Shutdown::new();
+    // Bound, answers enquire_link, never answers submit_sm.
+    let (a, port_a) = Operator::start(SimConfig {
+        stall: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let (b, port_b) = Operator::start(SimConfig::default()).await;
+    let (_c, port_c) = Operator::start(SimConfig::default()).await;
+    let (gw, port) = start_gateway(&shutdown, &config([port_a, port_b, port_c], "")).await;
+    wait_bound(&gw, &["opa", "opb", "opc"]).await;
+    let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    let mut n = 0;
+    while b.reached.lock().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "opa never dropped");
+        n += 1;
+        let text = format!("d{n}");
+        let outcome = esme.send(submit_sm("BANK", TO, text.as_bytes(), 0, 0)).await;
+        assert!(matches!(outcome, SubmitOutcome::Accepted { .. }), "{outcome:?}");
+        sent.push(text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped_after = started.elapsed();
+    let breaker = gw
+        .health_snapshot()
+        .into_iter()
+        .find(|h| &*h.0 == "opa")
+        .map(|h| h.3);
+    assert_eq!(breaker, Some(true), "opa's breaker is open");
+    // What opa holds unanswered moves on after its submit_sm_resp timeout (2 s here).
+    wait_until(|| {
+        let at_b = b.texts();
+        sent.iter().all(|t| at_b.contains(t))
+    })
+    .await;
+    eprintln!(
+        "dead-but-bound opa: traffic at opb {dropped_after:?} after the first message; \
+         all {} messages at opb after {:?}; opa saw {}",
+        sent.len(),
+        started.elapsed(),
+        a.reached.lock().len()
+    );
+    assert!(
+        dropped_after < Duration::from_secs(3),
+        "took {dropped_after:?} (target: about 1 s)"
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::{
     path::Path,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -213,14 +213,14 @@ impl Gateway {
     }
 
     /// The breaker of `c` opened: its queued LcrRoute parts move on now.
-    pub(super) fn breaker_opened(&self, c: &Connector) {
-        warn!(connector = %c.cid, "circuit breaker open: consecutive submit errors or timeouts");
+    pub(super) fn breaker_opened(&self, c: &Connector, why: &str) {
+        warn!(connector = %c.cid, why, "circuit breaker open");
         let _ = self.health_tx.send(Transition {
             connector: c.cid.clone(),
             from: c.health.state(),
             to: c.health.state(),
             score: c.health.score(),
-            reason: "circuit breaker opened".into(),
+            reason: format!("circuit breaker opened: {why}"),
         });
         self.move_queue(&c.cid, true);
     }
@@ -231,6 +231,15 @@ impl Gateway {
     pub(super) fn health_tick(&self) {
         for c in self.connectors.values().filter(|c| c.lcr_managed) {
             let bound = c.is_bound();
+            if let Some(s) = c.stats.get() {
+                let answered = s.accepted.load(Ordering::Relaxed)
+                    + s.rejected.load(Ordering::Relaxed)
+                    + s.throttled.load(Ordering::Relaxed);
+                let waiting = bound && s.in_flight.load(Ordering::Relaxed) > 0;
+                if c.health.observe_answers(answered, waiting) {
+                    self.breaker_opened(c, "no submit_sm_resp while messages wait (dead but bound)");
+                }
+            }
             if let Some((from, to, score)) = c.health.evaluate(bound) {
                 let parts = c.health.compute(bound);
                 warn!(

@@ -82,7 +82,7 @@ impl Gateway {
             SubmitOutcome::Rejected(status) => {
                 let code = u32::from(status);
                 if connector.lcr_managed && connector.health.submit_answer(false) {
-                    self.breaker_opened(&connector);
+                    self.breaker_opened(&connector, "consecutive submit errors");
                 }
                 if f.lcr.is_some() {
                     // LcrRoute: the next candidate, each at most once; none left: failed.
@@ -113,7 +113,7 @@ impl Gateway {
                     && connector.lcr_managed
                     && connector.health.submit_answer(false)
                 {
-                    self.breaker_opened(&connector);
+                    self.breaker_opened(&connector, "consecutive submit timeouts");
                 }
                 if f.lcr.is_some() && self.lcr_next(&mut f) {
                     // Sent and unanswered: the old operator may have it, so the client may
