@@ -182,7 +182,13 @@ async fn killing_the_cheapest_operator_under_load_loses_nothing_and_bills_the_ca
     let client = Arc::new(Client::default());
     let (tx, rx) = mpsc::channel(MESSAGES as usize);
     let stop = CancellationToken::new();
-    let (task, _) = bind_client(gateway_addr, BindKind::Transceiver, rx, client.clone(), &stop);
+    let (task, _) = bind_client(
+        gateway_addr,
+        BindKind::Transceiver,
+        rx,
+        client.clone(),
+        &stop,
+    );
     let feeder = tokio::spawn(async move {
         for n in 0..MESSAGES {
             if tx.send(submit(n)).await.is_err() {
@@ -248,7 +254,10 @@ async fn killing_the_cheapest_operator_under_load_loses_nothing_and_bills_the_ca
     };
     let (on_a, on_b) = (count("opa"), count("opb"));
     assert_eq!(on_a + on_b, MESSAGES, "each message charged once");
-    assert!(on_a <= taken_by_a as u64, "opa billed only for what it took");
+    assert!(
+        on_a <= taken_by_a as u64,
+        "opa billed only for what it took"
+    );
     assert!(on_b >= MESSAGES - taken_by_a as u64);
     assert!(
         csv.lines().any(|l| l.contains(",opb,Beeline,434,4,")),

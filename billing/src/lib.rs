@@ -22,11 +22,11 @@ pub mod error;
 pub mod grpc;
 pub mod invoice;
 pub mod ledger;
+pub mod margin;
 pub mod money;
 pub mod reconcile;
 pub mod recovery;
 pub mod store;
-pub mod margin;
 pub mod tariff;
 pub mod writer;
 

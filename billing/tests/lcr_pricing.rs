@@ -14,12 +14,7 @@ use proto::charging::{Carrier, Charging, MessageCharge, NetworkInfo, PartCharge}
 
 const ROUTE_RATE: i64 = 50_000;
 
-async fn send(
-    charging: &EngineCharging,
-    id: &str,
-    network: Option<NetworkInfo<'_>>,
-    cost: i64,
-) {
+async fn send(charging: &EngineCharging, id: &str, network: Option<NetworkInfo<'_>>, cost: i64) {
     let charges = [PartCharge {
         index: 0,
         text: b"hello",
@@ -106,7 +101,11 @@ async fn tariffs_and_margin(url: &str) {
     // Refunded: neither revenue nor cost.
     send(&charging, "r0", beeline, 10_000).await;
     charging.refund("r0", "UNDELIV");
-    charging.engine().flush().await.unwrap_or_else(|e| panic!("{e}"));
+    charging
+        .engine()
+        .flush()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // 3 × 0.040 + 2 × 0.030 (tier reached) + 0.050 (route rate).
     let spent = 3 * 40_000 + 2 * 30_000 + ROUTE_RATE;

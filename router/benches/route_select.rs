@@ -95,9 +95,18 @@ fn bench_lcr(c: &mut Criterion) {
     let settings = HealthSettings::default();
     let health: Vec<(Arc<str>, i64, Health)> = [("opa", 10_000), ("opb", 20_000), ("opc", 30_000)]
         .into_iter()
-        .map(|(c, cost)| (Arc::from(c), cost, Health::new(&settings, None, Some(500.0))))
+        .map(|(c, cost)| {
+            (
+                Arc::from(c),
+                cost,
+                Health::new(&settings, None, Some(500.0)),
+            )
+        })
         .collect();
-    let serving: Vec<(Arc<str>, i64)> = health.iter().map(|(c, cost, _)| (c.clone(), *cost)).collect();
+    let serving: Vec<(Arc<str>, i64)> = health
+        .iter()
+        .map(|(c, cost, _)| (c.clone(), *cost))
+        .collect();
     let mut m = Message {
         uid: Arc::from("user7"),
         gid: Arc::from("group1"),
@@ -114,12 +123,15 @@ fn bench_lcr(c: &mut Criterion) {
             let network = registry.resolve(&m.destination.addr)?;
             let _ = network.network.code();
             let ranked = rank(&serving, &|cid| {
-                health.iter().find(|(c, _, _)| **c == *cid).map(|(_, _, h)| CandidateFacts {
-                    started: true,
-                    bound: true,
-                    queue_full: false,
-                    health: h,
-                })
+                health
+                    .iter()
+                    .find(|(c, _, _)| **c == *cid)
+                    .map(|(_, _, h)| CandidateFacts {
+                        started: true,
+                        bound: true,
+                        queue_full: false,
+                        health: h,
+                    })
             });
             let kept: Vec<(Arc<str>, i64)> = ranked
                 .into_iter()

@@ -107,10 +107,13 @@ pub fn format_micros(v: i64) -> String {
     format!("{sign}{}.{:06}", a / 1_000_000, a % 1_000_000)
 }
 
+/// A connector and its operator's cost per SMS (micro-units).
+pub type Priced = (Arc<str>, i64);
+
 /// Connectors serving each network, cheapest first.
 #[derive(Debug, Default, Clone)]
 pub struct CostTable {
-    by_network: HashMap<(u16, u16), Vec<(Arc<str>, i64)>>,
+    by_network: HashMap<(u16, u16), Vec<Priced>>,
 }
 
 impl CostTable {
@@ -118,7 +121,7 @@ impl CostTable {
         costs: &[CostConfig],
         known_connector: &dyn Fn(&str) -> bool,
     ) -> Result<Self, ConfigError> {
-        let mut by_network: HashMap<(u16, u16), Vec<(Arc<str>, i64)>> = HashMap::new();
+        let mut by_network: HashMap<(u16, u16), Vec<Priced>> = HashMap::new();
         for c in costs {
             if !known_connector(&c.connector) {
                 return Err(ConfigError::Invalid(format!(
@@ -292,9 +295,7 @@ impl Health {
     pub fn new(settings: &HealthSettings, target_dlr: Option<f64>, max_tps: Option<f64>) -> Self {
         Self {
             settings: settings.clone(),
-            target_dlr: target_dlr
-                .unwrap_or(settings.target_dlr)
-                .clamp(0.01, 1.0),
+            target_dlr: target_dlr.unwrap_or(settings.target_dlr).clamp(0.01, 1.0),
             max_tps: max_tps.filter(|t| *t > 0.0 && t.is_finite()),
             window: Mutex::new(Window::default()),
             state: AtomicU8::new(HealthState::Healthy as u8),
@@ -366,7 +367,8 @@ impl Health {
             *last = (answered, now);
             return false;
         }
-        if now.saturating_duration_since(last.1) >= Duration::from_millis(self.settings.stall_ms.max(1))
+        if now.saturating_duration_since(last.1)
+            >= Duration::from_millis(self.settings.stall_ms.max(1))
             && !self.breaker_open()
         {
             // Counted from now again: a stall that lasts reopens after each cool-down.
@@ -460,8 +462,8 @@ impl Health {
                 Duration::from_secs(self.settings.window_secs),
             );
             let n = w.samples.len();
-            let dlr = (n >= self.settings.min_receipts.max(1))
-                .then(|| w.delivered as f64 / n as f64);
+            let dlr =
+                (n >= self.settings.min_receipts.max(1)).then(|| w.delivered as f64 / n as f64);
             let latency = (n > 0).then(|| w.latency_sum as f64 / n as f64);
             (dlr, latency)
         };
@@ -733,7 +735,9 @@ mod tests {
             .state
             .store(HealthState::Degraded as u8, Ordering::Relaxed);
         let failed = Health::new(&s, None, None);
-        failed.state.store(HealthState::Failed as u8, Ordering::Relaxed);
+        failed
+            .state
+            .store(HealthState::Failed as u8, Ordering::Relaxed);
         let broken = Health::new(&s, None, None);
         broken.open_breaker();
         let capped = Health::new(&s, None, Some(1.0));
@@ -770,10 +774,8 @@ mod tests {
             })
         };
         let ranked = rank(&serving, &view);
-        let order: Vec<(&str, Verdict)> = ranked
-            .iter()
-            .map(|c| (&*c.connector, c.verdict))
-            .collect();
+        let order: Vec<(&str, Verdict)> =
+            ranked.iter().map(|c| (&*c.connector, c.verdict)).collect();
         assert_eq!(
             order[..3],
             [
@@ -810,8 +812,11 @@ mod tests {
             cost: cost.into(),
         };
         let known = |cid: &str| cid != "nope";
-        let t = CostTable::build(&[c("b", 4, "0.02"), c("a", 4, "0.01"), c("a", 5, "0.5")], &known)
-            .expect("builds");
+        let t = CostTable::build(
+            &[c("b", 4, "0.02"), c("a", 4, "0.01"), c("a", 5, "0.5")],
+            &known,
+        )
+        .expect("builds");
         let names: Vec<&str> = t.serving(434, 4).iter().map(|(c, _)| &**c).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(t.cost("a", 434, 5), Some(500_000));

@@ -27,10 +27,7 @@ pub enum NetworkError {
         why: String,
     },
     #[error("cannot read {file}: {error}")]
-    Io {
-        file: String,
-        error: std::io::Error,
-    },
+    Io { file: String, error: std::io::Error },
 }
 
 /// A mobile network: what a prefix or a ported number resolves to.
@@ -256,7 +253,10 @@ impl Registry {
     }
 
     /// Countries and prefixes from files (each file of prefixes adds to the table).
-    pub fn from_files(countries: &Path, prefixes: &[impl AsRef<Path>]) -> Result<Self, NetworkError> {
+    pub fn from_files(
+        countries: &Path,
+        prefixes: &[impl AsRef<Path>],
+    ) -> Result<Self, NetworkError> {
         let mut r = Self::default();
         r.add_countries(&countries.display().to_string(), &read(countries)?)?;
         for p in prefixes {
@@ -275,7 +275,9 @@ impl Registry {
                 why: why.to_owned(),
             };
             if f.len() < 4 {
-                return Err(bad("expected iso,calling_code,trunk_prefix,national_length"));
+                return Err(bad(
+                    "expected iso,calling_code,trunk_prefix,national_length",
+                ));
             }
             let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
             if f[1].is_empty() || !digits(f[1]) || !digits(f[2]) {
@@ -309,7 +311,9 @@ impl Registry {
                 why,
             };
             if f.len() < 5 {
-                return Err(bad("expected prefix,mcc,mnc,operator,country[,region]".into()));
+                return Err(bad(
+                    "expected prefix,mcc,mnc,operator,country[,region]".into()
+                ));
             }
             let prefix = f[0].strip_prefix('+').unwrap_or(f[0]);
             if prefix.is_empty()
@@ -522,7 +526,10 @@ mod tests {
         let uz = r.country("UZ").cloned();
         let gb = r.country("GB").cloned();
         let n = |a: &str, c: &Option<Country>| normalize(a, c.as_ref()).map(|e| e.to_string());
-        assert_eq!(n("+998 90 123-45-67", &uz).as_deref(), Some("+998901234567"));
+        assert_eq!(
+            n("+998 90 123-45-67", &uz).as_deref(),
+            Some("+998901234567")
+        );
         assert_eq!(n("00998901234567", &uz).as_deref(), Some("+998901234567"));
         assert_eq!(n("998901234567", &uz).as_deref(), Some("+998901234567"));
         // A national number of the default country (no trunk prefix in Uzbekistan).
@@ -531,7 +538,14 @@ mod tests {
         assert_eq!(n("07700 900123", &gb).as_deref(), Some("+447700900123"));
         assert_eq!(n("(0)7700900123", &gb).as_deref(), Some("+447700900123"));
         assert_eq!(n("+447700900123", &uz).as_deref(), Some("+447700900123"));
-        for bad in ["", "+", "99890abc", "+1234567890123456", "++998", "9989012345678901"] {
+        for bad in [
+            "",
+            "+",
+            "99890abc",
+            "+1234567890123456",
+            "++998",
+            "9989012345678901",
+        ] {
             assert_eq!(n(bad, &uz), None, "{bad}");
         }
         assert_eq!(
@@ -543,9 +557,15 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let mut r = uz();
-        r.add_prefixes("t", "99890,434,4,Beeline,UZ,\n9989012,434,5,Ucell-block,UZ,Tashkent\n")
-            .expect("parses");
-        let op = |a: &str| r.resolve(a).map(|x| (x.network.operator.to_string(), x.source));
+        r.add_prefixes(
+            "t",
+            "99890,434,4,Beeline,UZ,\n9989012,434,5,Ucell-block,UZ,Tashkent\n",
+        )
+        .expect("parses");
+        let op = |a: &str| {
+            r.resolve(a)
+                .map(|x| (x.network.operator.to_string(), x.source))
+        };
         assert_eq!(
             op("+998901234567"),
             Some(("Ucell-block".into(), Source::Prefix { len: 7 }))
@@ -571,8 +591,11 @@ mod tests {
     #[test]
     fn portability_overrides_the_prefix() {
         let mut r = uz();
-        r.add_portability("p", "msisdn,mcc,mnc\n+998901234567,434,5\n998931111111,434,99\n")
-            .expect("parses");
+        r.add_portability(
+            "p",
+            "msisdn,mcc,mnc\n+998901234567,434,5\n998931111111,434,99\n",
+        )
+        .expect("parses");
         let hit = r.resolve("998901234567").expect("resolves");
         assert_eq!(hit.network.code(), (434, 5));
         assert_eq!(hit.network.operator.as_ref(), "Ucell");

@@ -127,7 +127,11 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
     let mut rounds = 0;
     while state(&gw, "opa") == Some(HealthState::Healthy) {
         rounds += 1;
-        assert!(rounds < 100, "opa never degraded: {:?}", gw.health_snapshot());
+        assert!(
+            rounds < 100,
+            "opa never degraded: {:?}",
+            gw.health_snapshot()
+        );
         send(&mut esme, &mut n, 5).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -146,7 +150,11 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
             >= u64::from(n)
     })
     .await;
-    let (to_a, to_b, to_c) = (texts(&mut a).len(), texts(&mut b).len(), texts(&mut c).len());
+    let (to_a, to_b, to_c) = (
+        texts(&mut a).len(),
+        texts(&mut b).len(),
+        texts(&mut c).len(),
+    );
     eprintln!("after degradation: opa {to_a} (probes), opb {to_b}, opc {to_c}");
     assert!(to_b >= 30, "the next cheapest takes the traffic: {to_b}");
     assert!(to_a <= 10, "only probes reach the degraded one: {to_a}");
@@ -157,13 +165,23 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
     let mut rounds = 0;
     while state(&gw, "opa") != Some(HealthState::Healthy) {
         rounds += 1;
-        assert!(rounds < 200, "opa never recovered: {:?}", gw.health_snapshot());
+        assert!(
+            rounds < 200,
+            "opa never recovered: {:?}",
+            gw.health_snapshot()
+        );
         send(&mut esme, &mut n, 10).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = (texts(&mut a), texts(&mut b));
     send(&mut esme, &mut n, 20).await;
-    wait_until(|| a.stats.submits.load(Ordering::Relaxed) + b.stats.submits.load(Ordering::Relaxed) + c.stats.submits.load(Ordering::Relaxed) >= u64::from(n)).await;
+    wait_until(|| {
+        a.stats.submits.load(Ordering::Relaxed)
+            + b.stats.submits.load(Ordering::Relaxed)
+            + c.stats.submits.load(Ordering::Relaxed)
+            >= u64::from(n)
+    })
+    .await;
     let (to_a, to_b) = (texts(&mut a).len(), texts(&mut b).len());
     eprintln!("after recovery: opa {to_a}, opb {to_b}");
     assert_eq!((to_a, to_b), (20, 0), "traffic is back on the cheapest");
@@ -268,8 +286,9 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
             while !stop.load(Ordering::Relaxed) && n < 2000 {
                 n += 1;
                 let text = format!("k{n}");
-                if let SubmitOutcome::Accepted { .. } =
-                    esme.send(submit_sm("BANK", TO, text.as_bytes(), 0, 0)).await
+                if let SubmitOutcome::Accepted { .. } = esme
+                    .send(submit_sm("BANK", TO, text.as_bytes(), 0, 0))
+                    .await
                 {
                     accepted.lock().push((text, Instant::now()));
                 }
@@ -297,7 +316,10 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
         {
             break killed_at.elapsed();
         }
-        assert!(killed_at.elapsed() < WAIT, "messages accepted before the kill lost");
+        assert!(
+            killed_at.elapsed() < WAIT,
+            "messages accepted before the kill lost"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     // Let the stream run on a little past the kill.
@@ -349,9 +371,10 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
         engine.open_reservations().is_empty(),
         "nothing left reserved"
     );
-    let balance = futures_util::FutureExt::now_or_never(
-        router::charging::Charging::balance(charging.as_ref(), "u1"),
-    )
+    let balance = futures_util::FutureExt::now_or_never(router::charging::Charging::balance(
+        charging.as_ref(),
+        "u1",
+    ))
     .expect("in memory")
     .expect("account");
     assert_eq!(
@@ -380,11 +403,19 @@ async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
     let mut sent = Vec::new();
     let mut n = 0;
     while b.reached.lock().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(10), "opa never dropped");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "opa never dropped"
+        );
         n += 1;
         let text = format!("d{n}");
-        let outcome = esme.send(submit_sm("BANK", TO, text.as_bytes(), 0, 0)).await;
-        assert!(matches!(outcome, SubmitOutcome::Accepted { .. }), "{outcome:?}");
+        let outcome = esme
+            .send(submit_sm("BANK", TO, text.as_bytes(), 0, 0))
+            .await;
+        assert!(
+            matches!(outcome, SubmitOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
         sent.push(text);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -15,8 +15,8 @@ use tonic::{
 
 pub use args::AdminArgs;
 use args::{
-    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd, TableArg,
-    StatsCmd, UserCmd,
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd,
+    StatsCmd, TableArg, UserCmd,
 };
 use print::Out;
 

@@ -278,8 +278,15 @@ fn encode_connectors(
 
 /// Least-cost routing: health score, state, breaker and transitions of the connectors
 /// named in the LCR cost table.
-fn encode_health(encoder: &mut DescriptorEncoder<'_>, connectors: &[&Arc<Connector>]) -> fmt::Result {
-    let lcr: Vec<&Arc<Connector>> = connectors.iter().copied().filter(|c| c.lcr_managed).collect();
+fn encode_health(
+    encoder: &mut DescriptorEncoder<'_>,
+    connectors: &[&Arc<Connector>],
+) -> fmt::Result {
+    let lcr: Vec<&Arc<Connector>> = connectors
+        .iter()
+        .copied()
+        .filter(|c| c.lcr_managed)
+        .collect();
     gauges(
         encoder,
         "smsgw_connector_health_score",
@@ -306,8 +313,12 @@ fn encode_health(encoder: &mut DescriptorEncoder<'_>, connectors: &[&Arc<Connect
         encoder,
         "smsgw_connector_breaker_open",
         "1 while the connector's circuit breaker is open (consecutive submit errors).",
-        lcr.iter()
-            .map(|c| (connector(&c.cid), f64::from(u8::from(c.health.breaker_open())))),
+        lcr.iter().map(|c| {
+            (
+                connector(&c.cid),
+                f64::from(u8::from(c.health.breaker_open())),
+            )
+        }),
     )?;
     counters(
         encoder,
@@ -317,7 +328,10 @@ fn encode_health(encoder: &mut DescriptorEncoder<'_>, connectors: &[&Arc<Connect
             HealthState::ALL.into_iter().map(move |s| {
                 let mut labels = connector(&c.cid);
                 labels.push(("state", s.as_str().to_owned()));
-                (labels, c.health.transitions[s as usize].load(Ordering::Relaxed))
+                (
+                    labels,
+                    c.health.transitions[s as usize].load(Ordering::Relaxed),
+                )
             })
         }),
     )?;

@@ -11,8 +11,7 @@ use sqlx::{PgPool, Row};
 
 use super::{
     AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, MarginLine, PendingCdr, RefAudit,
-    currency_col,
-    parse_col,
+    currency_col, parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
 use crate::audit::AuditEvent;

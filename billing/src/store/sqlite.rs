@@ -10,8 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, MarginLine, PendingCdr, RefAudit,
-    currency_col,
-    parse_col,
+    currency_col, parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
 use crate::audit::AuditEvent;

@@ -40,12 +40,11 @@ impl LcrState {
                 let mut r = Registry::default();
                 match countries {
                     Some(path) => {
-                        let text = std::fs::read_to_string(path).map_err(|source| {
-                            ConfigError::Read {
+                        let text =
+                            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                                 path: path.clone(),
                                 source,
-                            }
-                        })?;
+                            })?;
                         r.add_countries(path, &text).map_err(invalid)?;
                     }
                     None => r
@@ -168,14 +167,18 @@ impl Gateway {
         let Some(trail) = f.lcr.as_mut() else {
             return false;
         };
-        let next = trail.candidates.iter().enumerate().position(|(i, (cid, _))| {
-            trail.tried & (1 << i) == 0
-                && self.connectors.get(cid).is_some_and(|c| {
-                    c.is_bound()
-                        && !c.health.breaker_open()
-                        && c.health.state() != HealthState::Failed
-                })
-        });
+        let next = trail
+            .candidates
+            .iter()
+            .enumerate()
+            .position(|(i, (cid, _))| {
+                trail.tried & (1 << i) == 0
+                    && self.connectors.get(cid).is_some_and(|c| {
+                        c.is_bound()
+                            && !c.health.breaker_open()
+                            && c.health.state() != HealthState::Failed
+                    })
+            });
         let Some(i) = next else { return false };
         trail.tried |= 1 << i;
         trail.at = i;
@@ -200,7 +203,12 @@ impl Gateway {
     }
 
     /// A final receipt: feeds the connector's health window.
-    pub(super) fn health_receipt(&self, cid: &str, stat: &str, submitted_at: chrono::DateTime<chrono::Local>) {
+    pub(super) fn health_receipt(
+        &self,
+        cid: &str,
+        stat: &str,
+        submitted_at: chrono::DateTime<chrono::Local>,
+    ) {
         if let Some(c) = self.connectors.get(cid)
             && c.lcr_managed
         {
@@ -237,7 +245,10 @@ impl Gateway {
                     + s.throttled.load(Ordering::Relaxed);
                 let waiting = bound && s.in_flight.load(Ordering::Relaxed) > 0;
                 if c.health.observe_answers(answered, waiting) {
-                    self.breaker_opened(c, "no submit_sm_resp while messages wait (dead but bound)");
+                    self.breaker_opened(
+                        c,
+                        "no submit_sm_resp while messages wait (dead but bound)",
+                    );
                 }
             }
             if let Some((from, to, score)) = c.health.evaluate(bound) {

@@ -4,11 +4,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+use proto::charging::Carrier;
 use smpp_core::{
     client::{SubmitOutcome, SubmitRequest, SubmitResult},
     rusmpp::{CommandStatus, Pdu, values::MessageState},
 };
-use proto::charging::Carrier;
 use tracing::{debug, warn};
 
 use super::{Connector, Gateway, InFlight};
@@ -109,10 +109,7 @@ impl Gateway {
                 }
             }
             SubmitOutcome::TimedOut => {
-                if !handed_back
-                    && connector.lcr_managed
-                    && connector.health.submit_answer(false)
-                {
+                if !handed_back && connector.lcr_managed && connector.health.submit_answer(false) {
                     self.breaker_opened(&connector, "consecutive submit timeouts");
                 }
                 if f.lcr.is_some() && self.lcr_next(&mut f) {
