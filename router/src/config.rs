@@ -79,10 +79,16 @@ impl RouterConfig {
             return Ok(Self::default());
         };
         let config: Self = value.try_into()?;
-        match &config.file {
-            Some(file) => Self::from_file(base_dir.join(file)),
-            None => Ok(config),
-        }
+        let (mut config, dir) = match &config.file {
+            Some(file) => {
+                let path = base_dir.join(file);
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (Self::from_file(&path)?, dir)
+            }
+            None => (config, base_dir.to_path_buf()),
+        };
+        config.lcr.resolve_paths(&dir);
+        Ok(config)
     }
 }
 

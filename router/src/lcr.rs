@@ -45,6 +45,20 @@ pub struct LcrConfig {
     pub health: HealthSettings,
 }
 
+impl LcrConfig {
+    /// Relative file names are relative to the configuration file's directory.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let join = |p: &mut String| {
+            if std::path::Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).display().to_string();
+            }
+        };
+        self.countries_file.iter_mut().for_each(join);
+        self.prefix_files.iter_mut().for_each(join);
+        self.portability_file.iter_mut().for_each(join);
+    }
+}
+
 /// One line of the connector × MCC/MNC cost table.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -801,6 +815,19 @@ mod tests {
         let h = Health::new(&s, None, None);
         let n = (0..1000).filter(|_| h.probe_due()).count();
         assert_eq!(n, 100);
+    }
+
+    #[test]
+    fn relative_files_are_relative_to_the_config() {
+        let mut c = LcrConfig {
+            prefix_files: vec!["mccmnc/uz.csv".into(), "/abs/x.csv".into()],
+            portability_file: Some("ported.csv".into()),
+            ..LcrConfig::default()
+        };
+        c.resolve_paths(std::path::Path::new("/etc/smsgw"));
+        assert_eq!(c.prefix_files, ["/etc/smsgw/mccmnc/uz.csv", "/abs/x.csv"]);
+        assert_eq!(c.portability_file.as_deref(), Some("/etc/smsgw/ported.csv"));
+        assert_eq!(c.countries_file, None);
     }
 
     #[test]

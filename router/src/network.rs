@@ -88,6 +88,11 @@ impl E164 {
         })
     }
 
+    /// The ASCII digits.
+    pub fn digits(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever stored.
         std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or("")
@@ -95,9 +100,9 @@ impl E164 {
 
     /// The number as an integer (15 digits fit in 50 bits): the portability key.
     pub fn value(&self) -> u64 {
-        self.digits[..usize::from(self.len)]
+        self.digits()
             .iter()
-            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'))
+            .fold(0u64, |v, d| v * 10 + u64::from(d.wrapping_sub(b'0')))
     }
 }
 
@@ -457,8 +462,8 @@ impl Registry {
     pub fn longest_prefix(&self, number: &E164) -> Option<(&Network, usize)> {
         let mut at = 0usize;
         let mut best = None;
-        for (i, d) in number.as_str().bytes().enumerate() {
-            let next = self.nodes[at].next[usize::from(d - b'0')];
+        for (i, d) in number.digits().iter().enumerate() {
+            let next = self.nodes[at].next[usize::from(d.wrapping_sub(b'0')).min(9)];
             if next == NONE {
                 break;
             }
