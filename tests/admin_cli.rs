@@ -169,6 +169,41 @@ fn admin_cli_lists_and_adds_users() {
     assert!(text.contains("opa") && text.contains("0.010000"), "{text}");
     assert!(text.contains("dropped: unbound"), "{text}");
     assert!(text.contains("choice       (none)"), "{text}");
+
+    // Tables through the admin API: a new range, and a ported number.
+    let prefixes = dir.path().join("extra.csv");
+    std::fs::write(&prefixes, "99850,434,4,Beeline,UZ,new range\n").expect("write");
+    let ported = dir.path().join("ported.csv");
+    std::fs::write(&ported, "998931112233,434,4\n").expect("write");
+    let loaded = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "network",
+            "load",
+            "--prefixes",
+            prefixes.to_str().expect("utf-8 path"),
+            "--portability",
+            ported.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(stdout(&loaded).contains("1 ported"), "{}", stdout(&loaded));
+    for (to, by) in [
+        ("998501234567", "prefix of 5"),
+        ("+998931112233", "portability"),
+    ] {
+        let e = admin(
+            &endpoint,
+            Some(TOKEN),
+            &["route", "explain", "--to", to, "--user", "bank"],
+        );
+        let text = stdout(&e);
+        assert!(
+            text.contains("434-04 Beeline") && text.contains(by),
+            "{text}"
+        );
+    }
     let balance = admin(
         &endpoint,
         Some(TOKEN),

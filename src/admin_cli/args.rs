@@ -59,6 +59,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ConnectorCmd,
     },
+    /// Least-cost routing's number → network tables: `network load` reads the files
+    /// again; `--prefixes F` / `--portability F` add CSV rows until the next load.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCmd,
+    },
     /// A user's billing account.
     Account {
         #[command(subcommand)]
@@ -224,6 +230,19 @@ pub enum GroupCmd {
     Remove {
         #[arg(long)]
         gid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Load the tables again (and add the rows of these CSV files).
+    Load {
+        /// `prefix,mcc,mnc,operator,country,region` lines.
+        #[arg(long)]
+        prefixes: Option<std::path::PathBuf>,
+        /// `msisdn,mcc,mnc` lines.
+        #[arg(long)]
+        portability: Option<std::path::PathBuf>,
     },
 }
 

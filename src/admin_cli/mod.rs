@@ -15,8 +15,8 @@ use tonic::{
 
 pub use args::AdminArgs;
 use args::{
-    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd,
-    StatsCmd, TableArg, UserCmd,
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, NetworkCmd,
+    RouteCmd, StatsCmd, TableArg, UserCmd,
 };
 use print::Out;
 
@@ -70,6 +70,26 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Connector { command } => connector(&mut admin, &out, command).await,
         AdminCommand::Account { command } => account(&mut admin, &out, command).await,
+        AdminCommand::Network {
+            command:
+                NetworkCmd::Load {
+                    prefixes,
+                    portability,
+                },
+        } => {
+            let read = |p: Option<std::path::PathBuf>| -> anyhow::Result<String> {
+                match p {
+                    Some(p) => std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display())),
+                    None => Ok(String::new()),
+                }
+            };
+            let tables = pb::NetworkTables {
+                prefixes_csv: read(prefixes)?,
+                portability_csv: read(portability)?,
+            };
+            out.done(&admin.load_networks(tables).await?.into_inner())
+        }
         AdminCommand::Stats { command } => {
             let mut stats = StatsClient::with_interceptor(channel, bearer);
             match command {

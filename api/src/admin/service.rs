@@ -371,6 +371,38 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn load_networks(&self, request: Request<pb::NetworkTables>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        let t = request.into_inner();
+        let (prefix_rows, ported_rows) = (
+            t.prefixes_csv.lines().count(),
+            t.portability_csv.lines().count(),
+        );
+        let gateway = self.state.gateway.clone();
+        let (networks, ported) = tokio::task::spawn_blocking(move || {
+            gateway.load_networks(&t.prefixes_csv, &t.portability_csv)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(convert::invalid)?;
+        self.state
+            .audit(
+                &actor,
+                "lcr.networks.load",
+                "lcr:networks".into(),
+                serde_json::json!({
+                    "prefix_lines": prefix_rows,
+                    "portability_lines": ported_rows,
+                    "networks": networks,
+                    "ported": ported,
+                }),
+            )
+            .await;
+        Ok(done(format!(
+            "number to network tables loaded: {networks} networks, {ported} ported numbers"
+        )))
+    }
+
     async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {
         let config = self.state.current().await;
         let value = serde_json::to_value(&config).map_err(|e| Status::internal(e.to_string()))?;

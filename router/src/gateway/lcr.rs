@@ -9,12 +9,13 @@ use std::{
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
 use tracing::{info, warn};
 
 use super::{Connector, Gateway, InFlight};
 use crate::{
     config::{ConfigError, RouterConfig},
-    lcr::{self, Candidate, CandidateFacts, CostTable, HealthState, Transition},
+    lcr::{self, Candidate, CandidateFacts, CostTable, HealthState, LcrConfig, Transition},
     model::Message,
     network::{Registry, Source},
     route::RouteKind,
@@ -23,70 +24,113 @@ use crate::{
 /// How often health states are evaluated.
 pub(super) const HEALTH_TICK: Duration = Duration::from_millis(100);
 
-/// The number → network registry and the cost table, fixed at start.
+/// The number → network registry (replaceable at run time: `Gateway::load_networks`)
+/// and the cost table (fixed at start).
 #[derive(Debug)]
 pub struct LcrState {
-    pub registry: Registry,
+    pub registry: ArcSwap<Registry>,
     pub costs: CostTable,
+    config: LcrConfig,
+}
+
+fn invalid(e: crate::network::NetworkError) -> ConfigError {
+    ConfigError::Invalid(e.to_string())
+}
+
+fn read(path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The registry as `[router.lcr]` names it: its files, or the shipped tables.
+fn registry_from(c: &LcrConfig) -> Result<Registry, ConfigError> {
+    let mut registry = match (&c.countries_file, c.prefix_files.is_empty()) {
+        (None, true) => Registry::shipped().map_err(invalid)?,
+        (countries, _) => {
+            let mut r = Registry::default();
+            match countries {
+                Some(path) => r.add_countries(path, &read(path)?).map_err(invalid)?,
+                None => r
+                    .add_countries("countries.csv", crate::network::SHIPPED_COUNTRIES)
+                    .map_err(invalid)?,
+            }
+            if c.prefix_files.is_empty() {
+                for text in crate::network::SHIPPED_PREFIXES {
+                    r.add_prefixes("shipped", text).map_err(invalid)?;
+                }
+            }
+            for path in &c.prefix_files {
+                r.add_prefixes(path, &read(path)?).map_err(invalid)?;
+            }
+            r
+        }
+    };
+    if let Some(iso) = &c.default_country {
+        registry.set_default_country(iso).map_err(invalid)?;
+    }
+    if let Some(path) = &c.portability_file {
+        registry
+            .load_portability(Path::new(path))
+            .map_err(invalid)?;
+    }
+    Ok(registry)
 }
 
 impl LcrState {
     pub fn build(config: &RouterConfig) -> Result<Self, ConfigError> {
         let c = &config.lcr;
-        let invalid = |e: crate::network::NetworkError| ConfigError::Invalid(e.to_string());
-        let mut registry = match (&c.countries_file, c.prefix_files.is_empty()) {
-            (None, true) => Registry::shipped().map_err(invalid)?,
-            (countries, _) => {
-                let mut r = Registry::default();
-                match countries {
-                    Some(path) => {
-                        let text =
-                            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                                path: path.clone(),
-                                source,
-                            })?;
-                        r.add_countries(path, &text).map_err(invalid)?;
-                    }
-                    None => r
-                        .add_countries("countries.csv", crate::network::SHIPPED_COUNTRIES)
-                        .map_err(invalid)?,
-                }
-                if c.prefix_files.is_empty() {
-                    for text in crate::network::SHIPPED_PREFIXES {
-                        r.add_prefixes("shipped", text).map_err(invalid)?;
-                    }
-                }
-                for path in &c.prefix_files {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    r.add_prefixes(path, &text).map_err(invalid)?;
-                }
-                r
-            }
-        };
-        if let Some(iso) = &c.default_country {
-            registry.set_default_country(iso).map_err(invalid)?;
-        }
-        if let Some(path) = &c.portability_file {
-            registry
-                .load_portability(Path::new(path))
-                .map_err(invalid)?;
-        }
         let known = |cid: &str| config.connectors.iter().any(|k| k.cid == cid);
-        let costs = CostTable::build(&c.costs, &known)?;
-        Ok(Self { registry, costs })
+        Ok(Self {
+            registry: ArcSwap::from_pointee(registry_from(c)?),
+            costs: CostTable::build(&c.costs, &known)?,
+            config: c.clone(),
+        })
     }
 
     pub(super) fn network_of(&self, addr: &str) -> Option<NetworkPick> {
-        let r = self.registry.resolve(addr)?;
+        let registry = self.registry.load();
+        let r = registry.resolve(addr)?;
         Some(NetworkPick {
             mcc: r.network.mcc,
             mnc: r.network.mnc,
             operator: r.network.operator.clone(),
         })
+    }
+}
+
+impl Gateway {
+    /// Loads the number → network tables again from the configured files (or the
+    /// shipped ones), adds `prefixes` (`prefix,mcc,mnc,operator,country,region` lines)
+    /// and `ported` (`msisdn,mcc,mnc` lines) given through the admin API, checks the
+    /// whole, and swaps it in. Blocking file I/O: call it off the async workers. Rows
+    /// given here last until the next load or restart; the files are what persists.
+    /// Returns (networks, ported numbers).
+    pub fn load_networks(
+        &self,
+        prefixes: &str,
+        ported: &str,
+    ) -> Result<(usize, usize), ConfigError> {
+        let mut registry = registry_from(&self.lcr.config)?;
+        if !prefixes.trim().is_empty() {
+            registry
+                .add_prefixes("admin API", prefixes)
+                .map_err(invalid)?;
+        }
+        if !ported.trim().is_empty() {
+            registry
+                .add_portability("admin API", ported)
+                .map_err(invalid)?;
+        }
+        let counts = (registry.networks().len(), registry.ported());
+        self.lcr.registry.store(Arc::new(registry));
+        info!(
+            networks = counts.0,
+            ported = counts.1,
+            "number to network tables loaded"
+        );
+        Ok(counts)
     }
 }
 
@@ -363,7 +407,8 @@ impl Gateway {
             ..Message::default()
         };
         m.destination.addr = to.to_owned();
-        if let Some(r) = self.lcr.registry.resolve(to) {
+        let registry = self.lcr.registry.load();
+        if let Some(r) = registry.resolve(to) {
             e.number = Some(r.number.to_string());
             e.network = Some(format!(
                 "{}-{:02} {} ({}{}), by {}",
