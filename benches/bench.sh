@@ -1,48 +1,163 @@
 #!/usr/bin/env bash
 # The project's benchmark: release build, loopback only, stops by itself.
-#   1. the load generator straight against the simulator (the ceiling),
-#   2. the SMPP engine alone (`smsgw serve --sink`),
-#   3. the full pipeline SMPP → router → reservation → journal → uplink → simulator,
-#      with durability fsync and memory, without and with receipts.
-# Each run prints one JSON line; COUNT and SESSIONS/WINDOW can be overridden.
+#   1. the load generator straight against the simulator (the ceiling);
+#   2. the SMPP engine alone (`smsgw serve --sink`);
+#   3. the full pipeline SMPP → router → reservation → journal → uplink → simulator in the
+#      configurations of issue 12's table: memory journal and fsync, billing off and on
+#      (SQLite, the default; PostgreSQL when SMSGW_BENCH_POSTGRES_URL is set), each without
+#      and with a receipt for every message;
+#   4. resident memory per idle bound session (IDLE sessions, 10,000 by default);
+#   5. cold start to the first accepted bind with a journal of JOURNAL_MB (1024) to replay.
+# Each run prints one JSON line; the table at the end gives msg/s, p99 and the ratio to
+# the ceiling. COUNT, SESSIONS, WINDOW, IDLE, JOURNAL_MB and ONLY (a regex of run names)
+# can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-300000}
 SESSIONS=${SESSIONS:-4}
 WINDOW=${WINDOW:-64}
+IDLE=${IDLE:-10000}
+JOURNAL_MB=${JOURNAL_MB:-1024}
+ONLY=${ONLY:-.}
 cargo build --release -p smsgw -p benches --bins
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
+results="$work/results.jsonl"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-wait_port() { for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-load() { echo -n "$1 "; "$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --count "$COUNT" "${@:2}"; }
+wait_port() { for _ in $(seq 1 200); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+wanted() { [[ "$1" =~ $ONLY ]]; }
+load() {
+  local name=$1; shift
+  local line
+  line=$("$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --count "$COUNT" "$@")
+  echo "$name $line"
+  echo "{\"run\":\"$name\",\"report\":$line}" >>"$results"
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# The example config with a wider uplink window (the simulator answers in microseconds, so
+# 64 in flight on one uplink would cap the pipeline, not the gateway); $2 = journal mode,
+# $3 = billing store ("sqlite", "off" or a postgres:// URL).
+gateway_config() {
+  local dir=$1 mode=$2 billing=$3
+  sed -e "s/^mode = .*/mode = \"$mode\"/" -e "s/^window = 64/window = 512/" \
+      -e "s#^dir = .*#dir = \"$dir/journal\"#" \
+      -e "s/^smpp = { max_bindings = 8 }/smpp = { max_bindings = 20000 }/" \
+      deploy/smsgw.example.toml >"$dir/smsgw.toml"
+  case $billing in
+    off) printf '\n[storage]\nbilling = false\n' >>"$dir/smsgw.toml" ;;
+    sqlite) printf '\n[storage]\nurl = "sqlite://%s/billing.db"\n' "$dir" >>"$dir/smsgw.toml" ;;
+    *) printf '\n[storage]\nurl = "%s"\n' "$billing" >>"$dir/smsgw.toml" ;;
+  esac
+  printf '\n[admin]\nenabled = false\n' >>"$dir/smsgw.toml"
+}
 
 "$bin/smsc-sim" --listen 127.0.0.1:2776 >/dev/null 2>&1 &
 wait_port 2776
-load "ceiling(sim)" --target 127.0.0.1:2776
-load "ceiling(sim)+receipts" --target 127.0.0.1:2776 --registered-delivery
+if wanted ceiling; then
+  load "ceiling(sim)" --target 127.0.0.1:2776
+  load "ceiling(sim)+receipts" --target 127.0.0.1:2776 --registered-delivery
+fi
 
-RUST_LOG=warn "$bin/smsgw" serve --sink --config /dev/null >/dev/null 2>&1 &
-sink=$!
-wait_port 2775
-load "engine(sink)" --target 127.0.0.1:2775
-kill -INT $sink; wait $sink || true
+if wanted engine; then
+  RUST_LOG=warn "$bin/smsgw" serve --sink --config /dev/null >/dev/null 2>&1 &
+  sink=$!
+  wait_port 2775
+  load "engine(sink)" --target 127.0.0.1:2775
+  kill -INT $sink; wait $sink || true
+fi
 
-# The example config, with a wider uplink window (the simulator answers in microseconds,
-# so 64 in flight on one uplink would cap the pipeline, not the gateway).
-for run in memory fsync fsync-nobilling; do
-  mode=${run%-nobilling}
-  dir="$work/$run"; mkdir -p "$dir"
-  sed -e "s/^mode = .*/mode = \"$mode\"/" -e "s/^window = 64/window = 512/" \
-      deploy/smsgw.example.toml > "$dir/smsgw.toml"
-  if [ "$run" = fsync-nobilling ]; then printf '\n[storage]\nbilling = false\n' >> "$dir/smsgw.toml"; fi
+runs="memory/off fsync/off fsync/sqlite"
+if [ -n "${SMSGW_BENCH_POSTGRES_URL:-}" ]; then runs="$runs fsync/postgres"; fi
+for run in $runs; do
+  mode=${run%/*}; billing=${run#*/}
+  name="pipeline($mode,billing=$billing)"
+  wanted "$name" || continue
+  dir="$work/$mode-$billing"; mkdir -p "$dir"
+  store=$billing
+  if [ "$billing" = postgres ]; then
+    store=$SMSGW_BENCH_POSTGRES_URL
+    psql "$store" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null
+  fi
+  gateway_config "$dir" "$mode" "$store"
   RUST_LOG=warn "$bin/smsgw" serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
   gw=$!
   wait_port 2775
   sleep 0.5
-  load "pipeline($run)" --target 127.0.0.1:2775 --system-id demo --password demo
-  load "pipeline($run)+receipts" --target 127.0.0.1:2775 --system-id demo --password demo --registered-delivery
+  load "$name" --target 127.0.0.1:2775 --system-id demo --password demo
+  load "$name+receipts" --target 127.0.0.1:2775 --system-id demo --password demo --registered-delivery
   kill -TERM $gw; wait $gw || true
-  if [ "$run" != fsync-nobilling ]; then "$bin/smsgw" billing reconcile --config "$dir/smsgw.toml" 2>/dev/null | tail -2; fi
+  if [ "$billing" != off ]; then "$bin/smsgw" billing reconcile --config "$dir/smsgw.toml" 2>/dev/null | tail -2; fi
 done
+
+if wanted idle; then
+  dir="$work/idle"; mkdir -p "$dir"
+  gateway_config "$dir" fsync sqlite
+  sed -i "s/^listen = \"127.0.0.1:2775\"/listen = \"127.0.0.1:2775\"\nmax_sessions = $((IDLE + 100))\nmax_sessions_per_system_id = $((IDLE + 100))/" "$dir/smsgw.toml"
+  RUST_LOG=warn "$bin/smsgw" serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
+  gw=$!
+  wait_port 2775
+  sleep 1
+  before=$(rss_kib $gw)
+  "$bin/smpp-idle" --target 127.0.0.1:2775 --system-id demo --password demo --sessions "$IDLE" --hold 6 >"$dir/idle.json" &
+  idle=$!
+  sleep 4
+  for _ in $(seq 1 60); do [ -s "$dir/idle.json" ] && break; sleep 0.5; done
+  sleep 1
+  after=$(rss_kib $gw)
+  wait $idle || true
+  line="{\"idle\":$(cat "$dir/idle.json"),\"rss_before_kib\":$before,\"rss_after_kib\":$after}"
+  echo "idle-sessions $line"
+  echo "{\"run\":\"idle-sessions\",\"report\":$line}" >>"$results"
+  kill -TERM $gw; wait $gw || true
+fi
+
+if wanted cold; then
+  dir="$work/cold"; mkdir -p "$dir"
+  gateway_config "$dir" fsync sqlite
+  fill=$("$bin/journal-fill" --dir "$dir/journal" --megabytes "$JOURNAL_MB" --connector sim --username demo)
+  started=$(date +%s.%N)
+  RUST_LOG=warn "$bin/smsgw" serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
+  gw=$!
+  "$bin/smpp-idle" --target 127.0.0.1:2775 --system-id demo --password demo --sessions 1 --hold 0 \
+    --parallel 1 >/dev/null 2>&1 || true
+  until "$bin/smpp-idle" --target 127.0.0.1:2775 --system-id demo --password demo --sessions 1 \
+    --hold 0 --parallel 1 2>/dev/null | grep -q '"bound":1'; do sleep 0.02; done
+  ended=$(date +%s.%N)
+  line="{\"journal\":$fill,\"seconds_to_first_bind\":$(echo "$ended - $started" | bc)}"
+  echo "cold-start $line"
+  echo "{\"run\":\"cold-start\",\"report\":$line}" >>"$results"
+  kill -TERM $gw; wait $gw || true
+fi
+
+# The table: each pipeline run against the ceiling with the same receipts setting.
+python3 - "$results" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ceiling = {}
+for r in rows:
+    if r["run"].startswith("ceiling"):
+        ceiling["+receipts" in r["run"]] = r["report"]["throughput_per_s"]
+print("\n| run | msg/s | p99 submit→resp (ms) | of the ceiling |")
+print("|---|---|---|---|")
+for r in rows:
+    rep = r["report"]
+    if r["run"] == "idle-sessions":
+        bound = rep["idle"]["bound"]
+        per = (rep["rss_after_kib"] - rep["rss_before_kib"]) / max(bound, 1)
+        print(f"| {bound} idle bound sessions | | | {per:.1f} KiB resident each |")
+        continue
+    if r["run"] == "cold-start":
+        mb = rep["journal"]["bytes"] / 1048576
+        print(f"| cold start, {mb:.0f} MB journal ({rep['journal']['records']} receipt waits) | | | {rep['seconds_to_first_bind']:.2f} s to the first bind |")
+        continue
+    rate = rep["throughput_per_s"]
+    p99 = f'{rep["latency_us"]["p99"] / 1000:.1f}'
+    if rep.get("rejected"):
+        p99 += f' ({rep["rejected"]} refused)'
+    base = ceiling.get("+receipts" in r["run"])
+    ratio = f"{100 * rate / base:.1f}%" if base else ""
+    print(f"| {r['run']} | {rate:,.0f} | {p99} | {ratio} |")
+EOF

@@ -25,6 +25,9 @@ pub enum EntryKind {
     Charge,
     Refund,
     Adjust,
+    /// A reservation and its charge (or part of it) in one row: the write-behind merges a
+    /// CHARGE into the RESERVE of the same message when both are in one batch.
+    Debit,
 }
 
 impl EntryKind {
@@ -35,6 +38,7 @@ impl EntryKind {
             EntryKind::Charge => "CHARGE",
             EntryKind::Refund => "REFUND",
             EntryKind::Adjust => "ADJUST",
+            EntryKind::Debit => "DEBIT",
         }
     }
 
@@ -45,6 +49,7 @@ impl EntryKind {
             "CHARGE" => EntryKind::Charge,
             "REFUND" => EntryKind::Refund,
             "ADJUST" => EntryKind::Adjust,
+            "DEBIT" => EntryKind::Debit,
             _ => return None,
         })
     }
@@ -60,6 +65,11 @@ impl EntryKind {
 /// | CHARGE  | −amount       | −amount        |
 /// | REFUND  | 0             | −amount        |
 /// | ADJUST  | amount (±)    | 0              |
+/// | DEBIT   | −charged      | amount − charged |
+///
+/// A DEBIT row is a RESERVE of `amount` with the charges of the same batch folded in
+/// (`charged` = −balance_delta; all of `amount` once committed): one row per message
+/// instead of two, on the path every message takes.
 #[derive(Clone, Debug)]
 pub struct LedgerEntry {
     pub account: AccountId,
@@ -89,6 +99,7 @@ impl LedgerEntry {
             EntryKind::Reserve => (Micros::ZERO, amount),
             EntryKind::Charge => (Micros(-amount.0), Micros(-amount.0)),
             EntryKind::Refund => (Micros::ZERO, Micros(-amount.0)),
+            EntryKind::Debit => (Micros(-amount.0), Micros::ZERO),
         };
         LedgerEntry {
             account,
@@ -102,6 +113,18 @@ impl LedgerEntry {
             reason: None,
             at,
         }
+    }
+
+    /// Folds a CHARGE of the same message into this RESERVE (or DEBIT): the row becomes a
+    /// DEBIT whose deltas are the sum of both, so balances and reconcile see the same
+    /// money as from two rows.
+    pub(crate) fn absorb_charge(&mut self, charge: &LedgerEntry) {
+        debug_assert!(matches!(self.kind, EntryKind::Reserve | EntryKind::Debit));
+        debug_assert_eq!(charge.kind, EntryKind::Charge);
+        self.kind = EntryKind::Debit;
+        self.balance_delta.0 += charge.balance_delta.0;
+        self.reserved_delta.0 += charge.reserved_delta.0;
+        self.sms_delta += charge.sms_delta;
     }
 }
 
@@ -176,6 +199,8 @@ pub struct CdrRow {
     pub submitted_at: Option<UnixMicros>,
     pub operator_msg_id: Option<Arc<str>>,
     pub final_status: Option<Arc<str>>,
+    /// Set when the receipt arrived before the row was written (merged by the writer).
+    pub receipt_at: Option<UnixMicros>,
 }
 
 /// A delivery receipt for a message whose reservation may be long closed.

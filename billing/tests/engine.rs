@@ -610,3 +610,139 @@ async fn audit_log_keeps_who_what_when_and_where(url: &str) {
     assert_eq!(only[0].origin, "test");
 }
 both_backends!(audit_log_keeps_who_what_when_and_where);
+
+/// A receipt reaches the CDR whether it arrives in the same write batch as its row (merged
+/// into the insert) or in a later one (an update).
+async fn receipts_reach_the_cdr(url: &str) {
+    let engine = open(url).await;
+    let acc = client(&engine, QuotaOptions::default(), 0).await;
+    top_up(&engine, acc, 10 * PRICE, "t1").await;
+    for m in ["same-batch", "later-batch"] {
+        engine
+            .reserve(req(acc, m, PRICE, 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        engine
+            .commit(acc, m, Some("op"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    engine
+        .record_receipt(acc, "same-batch", "DELIVRD", Some(1_000_000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .record_receipt(acc, "later-batch", "UNDELIV", Some(2_000_000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    drop(engine);
+
+    let sql = "SELECT message_id, final_status, receipt_at IS NOT NULL AS has_receipt, \
+               charge_status FROM cdr ORDER BY message_id";
+    let rows: Vec<(String, Option<String>, bool, String)> = if url.starts_with("sqlite:") {
+        let p = sqlx::SqlitePool::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_as(sql)
+            .fetch_all(&p)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.close().await;
+        rows
+    } else {
+        let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap_or_else(|e| panic!("{e}"));
+        let p = sqlx::PgPool::connect_with(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_as(sql)
+            .fetch_all(&p)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.close().await;
+        rows
+    };
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "later-batch".into(),
+                Some("UNDELIV".into()),
+                true,
+                "CHARGED".into()
+            ),
+            (
+                "same-batch".into(),
+                Some("DELIVRD".into()),
+                true,
+                "CHARGED".into()
+            ),
+        ]
+    );
+    assert_reconciles(url).await;
+}
+both_backends!(receipts_reach_the_cdr);
+
+/// Reserve and commit in one write batch are one DEBIT row; a commit in a later batch is
+/// its own CHARGE row. Both reconcile.
+async fn settled_in_one_batch_is_one_ledger_row(url: &str) {
+    let engine = open(url).await;
+    let acc = client(
+        &engine,
+        QuotaOptions {
+            early_percent: Some(50),
+            ..QuotaOptions::default()
+        },
+        0,
+    )
+    .await;
+    top_up(&engine, acc, 10 * PRICE, "t1").await;
+    engine
+        .reserve(req(acc, "one-batch", PRICE, 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .commit(acc, "one-batch", Some("op"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .reserve(req(acc, "two-batches", PRICE, 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .commit(acc, "two-batches", Some("op"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    engine.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    drop(engine);
+
+    let sql = "SELECT reference, kind FROM ledger WHERE reference <> 't1' ORDER BY id";
+    let rows: Vec<(String, String)> = if url.starts_with("sqlite:") {
+        let p = sqlx::SqlitePool::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_as(sql)
+            .fetch_all(&p)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.close().await;
+        rows
+    } else {
+        let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap_or_else(|e| panic!("{e}"));
+        let p = sqlx::PgPool::connect_with(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_as(sql)
+            .fetch_all(&p)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.close().await;
+        rows
+    };
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(r, k)| (r.as_str(), k.as_str())).collect();
+    // The early 50 % of "two-batches" is folded into its reserve as well.
+    assert_eq!(
+        rows,
+        vec![
+            ("one-batch", "DEBIT"),
+            ("two-batches", "DEBIT"),
+            ("two-batches", "CHARGE"),
+        ]
+    );
+    assert_reconciles(url).await;
+}
+both_backends!(settled_in_one_batch_is_one_ledger_row);

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Local};
 use smpp_core::rusmpp::{
     encode::{Encode, Length},
-    pdus::{DataSm, DeliverSm, SubmitSm},
+    pdus::{DataSm, DeliverSm, SubmitMulti, SubmitSm},
     tlvs::{MessageSubmissionRequestTlvValue, Tlv, TlvTag},
     types::{AnyOctetString, COctetString, EmptyOrFullCOctetString, OctetString},
     values::{
@@ -268,6 +268,34 @@ impl Message {
             payload_tlv,
             tlvs,
             connector: connector.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// The message every destination of a client's submit_multi gets, TLVs included;
+    /// the destination is set per copy.
+    pub fn from_submit_multi(pdu: &SubmitMulti) -> Self {
+        let (content, payload_tlv, tlvs) =
+            payload_and_tlvs(pdu.tlvs(), pdu.short_message().as_ref());
+        Self {
+            service_type: pdu.service_type.value().as_str().to_owned(),
+            source: Address::new(
+                pdu.source_addr.as_str(),
+                u8::from(pdu.source_addr_ton),
+                u8::from(pdu.source_addr_npi),
+            ),
+            esm_class: u8::from(pdu.esm_class),
+            protocol_id: pdu.protocol_id,
+            priority: u8::from(pdu.priority_flag),
+            schedule_delivery_time: pdu.schedule_delivery_time.as_str().to_owned(),
+            validity_period: pdu.validity_period.as_str().to_owned(),
+            registered_delivery: u8::from(pdu.registered_delivery),
+            replace_if_present: u8::from(pdu.replace_if_present_flag),
+            data_coding: u8::from(pdu.data_coding),
+            sm_default_msg_id: pdu.sm_default_msg_id,
+            content,
+            payload_tlv,
+            tlvs,
             ..Self::default()
         }
     }

@@ -5,15 +5,19 @@
 mod common;
 mod raw_esme;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use common::{mo, start_gateway, start_smsc, submit_sm, wait_until};
+use journal::{Durability, Journal, JournalConfig};
+use router::{Deps, durable::LogJournal, journaling};
+
+use common::{mo, start_gateway, start_gateway_with, start_smsc, submit_sm, wait_until};
 use raw_esme::RawEsme;
 use smpp_core::rusmpp::{
     CommandStatus, Pdu,
     pdus::{CancelSm, DataSm, QuerySm, ReplaceSm, SubmitMulti},
+    tlvs::MessageSubmissionRequestTlvValue,
     types::{COctetString, OctetString},
-    values::{DestAddress, MessageState, Npi, SmeAddress, Ton},
+    values::{DestAddress, DistributionListName, MessageState, Npi, SmeAddress, Ton},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -291,5 +295,104 @@ async fn data_sm_and_submit_multi_take_the_submit_path() {
         other => panic!("submit_multi: {other:?}"),
     }
     assert_eq!(gw.in_flight(), 3, "data_sm + two destinations queued");
+    shutdown.cancel();
+}
+
+/// The journal in `dir`, and the gateway dependencies that write to it.
+fn journaled(dir: &std::path::Path) -> (Arc<LogJournal>, Vec<router::durable::Restored>, Deps) {
+    let (log, replayed) =
+        Journal::open(JournalConfig::new(dir, Durability::Fsync)).expect("journal");
+    let restored = replayed
+        .iter()
+        .filter_map(router::durable::decode)
+        .collect();
+    let journal = Arc::new(LogJournal::new(log));
+    let deps = Deps {
+        journal: Some(journal.clone() as Arc<dyn journaling::Journal>),
+        ..Deps::default()
+    };
+    (journal, restored, deps)
+}
+
+#[tokio::test]
+async fn a_replaced_message_is_sent_with_its_new_content_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // First life: the connector never starts; the message is replaced while queued.
+    {
+        let shutdown = CancellationToken::new();
+        let (journal, _, deps) = journaled(dir.path());
+        let (_gw, port) =
+            start_gateway_with(&shutdown, &config_with(1, "start = false"), deps).await;
+        let mut bank = RawEsme::bound(port, "bank", "secret").await;
+        let id = submitted(&mut bank, b"old text").await;
+        let replace = ReplaceSm::builder()
+            .message_id(cstr(&id))
+            .short_message(OctetString::from_slice(b"new text").expect("text"))
+            .build();
+        assert_eq!(bank.request(replace).await.0, CommandStatus::EsmeRok);
+        journal.log().flush().await.expect("flush");
+        // The process dies here: only the journal's files remain.
+        shutdown.cancel();
+    }
+    // Second life: the replay sends the replaced content, and only that.
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let (_journal, restored, deps) = journaled(dir.path());
+    let (gw, _) = start_gateway_with(&shutdown, &config(op_port), deps).await;
+    let report = gw.restore(restored).await;
+    assert_eq!(report.requeued, 1, "{report:?}");
+    wait_until(|| !smsc.submits.lock().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent: Vec<Vec<u8>> = smsc
+        .submits
+        .lock()
+        .iter()
+        .map(|s| s.short_message().as_ref().to_vec())
+        .collect();
+    assert_eq!(sent, vec![b"new text".to_vec()]);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn submit_multi_keeps_its_tlvs_and_refuses_distribution_lists_by_name() {
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let (gw, port) = start_gateway(&shutdown, &config(op_port)).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+    let multi = SubmitMulti::builder()
+        .source_addr(cstr("BANK"))
+        .dest_address(vec![
+            DestAddress::SmeAddress(SmeAddress::new(
+                Ton::International,
+                Npi::Isdn,
+                cstr("255700000005"),
+            )),
+            DestAddress::DistributionListName(DistributionListName::new(cstr("staff"))),
+        ])
+        .short_message(OctetString::from_slice(b"with tlv").expect("text"))
+        .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
+            smpp_core::rusmpp::values::UserMessageReference::new(4242),
+        ))
+        .build();
+    match bank.request(multi).await {
+        (CommandStatus::EsmeRok, Some(Pdu::SubmitMultiResp(r))) => {
+            let failed = r.unsuccess_sme();
+            assert_eq!(failed.len(), 1, "{failed:?}");
+            assert_eq!(failed[0].destination_addr.as_str(), "staff");
+            assert_eq!(failed[0].error_status_code, CommandStatus::EsmeRinvdestflag);
+        }
+        other => panic!("submit_multi: {other:?}"),
+    }
+    wait_until(|| !smsc.submits.lock().is_empty()).await;
+    let submits = smsc.submits.lock();
+    let sent = &submits[0];
+    assert_eq!(sent.destination_addr.as_str(), "255700000005");
+    assert!(
+        sent.tlvs().iter().any(|t| u16::from(t.tag()) == 0x0204),
+        "user_message_reference reached the operator: {:?}",
+        sent.tlvs()
+    );
+    drop(submits);
     shutdown.cancel();
 }

@@ -145,6 +145,7 @@ impl BillingEngine {
             submitted_at: None,
             operator_msg_id: None,
             final_status: None,
+            receipt_at: None,
         };
         shard.pending.push(Op::Cdr(cdr.clone()));
         vacant.insert(OpenRes {

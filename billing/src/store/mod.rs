@@ -16,7 +16,7 @@ use crate::account::{Account, AccountId};
 use crate::audit::AuditEvent;
 use crate::error::BillingError;
 use crate::ledger::Op;
-use crate::ledger::{CdrRow, ChargeStatus, LedgerEntry, ReceiptUpdate, UnixMicros};
+use crate::ledger::{CdrRow, ChargeStatus, EntryKind, LedgerEntry, ReceiptUpdate, UnixMicros};
 use crate::money::{Currency, Micros};
 use crate::tariff::{Tariff, TariffId};
 
@@ -232,6 +232,9 @@ pub(crate) fn currency_col(v: &str) -> Result<Currency, BillingError> {
 #[derive(Default)]
 pub(crate) struct BatchBuilder {
     cdr_index: HashMap<Arc<str>, usize>,
+    /// RESERVE entries of this batch by reference: a CHARGE of the same message is folded
+    /// into its row (see `EntryKind::Debit`).
+    reserve_index: HashMap<Arc<str>, usize>,
     receipt_index: HashMap<Arc<str>, usize>,
     sums: HashMap<AccountId, AccountSums>,
 }
@@ -250,6 +253,17 @@ impl BatchBuilder {
                     s.balance.0 += e.balance_delta.0;
                     s.reserved.0 += e.reserved_delta.0;
                     s.sms_count += e.sms_delta;
+                    if e.kind == EntryKind::Charge
+                        && let Some(&i) = self.reserve_index.get(&e.reference)
+                        && batch.entries[i].1.account == e.account
+                    {
+                        batch.entries[i].1.absorb_charge(&e);
+                        continue;
+                    }
+                    if e.kind == EntryKind::Reserve {
+                        self.reserve_index
+                            .insert(e.reference.clone(), batch.entries.len());
+                    }
                     batch.entries.push((*next_id, e));
                     *next_id += 1;
                 }
@@ -272,11 +286,26 @@ impl BatchBuilder {
                 Op::Audit(event) => batch.audit.push(event),
             }
         }
+        // A receipt for a row this batch writes goes into the row: one insert instead of
+        // an insert and an update (receipts often follow the submit within a batch).
+        let cdrs = &mut batch.cdrs;
+        let cdr_index = &self.cdr_index;
+        batch
+            .receipts
+            .retain(|r| match cdr_index.get(&r.message_id) {
+                Some(&i) => {
+                    cdrs[i].final_status = Some(r.final_status.clone());
+                    cdrs[i].receipt_at = Some(r.receipt_at);
+                    false
+                }
+                None => true,
+            });
         batch
             .balance_deltas
             .extend(self.sums.drain().map(|(_, s)| s));
         batch.balance_deltas.sort_by_key(|s| s.account);
         self.cdr_index.clear();
         self.receipt_index.clear();
+        self.reserve_index.clear();
     }
 }

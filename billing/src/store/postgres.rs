@@ -121,6 +121,8 @@ fn cdr_from_row(r: &PgRow) -> Result<CdrRow, BillingError> {
         final_status: r
             .try_get::<Option<String>, _>("final_status")?
             .map(Into::into),
+        // Only PENDING rows are read back (recovery): none has a receipt yet.
+        receipt_at: None,
     })
 }
 
@@ -205,24 +207,26 @@ impl LedgerStore for PostgresStore {
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \
                  total, charged, charge_status, accepted_at, submitted_at, operator_msg_id, \
-                 final_status, mcc, mnc, cost, margin) \
+                 final_status, receipt_at, mcc, mnc, cost, margin) \
                  SELECT mid, acc, usr, con, op, dst, snd, parts, tlen, thash, cur, \
                  cpp::numeric / 1000000, tot::numeric / 1000000, chg::numeric / 1000000, st, \
                  TIMESTAMPTZ 'epoch' + acc_at * INTERVAL '1 microsecond', \
                  TIMESTAMPTZ 'epoch' + sub_at * INTERVAL '1 microsecond', opid, fin, \
+                 TIMESTAMPTZ 'epoch' + rcp_at * INTERVAL '1 microsecond', \
                  mcc::smallint, mnc::smallint, cst::numeric / 1000000, mrg::numeric / 1000000 \
                  FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::int[], $9::int[], $10::text[], $11::text[], \
                  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::bigint[], \
-                 $17::bigint[], $18::text[], $19::text[], $20::int[], $21::int[], \
-                 $22::bigint[], $23::bigint[]) \
+                 $17::bigint[], $18::text[], $19::text[], $20::bigint[], $21::int[], \
+                 $22::int[], $23::bigint[], $24::bigint[]) \
                  AS u(mid, acc, usr, con, op, dst, snd, parts, tlen, thash, cur, cpp, tot, chg, st, \
-                 acc_at, sub_at, opid, fin, mcc, mnc, cst, mrg) \
+                 acc_at, sub_at, opid, fin, rcp_at, mcc, mnc, cst, mrg) \
                  ON CONFLICT (message_id) DO UPDATE SET charged = EXCLUDED.charged, \
                  charge_status = EXCLUDED.charge_status, \
                  submitted_at = COALESCE(EXCLUDED.submitted_at, cdr.submitted_at), \
                  operator_msg_id = COALESCE(EXCLUDED.operator_msg_id, cdr.operator_msg_id), \
                  final_status = COALESCE(EXCLUDED.final_status, cdr.final_status), \
+                 receipt_at = COALESCE(EXCLUDED.receipt_at, cdr.receipt_at), \
                  connector = EXCLUDED.connector, cost = EXCLUDED.cost, \
                  margin = EXCLUDED.margin \
                  WHERE cdr.account_id = EXCLUDED.account_id",
@@ -246,6 +250,7 @@ impl LedgerStore for PostgresStore {
             .bind(c.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.operator_msg_id.as_deref()).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.final_status.as_deref()).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.receipt_at).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.meta.mcc.map(i32::from)).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.meta.mnc.map(i32::from)).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.meta.cost().0).collect::<Vec<_>>())
@@ -737,12 +742,13 @@ impl LedgerStore for PostgresStore {
 const AUDIT_SQL: &str = "\
 WITH l AS (
     SELECT reference, MIN(account_id) AS account_id,
-           SUM(CASE WHEN kind = 'RESERVE' THEN amount ELSE 0 END) AS reserved,
-           SUM(CASE WHEN kind = 'CHARGE' THEN amount ELSE 0 END) AS charged,
+           SUM(CASE WHEN kind IN ('RESERVE', 'DEBIT') THEN amount ELSE 0 END) AS reserved,
+           SUM(CASE WHEN kind = 'CHARGE' THEN amount
+                    WHEN kind = 'DEBIT' THEN -balance_delta ELSE 0 END) AS charged,
            SUM(CASE WHEN kind = 'REFUND' THEN amount ELSE 0 END) AS refunded,
            SUM(reserved_delta) AS reserved_left,
-           SUM(CASE WHEN kind = 'RESERVE' THEN 1 ELSE 0 END) AS reserve_entries
-    FROM ledger WHERE kind IN ('RESERVE', 'CHARGE', 'REFUND') GROUP BY reference
+           SUM(CASE WHEN kind IN ('RESERVE', 'DEBIT') THEN 1 ELSE 0 END) AS reserve_entries
+    FROM ledger WHERE kind IN ('RESERVE', 'DEBIT', 'CHARGE', 'REFUND') GROUP BY reference
 )
 SELECT c.message_id AS reference, c.account_id AS account_id, c.charge_status AS cdr_status,
        (c.total * 1000000)::bigint AS cdr_total, (c.charged * 1000000)::bigint AS cdr_charged,

@@ -125,6 +125,8 @@ fn cdr_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CdrRow, BillingError> {
         final_status: r
             .try_get::<Option<String>, _>("final_status")?
             .map(Into::into),
+        // Only PENDING rows are read back (recovery): none has a receipt yet.
+        receipt_at: None,
     })
 }
 
@@ -174,7 +176,7 @@ impl LedgerStore for SqliteStore {
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \
                  total, charged, charge_status, accepted_at, submitted_at, operator_msg_id, \
-                 final_status, mcc, mnc, cost, margin) ",
+                 final_status, receipt_at, mcc, mnc, cost, margin) ",
             );
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(&*c.message_id)
@@ -196,6 +198,7 @@ impl LedgerStore for SqliteStore {
                     .push_bind(c.submitted_at)
                     .push_bind(c.operator_msg_id.as_deref())
                     .push_bind(c.final_status.as_deref())
+                    .push_bind(c.receipt_at)
                     .push_bind(c.meta.mcc.map(i64::from))
                     .push_bind(c.meta.mnc.map(i64::from))
                     .push_bind(c.meta.cost().0)
@@ -207,6 +210,7 @@ impl LedgerStore for SqliteStore {
                  submitted_at = COALESCE(excluded.submitted_at, cdr.submitted_at), \
                  operator_msg_id = COALESCE(excluded.operator_msg_id, cdr.operator_msg_id), \
                  final_status = COALESCE(excluded.final_status, cdr.final_status), \
+                 receipt_at = COALESCE(excluded.receipt_at, cdr.receipt_at), \
                  connector = excluded.connector, cost = excluded.cost, \
                  margin = excluded.margin \
                  WHERE cdr.account_id = excluded.account_id",
@@ -637,12 +641,13 @@ impl LedgerStore for SqliteStore {
 const AUDIT_SQL: &str = "\
 WITH l AS (
     SELECT reference, MIN(account_id) AS account_id,
-           SUM(CASE WHEN kind = 'RESERVE' THEN amount ELSE 0 END) AS reserved,
-           SUM(CASE WHEN kind = 'CHARGE' THEN amount ELSE 0 END) AS charged,
+           SUM(CASE WHEN kind IN ('RESERVE', 'DEBIT') THEN amount ELSE 0 END) AS reserved,
+           SUM(CASE WHEN kind = 'CHARGE' THEN amount
+                    WHEN kind = 'DEBIT' THEN -balance_delta ELSE 0 END) AS charged,
            SUM(CASE WHEN kind = 'REFUND' THEN amount ELSE 0 END) AS refunded,
            SUM(reserved_delta) AS reserved_left,
-           SUM(CASE WHEN kind = 'RESERVE' THEN 1 ELSE 0 END) AS reserve_entries
-    FROM ledger WHERE kind IN ('RESERVE', 'CHARGE', 'REFUND') GROUP BY reference
+           SUM(CASE WHEN kind IN ('RESERVE', 'DEBIT') THEN 1 ELSE 0 END) AS reserve_entries
+    FROM ledger WHERE kind IN ('RESERVE', 'DEBIT', 'CHARGE', 'REFUND') GROUP BY reference
 )
 SELECT c.message_id AS reference, c.account_id AS account_id, c.charge_status AS cdr_status,
        c.total AS cdr_total, c.charged AS cdr_charged,

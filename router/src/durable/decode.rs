@@ -123,9 +123,9 @@ pub(super) fn warn_undecodable(record: &journal::Record, reason: &str) {
 pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &'static str> {
     match record.kind {
         KIND_ACCEPTED => {
-            let p: StoredPart =
+            let p: StoredPart<'static> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad accepted part")?;
-            let content = Bytes::from(p.content);
+            let content = Bytes::from(p.content.into_owned());
             let mut message = p.message.into_message();
             if message.content.is_empty() {
                 // Stored once, as the part's content (identical when both are empty).
@@ -140,12 +140,12 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                 content,
                 esm_class: p.esm_class,
                 registered_delivery: p.registered_delivery,
-                charge_key: p.charge_key,
+                charge_key: p.charge_key.into_owned(),
                 amount: p.amount,
             })))
         }
         KIND_AWAITING_RECEIPT => {
-            let w: StoredReceiptWait =
+            let w: StoredReceiptWait<'static> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad receipt wait")?;
             let now = unix_now();
             if w.expires_at <= now {
@@ -168,8 +168,8 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                     multipart: None,
                 },
                 connector,
-                operator_id: w.operator_id,
-                charge_key: w.charge_key,
+                operator_id: w.operator_id.into_owned(),
+                charge_key: w.charge_key.into_owned(),
                 ttl: Duration::from_secs(w.expires_at - now),
             }))
         }
@@ -188,7 +188,7 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
             }))
         }
         KIND_MO_PART => {
-            let p: StoredMoPart =
+            let p: StoredMoPart<'static> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad MO part")?;
             let now = unix_now();
             if p.expires_at <= now {

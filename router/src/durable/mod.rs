@@ -18,7 +18,10 @@ mod stored;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, Instant};
+use std::{
+    borrow::Cow,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use hyper::Method;
@@ -133,17 +136,18 @@ impl Journal for LogJournal {
                 let stored = StoredPart {
                     amount,
                     message: StoredMessage::new(message, !same),
-                    username: username.to_owned(),
-                    connector: connector.to_owned(),
+                    username: Cow::Borrowed(username),
+                    connector: Cow::Borrowed(connector),
                     part: part as u32,
                     parts: parts as u32,
-                    content: content.to_vec(),
+                    content: Cow::Borrowed(content),
                     esm_class,
                     registered_delivery,
-                    charge_key: charge_key.to_owned(),
+                    charge_key: Cow::Borrowed(charge_key),
                 };
-                let payload = match postcard::to_allocvec(&stored) {
-                    Ok(bytes) => Bytes::from(bytes),
+                let hint = content.len() + if same { 0 } else { message.content.len() };
+                let payload = match encode(&stored, hint) {
+                    Ok(bytes) => bytes,
                     Err(error) => return Durable::Failed(error.to_string()),
                 };
                 match self
@@ -163,26 +167,24 @@ impl Journal for LogJournal {
                 ttl,
             } => {
                 let stored = StoredReceiptWait {
-                    id: entry.id.to_string(),
-                    uid: entry.uid.to_string(),
-                    username: entry.username.to_string(),
+                    id: Cow::Borrowed(&entry.id),
+                    uid: Cow::Borrowed(&entry.uid),
+                    username: Cow::Borrowed(&entry.username),
                     smpp_session: origin_session(&entry.origin),
                     source: (&entry.source).into(),
                     destination: (&entry.destination).into(),
                     registered_delivery: entry.registered_delivery,
                     dlr: entry.dlr.as_ref().map(Into::into),
-                    connector: entry.connector.to_string(),
+                    connector: Cow::Borrowed(&entry.connector),
                     submitted_at_micros: entry.submitted_at.timestamp_micros(),
                     part: entry.part as u32,
-                    operator_id: operator_id.to_owned(),
-                    charge_key: charge_key.to_owned(),
+                    operator_id: Cow::Borrowed(operator_id),
+                    charge_key: Cow::Borrowed(charge_key),
                     expires_at: unix_now() + ttl.as_secs(),
                 };
                 let id = record_id(&entry.id, entry.part);
-                if let Ok(bytes) = postcard::to_allocvec(&stored)
-                    && self
-                        .log
-                        .try_put(id, KIND_AWAITING_RECEIPT, Bytes::from(bytes))
+                if let Ok(bytes) = encode(&stored, 0)
+                    && self.log.try_put(id, KIND_AWAITING_RECEIPT, bytes)
                 {
                     self.expiries.lock().arm(id, ttl);
                 } else {

@@ -51,10 +51,10 @@ fn a_message_survives_the_round_trip() {
         connector: "sim".into(),
         part: 0,
         parts: 1,
-        content: b"code 1234".to_vec(),
+        content: b"code 1234".as_slice().into(),
         esm_class: 0,
         registered_delivery: 1,
-        charge_key: message.id.to_string(),
+        charge_key: message.id.to_string().into(),
         amount: 20_000,
     };
     let record = journal::Record {
@@ -201,10 +201,10 @@ fn a_single_part_stores_its_content_once_and_gets_it_back() {
         connector: "sim".into(),
         part: 0,
         parts: 1,
-        content: message.content.to_vec(),
+        content: message.content.to_vec().into(),
         esm_class: 0,
         registered_delivery: 1,
-        charge_key: message.id.to_string(),
+        charge_key: message.id.to_string().into(),
         amount: 1,
     };
     let payload = postcard::to_allocvec(&once).unwrap();

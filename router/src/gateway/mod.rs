@@ -75,6 +75,8 @@ struct InFlight {
     /// An LcrRoute's ranked candidates and which were tried.
     lcr: Option<lcr::LcrTrail>,
     charge_key: String,
+    /// This part's price, reserved under `charge_key` (journaled again by replace_sm).
+    amount: i64,
     requeues: u32,
     username: Arc<str>,
     multipart: Option<Arc<Mutex<MultipartState>>>,

@@ -478,6 +478,7 @@ impl Gateway {
                     network: target.network.as_ref().map(|n| (n.mcc, n.mnc)),
                     lcr: target.lcr.clone(),
                     charge_key: reservation.key(part).to_owned(),
+                    amount: target.price_per_part,
                     requeues: 0,
                     username: user.username.clone(),
                     multipart: multipart.clone(),

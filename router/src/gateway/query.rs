@@ -181,8 +181,10 @@ impl Gateway {
     }
 
     /// replace_sm: new content (and validity, when given) for `uid`'s single-part
-    /// message `id` still waiting in our queue.
-    pub fn replace_queued(
+    /// message `id` still waiting in our queue. The replacement is journaled (over the
+    /// part's accepted record) before the client is answered, so a restart sends the
+    /// new content and never the old one.
+    pub async fn replace_queued(
         &self,
         id: &str,
         uid: &str,
@@ -196,24 +198,63 @@ impl Gateway {
         if !self.unqueue(&tags) {
             return Err(CommandStatus::EsmeRreplacefail);
         }
+        // Journal the replaced part while it is out of the queue (nobody can send it).
+        let durable = {
+            let shard = self.shard(*tag).lock();
+            let Some(f) = shard.get(tag) else {
+                return Err(CommandStatus::EsmeRreplacefail);
+            };
+            let replaced = replaced(f, content, validity_period);
+            let durable = self.journal.append(JournalRecord::Accepted {
+                message: &replaced.message,
+                username: &f.username,
+                connector: &f.connector,
+                part: f.part,
+                parts: f.parts,
+                content: &replaced.content,
+                esm_class: f.esm_class,
+                registered_delivery: f.registered_delivery,
+                charge_key: &f.charge_key,
+                amount: f.amount,
+            });
+            (durable, replaced)
+        };
+        let (durable, replaced) = durable;
+        let journaled = durable.wait().await.is_ok();
         let item = {
             let mut shard = self.shard(*tag).lock();
             let Some(f) = shard.get_mut(tag) else {
                 return Err(CommandStatus::EsmeRreplacefail);
             };
-            replace_in(f, content, validity_period);
+            if journaled {
+                f.message = replaced.message;
+                f.content = replaced.content;
+                f.expires_at = replaced.expires_at;
+            }
             self.rebuild(f, *tag)
         };
         let queue = self.connectors.get(cid).map(|c| c.queue.clone());
         match (item, queue) {
             (Some(item), Some(queue)) => {
                 queue.push_front(item);
-                Ok(())
+                // Not journaled: the old content goes out as it would have.
+                if journaled {
+                    Ok(())
+                } else {
+                    Err(CommandStatus::EsmeRreplacefail)
+                }
             }
             _ => {
                 // Out of the queue and not rebuildable: finish it as cancelled.
                 if let Some(f) = self.take(*tag) {
                     self.charging.refund(&f.charge_key, CANCELLED);
+                    self.journal.append(JournalRecord::Outcome {
+                        id: &f.message.id,
+                        part: f.part,
+                        outcome: FinalOutcome::Failed {
+                            status: u32::from(CommandStatus::EsmeRreplacefail),
+                        },
+                    });
                 }
                 Err(CommandStatus::EsmeRreplacefail)
             }
@@ -221,13 +262,24 @@ impl Gateway {
     }
 }
 
-fn replace_in(f: &mut InFlight, content: Bytes, validity_period: &str) {
+/// A queued part's new message, content and expiry after replace_sm.
+struct Replaced {
+    message: Arc<crate::model::Message>,
+    content: Bytes,
+    expires_at: Option<std::time::Instant>,
+}
+
+fn replaced(f: &InFlight, content: Bytes, validity_period: &str) -> Replaced {
     let mut message = (*f.message).clone();
     message.content = content.clone();
+    let mut expires_at = f.expires_at;
     if !validity_period.is_empty() {
         message.validity_period = validity_period.to_owned();
-        f.expires_at = smpp_core::time::deadline(&message.validity_period);
+        expires_at = smpp_core::time::deadline(&message.validity_period);
     }
-    f.content = content;
-    f.message = Arc::new(message);
+    Replaced {
+        message: Arc::new(message),
+        content,
+        expires_at,
+    }
 }

@@ -83,6 +83,7 @@ impl Gateway {
                         network: None,
                         lcr: None,
                         charge_key: p.charge_key,
+                        amount: p.amount,
                         requeues: 0,
                         username: p.username,
                         multipart: None,

@@ -10,7 +10,7 @@ use smpp_core::{
         CommandStatus, Pdu,
         pdus::{DataSmResp, SubmitMulti, SubmitMultiResp, SubmitSmResp},
         types::COctetString,
-        values::{DestAddress, UnsuccessSme},
+        values::{DestAddress, Npi, Ton, UnsuccessSme},
     },
     server::{
         Authenticator, BindGrant, BindRequest, Request, RequestHandler, Response, SessionInfo,
@@ -94,7 +94,7 @@ impl RequestHandler for SmppFront {
             Request::SubmitMulti(pdu) => self.submit_multi(session, &user, &pdu).await,
             Request::QuerySm(pdu) => ops::query(&self.gateway, &user, &pdu),
             Request::CancelSm(pdu) => ops::cancel(&self.gateway, &user, &pdu),
-            Request::ReplaceSm(pdu) => ops::replace(&self.gateway, &user, &pdu),
+            Request::ReplaceSm(pdu) => ops::replace(&self.gateway, &user, &pdu).await,
         }
     }
 
@@ -137,13 +137,22 @@ impl SmppFront {
         user: &User,
         pdu: &SubmitMulti,
     ) -> Response {
-        let template = ops::multi_template(pdu);
+        let template = Message::from_submit_multi(pdu);
         let mut first_id = None;
         let mut failed = Vec::new();
         for dest in pdu.dest_address() {
-            let DestAddress::SmeAddress(sme) = dest else {
-                // Distribution lists are an SMSC feature we do not keep.
-                continue;
+            let sme = match dest {
+                DestAddress::SmeAddress(sme) => sme,
+                // Distribution lists live on an SMSC; we keep none, and say so per name.
+                DestAddress::DistributionListName(list) => {
+                    failed.push(UnsuccessSme::new(
+                        Ton::Unknown,
+                        Npi::Unknown,
+                        list.dl_name.clone(),
+                        CommandStatus::EsmeRinvdestflag,
+                    ));
+                    continue;
+                }
             };
             let mut msg = template.clone();
             msg.destination = Address::new(
