@@ -75,6 +75,13 @@ enum BillingCommand {
         #[arg(long)]
         month: u32,
     },
+    /// Monthly margin from the CDR: revenue, operator cost and margin per carrying
+    /// connector and destination network, as CSV on stdout.
+    Margin {
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+    },
     /// The audit log (balance changes, configuration loads), newest first.
     Audit {
         /// Only lines of this action, e.g. `balance.adjust` or `config.loaded`.
@@ -146,6 +153,10 @@ async fn main() -> anyhow::Result<()> {
                     if !report.is_clean() {
                         std::process::exit(1);
                     }
+                    Ok(())
+                }
+                BillingCommand::Margin { month } => {
+                    billing::cli::margin_csv(&url, &month, std::io::stdout()).await?;
                     Ok(())
                 }
                 BillingCommand::Invoice {

@@ -125,6 +125,9 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     )
     .context("cannot start the pipeline")?;
     let gateway = handle.gateway.clone();
+    if let Some(engine) = &billing {
+        spawn_health_audit(gateway.health_events(), engine.clone());
+    }
     let restored = replayed.iter().filter_map(durable::decode).collect();
     let report = gateway.restore(restored).await;
     charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
@@ -270,6 +273,36 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
             } else {
                 warn!("second signal: exiting now");
                 std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Least-cost routing: each change of a connector's health state (and each breaker
+/// opening) is one audit line, `connector.health`.
+fn spawn_health_audit(
+    mut events: tokio::sync::broadcast::Receiver<router::lcr::Transition>,
+    engine: billing::BillingEngine,
+) {
+    tokio::spawn(async move {
+        loop {
+            let t = match events.recv().await {
+                Ok(t) => t,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "health changes missed by the audit log");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let event = billing::AuditEvent::new(
+                "smsgw",
+                "router health",
+                "connector.health",
+                format!("connector:{}", t.connector),
+                format!("{} -> {}: {}", t.from, t.to, t.reason),
+            );
+            if let Err(error) = engine.record_audit(event).await {
+                warn!(%error, "could not record a health change in the audit log");
             }
         }
     });

@@ -66,9 +66,33 @@ uid = "u1"
 username = "bank"
 password = "pw"
 gid = "g1"
+# Least-cost routing over two operators nobody listens for.
+[[router.connectors]]
+cid = "opa"
+port = {dead_a}
+[[router.connectors]]
+cid = "opb"
+port = {dead_b}
+[[router.mt_routes]]
+order = 10
+type = "LcrRoute"
+[router.lcr]
+default_country = "UZ"
+[[router.lcr.costs]]
+connector = "opa"
+mcc = 434
+mnc = 4
+cost = "0.01"
+[[router.lcr.costs]]
+connector = "opb"
+mcc = 434
+mnc = 4
+cost = "0.02"
 "#,
             smpp = free_port(),
             http = free_port(),
+            dead_a = free_port().port(),
+            dead_b = free_port().port(),
         ),
     )
     .expect("write config");
@@ -131,6 +155,55 @@ fn admin_cli_lists_and_adds_users() {
     assert!(stdout(&json).contains("\"bank2\""), "{}", stdout(&json));
     let routes = admin(&endpoint, Some(TOKEN), &["route", "mt", "list"]);
     assert!(routes.status.success(), "{routes:?}");
+    assert!(stdout(&routes).contains("LcrRoute"), "{}", stdout(&routes));
+    let explained = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["route", "explain", "--to", "90 123 45 67", "--user", "bank"],
+    );
+    assert!(explained.status.success(), "{explained:?}");
+    let text = stdout(&explained);
+    eprintln!("{text}");
+    assert!(text.contains("+998901234567"), "{text}");
+    assert!(text.contains("434-04 Beeline"), "{text}");
+    assert!(text.contains("opa") && text.contains("0.010000"), "{text}");
+    assert!(text.contains("dropped: unbound"), "{text}");
+    assert!(text.contains("choice       (none)"), "{text}");
+
+    // Tables through the admin API: a new range, and a ported number.
+    let prefixes = dir.path().join("extra.csv");
+    std::fs::write(&prefixes, "99850,434,4,Beeline,UZ,new range\n").expect("write");
+    let ported = dir.path().join("ported.csv");
+    std::fs::write(&ported, "998931112233,434,4\n").expect("write");
+    let loaded = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "network",
+            "load",
+            "--prefixes",
+            prefixes.to_str().expect("utf-8 path"),
+            "--portability",
+            ported.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(stdout(&loaded).contains("1 ported"), "{}", stdout(&loaded));
+    for (to, by) in [
+        ("998501234567", "prefix of 5"),
+        ("+998931112233", "portability"),
+    ] {
+        let e = admin(
+            &endpoint,
+            Some(TOKEN),
+            &["route", "explain", "--to", to, "--user", "bank"],
+        );
+        let text = stdout(&e);
+        assert!(
+            text.contains("434-04 Beeline") && text.contains(by),
+            "{text}"
+        );
+    }
     let balance = admin(
         &endpoint,
         Some(TOKEN),

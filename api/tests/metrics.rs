@@ -129,4 +129,28 @@ async fn metrics_text_is_well_formed_before_any_traffic() {
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
     let parsed = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses");
     assert!(exists(&parsed, "smsgw_connector_bound"));
+    // Least-cost routing: the health of connectors in the cost table only.
+    let s = &s;
+    wait_until(|| s.gateway.connector("lcr1").is_some_and(|c| c.is_bound())).await;
+    let parsed = scrape(s).await;
+    let lcr1 = [("connector", "lcr1")];
+    assert_eq!(value(&parsed, "smsgw_connector_health_score", &lcr1), 100.0);
+    assert_eq!(
+        value(
+            &parsed,
+            "smsgw_connector_health_score",
+            &[("connector", "op1")]
+        ),
+        0.0
+    );
+    let healthy = [("connector", "lcr1"), ("state", "HEALTHY")];
+    assert_eq!(
+        value(&parsed, "smsgw_connector_health_state", &healthy),
+        1.0
+    );
+    let failed = [("connector", "lcr1"), ("state", "FAILED")];
+    assert_eq!(value(&parsed, "smsgw_connector_health_state", &failed), 0.0);
+    assert_eq!(value(&parsed, "smsgw_connector_breaker_open", &lcr1), 0.0);
+    assert!(exists(&parsed, "smsgw_connector_health_transitions_total"));
+    assert!(exists(&parsed, "smsgw_connector_breaker_openings_total"));
 }

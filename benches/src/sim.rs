@@ -95,6 +95,9 @@ pub struct SimStats {
     pub receipts_sent: AtomicU64,
     pub receipts_dropped: AtomicU64,
     pub mo_sent: AtomicU64,
+    /// Set at run time: receipts UNDELIV in this many per million, when above the
+    /// configured `undeliverable_fraction` (a network that starts failing).
+    pub undeliverable_ppm: AtomicU64,
 }
 
 impl SimStats {
@@ -183,7 +186,12 @@ impl SimHandler {
                 rng.random_bool(self.config.throttle_fraction.clamp(0.0, 1.0)),
                 rng.random_bool(self.config.fail_fraction.clamp(0.0, 1.0)),
                 rng.random_bool(self.config.receipt_fraction.clamp(0.0, 1.0)),
-                rng.random_bool(self.config.undeliverable_fraction.clamp(0.0, 1.0)),
+                rng.random_bool(
+                    self.config
+                        .undeliverable_fraction
+                        .max(self.stats.undeliverable_ppm.load(Ordering::Relaxed) as f64 / 1e6)
+                        .clamp(0.0, 1.0),
+                ),
             )
         };
         if throttle {

@@ -75,6 +75,7 @@ fn pairs(c: &mut Criterion) {
         parts: 1,
         text_length: 42,
         text_hash: "0123456789abcdef".into(),
+        ..Default::default()
     };
     let mut group = c.benchmark_group("billing");
     group.throughput(Throughput::Elements(1));

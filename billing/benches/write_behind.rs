@@ -69,6 +69,7 @@ async fn run_one(url: &str, run: &Run, secs: u64) -> Result<String, BillingError
         parts: 1,
         text_length: 42,
         text_hash: "0123456789abcdef".into(),
+        ..Default::default()
     };
     let per_ms = run.rate / 1_000;
     let total_ms = secs * 1_000;

@@ -8,12 +8,14 @@ use std::{
 };
 
 use parking_lot::{Mutex, RwLock};
-use proto::charging::{Balance, ChargeError, ChargeFuture, Charging, MessageCharge, part_key};
+use proto::charging::{
+    Balance, Carrier, ChargeError, ChargeFuture, Charging, MessageCharge, part_key,
+};
 use tracing::{info, warn};
 
 use crate::{
     AccountId, AccountKind, BillingEngine, BillingError, Currency, LedgerRequest, MessageMeta,
-    Micros, NewAccount, QuotaOptions, ReserveRequest,
+    Micros, NewAccount, QuotaOptions, ReserveRequest, tariff::RateQuery,
 };
 
 /// Users without a balance quota (Jasmin's "unlimited") still get every message priced
@@ -207,12 +209,26 @@ impl EngineCharging {
         let account = self
             .account_of(m.uid)
             .ok_or_else(|| ChargeError::UnknownAccount(m.uid.to_owned()))?;
+        // The account's (or its resellers', or a global) tariff for the destination's
+        // network or prefix, with its volume tier; else the route's rate (Jasmin).
+        let price_per_part = self
+            .engine
+            .rate(&RateQuery {
+                account,
+                destination: m.destination,
+                mcc_mnc: m.network.map(|n| (n.mcc, n.mnc)),
+                route_rate: Micros(m.price_per_part),
+                parts: 1,
+                at: None,
+            })
+            .map_err(|e| refusal(e, m.uid))?
+            .price_per_part
+            .0;
         let mut done: Vec<String> = Vec::with_capacity(m.charges.len());
         for part in m.charges {
             let key = part_key(m.message_id, part.index, m.parts);
             let segments = part.segments.max(1);
-            let amount = m
-                .price_per_part
+            let amount = price_per_part
                 .checked_mul(i64::from(segments))
                 .ok_or_else(|| ChargeError::Invalid(format!("{segments} segments overflow")))?;
             let request = ReserveRequest {
@@ -223,13 +239,16 @@ impl EngineCharging {
                 meta: MessageMeta {
                     user: m.uid.to_owned(),
                     connector: m.connector.to_owned(),
-                    operator: String::new(),
+                    operator: m.network.map(|n| n.operator.to_owned()).unwrap_or_default(),
                     destination: m.destination.to_owned(),
                     sender: m.sender.to_owned(),
                     // A row per part, counting the SMS it stands for.
                     parts: segments,
                     text_length: u32::try_from(part.text.len()).unwrap_or(u32::MAX),
                     text_hash: text_hash(part.text),
+                    mcc: m.network.map(|n| n.mcc),
+                    mnc: m.network.map(|n| n.mnc),
+                    carrier_cost: Micros(m.cost_per_part),
                 },
             };
             match self.engine.reserve(request) {
@@ -277,6 +296,18 @@ impl Charging for EngineCharging {
         {
             warn!(%error, key, "commit failed");
         }
+    }
+
+    fn commit_via(&self, key: &str, operator_id: &str, carrier: Carrier<'_>) {
+        if let Some(account) = self.shard(key).lock().get(key).copied() {
+            self.engine.set_carrier(
+                account,
+                key,
+                carrier.connector,
+                Micros(carrier.cost_per_part),
+            );
+        }
+        self.commit(key, operator_id);
     }
 
     fn refund(&self, key: &str, reason: &str) {

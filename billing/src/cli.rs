@@ -38,6 +38,21 @@ pub async fn audit_log(
     lines
 }
 
+/// Writes the margin report of a month (`YYYY-MM`) as CSV and returns it.
+pub async fn margin_csv(
+    url: &str,
+    month: &str,
+    writer: impl Write,
+) -> Result<crate::margin::MarginReport, BillingError> {
+    let (year, month) = crate::margin::parse_month(month)?;
+    let store = open_store(url).await?;
+    let report = crate::margin::margin(store.as_ref(), year, month).await;
+    store.close().await;
+    let report = report?;
+    report.write_csv(writer)?;
+    Ok(report)
+}
+
 /// Writes the monthly invoice of `account_id` as CSV and returns it.
 pub async fn invoice_csv(
     url: &str,

@@ -99,6 +99,7 @@ impl billing_server::Billing for BillingService {
                     parts: m.parts,
                     text_length: m.text_length,
                     text_hash: m.text_hash,
+                    ..Default::default()
                 },
             })
             .map_err(to_status)?;

@@ -167,6 +167,18 @@ pub struct MessageMeta {
     pub parts: u32,
     pub text_length: u32,
     pub text_hash: String,
+    /// The destination's network, when the router resolved it.
+    pub mcc: Option<u16>,
+    pub mnc: Option<u16>,
+    /// What the carrying operator charges us per SMS (the connector × network cost).
+    pub carrier_cost: Micros,
+}
+
+impl MessageMeta {
+    /// What the carrier charges us for this row: its cost per SMS × parts.
+    pub fn cost(&self) -> Micros {
+        Micros(self.carrier_cost.0.saturating_mul(i64::from(self.parts)))
+    }
 }
 
 /// A CDR row in full. The money and identity columns are written once; the lifecycle

@@ -22,6 +22,7 @@ pub mod error;
 pub mod grpc;
 pub mod invoice;
 pub mod ledger;
+pub mod margin;
 pub mod money;
 pub mod reconcile;
 pub mod recovery;

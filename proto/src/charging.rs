@@ -70,6 +70,26 @@ pub struct MessageCharge<'a> {
     /// The parts to reserve: every part of a new message; after a restart, the one part
     /// the journal sends again.
     pub charges: &'a [PartCharge<'a>],
+    /// The destination's network when the router resolved it (tariffs by MCC/MNC).
+    pub network: Option<NetworkInfo<'a>>,
+    /// What the chosen connector's operator charges us per part (0 when unknown).
+    pub cost_per_part: Micros,
+}
+
+/// A destination's mobile network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkInfo<'a> {
+    pub mcc: u16,
+    pub mnc: u16,
+    /// The network's operator name ("Beeline").
+    pub operator: &'a str,
+}
+
+/// Who actually carried a part (after any failover) and what it costs us per SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carrier<'a> {
+    pub connector: &'a str,
+    pub cost_per_part: Micros,
 }
 
 /// One part (one submit_sm) to reserve.
@@ -102,6 +122,12 @@ pub trait Charging: Send + Sync + 'static {
     ) -> ChargeFuture<'a, Result<(), ChargeError>>;
     /// The operator accepted the part under `operator_id`.
     fn commit(&self, key: &str, operator_id: &str);
+    /// [`Charging::commit`], naming the connector that carried the part and its cost,
+    /// which may differ from the reservation's after a failover.
+    fn commit_via(&self, key: &str, operator_id: &str, carrier: Carrier<'_>) {
+        let _ = carrier;
+        self.commit(key, operator_id);
+    }
     /// The part failed for good (`reason`: its final status): money and count go back.
     fn refund(&self, key: &str, reason: &str);
     /// What the user's account has left.

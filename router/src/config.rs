@@ -32,6 +32,9 @@ pub struct RouterConfig {
     pub mt_interceptors: Vec<InterceptorConfig>,
     #[serde(default)]
     pub mo_interceptors: Vec<InterceptorConfig>,
+    /// Least-cost routing: number → network tables, operator costs, health scoring.
+    #[serde(default)]
+    pub lcr: crate::lcr::LcrConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +79,16 @@ impl RouterConfig {
             return Ok(Self::default());
         };
         let config: Self = value.try_into()?;
-        match &config.file {
-            Some(file) => Self::from_file(base_dir.join(file)),
-            None => Ok(config),
-        }
+        let (mut config, dir) = match &config.file {
+            Some(file) => {
+                let path = base_dir.join(file);
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (Self::from_file(&path)?, dir)
+            }
+            None => (config, base_dir.to_path_buf()),
+        };
+        config.lcr.resolve_paths(&dir);
+        Ok(config)
     }
 }
 
@@ -344,6 +353,10 @@ pub struct ConnectorConfig {
     /// Name the certificate must carry; default `host`.
     #[serde(default)]
     pub tls_server_name: Option<String>,
+    /// Expected delivered share of final receipts for the health score (LcrRoute);
+    /// `[lcr.health] target_dlr` when absent.
+    #[serde(default)]
+    pub target_dlr: Option<f64>,
 }
 
 fn default_host() -> String {

@@ -26,6 +26,9 @@ pub enum RouteKind {
     /// True round robin (Jasmin picks uniformly at random).
     RoundRobin,
     Failover,
+    /// Least-cost routing: the connectors come from the cost table of the destination's
+    /// network, ranked by cost and health for every message.
+    Lcr,
 }
 
 #[derive(Debug)]
@@ -101,7 +104,7 @@ impl<T> Table<T> {
         let mut patterns = PatternSets::default();
         let mut table = Table::default();
         for (index, entry) in entries.into_iter().enumerate() {
-            if entry.targets.is_empty() {
+            if entry.targets.is_empty() && entry.kind != RouteKind::Lcr {
                 return Err(ConfigError::Invalid(format!(
                     "route {} has no connector",
                     entry.order
@@ -236,6 +239,7 @@ fn kind_of(name: &str, mt: bool) -> Result<RouteKind, ConfigError> {
             RouteKind::RoundRobin
         }
         ("FailoverMTRoute", true) | ("FailoverMORoute", false) => RouteKind::Failover,
+        ("LcrRoute", true) => RouteKind::Lcr,
         _ => {
             return Err(ConfigError::Invalid(format!(
                 "unknown {} route type {name:?}",
@@ -274,6 +278,7 @@ fn check_shape(c: &RouteConfig, kind: RouteKind, n: usize) -> Result<(), ConfigE
         RouteKind::Default if c.order != 0 => bad("DefaultRoute must have order 0"),
         RouteKind::Default | RouteKind::Static if n != 1 => bad("needs exactly one connector"),
         RouteKind::RoundRobin | RouteKind::Failover if n < 2 => bad("needs two or more connectors"),
+        RouteKind::Lcr if n != 0 => bad("LcrRoute takes its connectors from [lcr] costs"),
         _ if kind != RouteKind::Default && c.order == 0 => bad("order 0 is for DefaultRoute"),
         _ => Ok(()),
     }

@@ -270,6 +270,11 @@ impl Directory {
         })
     }
 
+    /// A user by username (or uid), without authentication: for explanations.
+    pub fn find(&self, name: &str) -> Option<&Arc<User>> {
+        self.by_username.get(name).or_else(|| self.by_uid.get(name))
+    }
+
     /// Password verifications done since this directory was built.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)

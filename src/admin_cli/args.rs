@@ -36,9 +36,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GroupCmd,
     },
-    /// MT or MO routes, in evaluation order.
+    /// MT or MO routes, in evaluation order (`route mt list`), or how a message would
+    /// be routed now (`route explain --to 998901234567 --user bank1`).
+    #[command(subcommand_precedence_over_arg = true)]
     Route {
-        table: TableArg,
+        /// mt (default) or mo.
+        table: Option<TableArg>,
         #[command(subcommand)]
         command: RouteCmd,
     },
@@ -55,6 +58,12 @@ pub enum AdminCommand {
     Connector {
         #[command(subcommand)]
         command: ConnectorCmd,
+    },
+    /// Least-cost routing's number → network tables: `network load` reads the files
+    /// again; `--prefixes F` / `--portability F` add CSV rows until the next load.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCmd,
     },
     /// A user's billing account.
     Account {
@@ -225,6 +234,19 @@ pub enum GroupCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Load the tables again (and add the rows of these CSV files).
+    Load {
+        /// `prefix,mcc,mnc,operator,country,region` lines.
+        #[arg(long)]
+        prefixes: Option<std::path::PathBuf>,
+        /// `msisdn,mcc,mnc` lines.
+        #[arg(long)]
+        portability: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum RouteCmd {
     List,
     /// Add (or replace) the route of this order.
@@ -234,8 +256,8 @@ pub enum RouteCmd {
         /// DefaultRoute, StaticMTRoute, RandomRoundrobinMTRoute, FailoverMTRoute, …MORoute
         #[arg(long = "type")]
         r#type: String,
-        /// Repeat for round-robin and failover routes.
-        #[arg(long = "connector", required = true)]
+        /// Repeat for round-robin and failover routes; none for an LcrRoute.
+        #[arg(long = "connector")]
         connectors: Vec<String>,
         #[arg(long = "filter")]
         filters: Vec<String>,
@@ -248,6 +270,16 @@ pub enum RouteCmd {
     },
     /// Remove every route of the table.
     Flush,
+    /// How a message would be routed now: the destination's network, every candidate
+    /// connector with its cost, health score and why it was kept or dropped, the choice.
+    Explain {
+        /// Destination number (E.164, international or national).
+        #[arg(long)]
+        to: String,
+        /// Username (or uid) of the sender.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

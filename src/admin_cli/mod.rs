@@ -15,8 +15,8 @@ use tonic::{
 
 pub use args::AdminArgs;
 use args::{
-    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, RouteCmd,
-    StatsCmd, UserCmd,
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, NetworkCmd,
+    RouteCmd, StatsCmd, TableArg, UserCmd,
 };
 use print::Out;
 
@@ -56,7 +56,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::User { command } => user(&mut admin, &out, command).await,
         AdminCommand::Group { command } => group(&mut admin, &out, command).await,
         AdminCommand::Route { table, command } => {
-            route(&mut admin, &out, table.into(), command).await
+            route(
+                &mut admin,
+                &out,
+                table.unwrap_or(TableArg::Mt).into(),
+                command,
+            )
+            .await
         }
         AdminCommand::Filter { command } => filter(&mut admin, &out, command).await,
         AdminCommand::Interceptor { table, command } => {
@@ -64,6 +70,26 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Connector { command } => connector(&mut admin, &out, command).await,
         AdminCommand::Account { command } => account(&mut admin, &out, command).await,
+        AdminCommand::Network {
+            command:
+                NetworkCmd::Load {
+                    prefixes,
+                    portability,
+                },
+        } => {
+            let read = |p: Option<std::path::PathBuf>| -> anyhow::Result<String> {
+                match p {
+                    Some(p) => std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display())),
+                    None => Ok(String::new()),
+                }
+            };
+            let tables = pb::NetworkTables {
+                prefixes_csv: read(prefixes)?,
+                portability_csv: read(portability)?,
+            };
+            out.done(&admin.load_networks(tables).await?.into_inner())
+        }
         AdminCommand::Stats { command } => {
             let mut stats = StatsClient::with_interceptor(channel, bearer);
             match command {
@@ -181,6 +207,14 @@ async fn route(
                 .await?
                 .into_inner(),
         ),
+        RouteCmd::Explain { to, user } => {
+            let e = admin
+                .explain_route(pb::ExplainRequest { to, user })
+                .await?
+                .into_inner();
+            print!("{}", e.text);
+            Ok(())
+        }
     }
 }
 

@@ -344,6 +344,65 @@ impl Admin for AdminService {
         ))
     }
 
+    async fn explain_route(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Reply<pb::RouteExplanation> {
+        let r = request.into_inner();
+        let e = self.state.gateway.explain(&r.user, &r.to);
+        Ok(Response::new(pb::RouteExplanation {
+            number: e.number.clone().unwrap_or_default(),
+            network: e.network.clone().unwrap_or_default(),
+            route: e.route.clone(),
+            candidates: e
+                .candidates
+                .iter()
+                .map(|c| pb::ExplainedCandidate {
+                    connector: c.connector.clone(),
+                    cost: router::lcr::format_micros(c.cost),
+                    score: c.score,
+                    state: c.state.into(),
+                    verdict: c.verdict.into(),
+                })
+                .collect(),
+            choice: e.choice.clone().unwrap_or_default(),
+            note: e.note.clone(),
+            text: e.to_string(),
+        }))
+    }
+
+    async fn load_networks(&self, request: Request<pb::NetworkTables>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        let t = request.into_inner();
+        let (prefix_rows, ported_rows) = (
+            t.prefixes_csv.lines().count(),
+            t.portability_csv.lines().count(),
+        );
+        let gateway = self.state.gateway.clone();
+        let (networks, ported) = tokio::task::spawn_blocking(move || {
+            gateway.load_networks(&t.prefixes_csv, &t.portability_csv)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(convert::invalid)?;
+        self.state
+            .audit(
+                &actor,
+                "lcr.networks.load",
+                "lcr:networks".into(),
+                serde_json::json!({
+                    "prefix_lines": prefix_rows,
+                    "portability_lines": ported_rows,
+                    "networks": networks,
+                    "ported": ported,
+                }),
+            )
+            .await;
+        Ok(done(format!(
+            "number to network tables loaded: {networks} networks, {ported} ported numbers"
+        )))
+    }
+
     async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {
         let config = self.state.current().await;
         let value = serde_json::to_value(&config).map_err(|e| Status::internal(e.to_string()))?;

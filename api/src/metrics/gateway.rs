@@ -14,6 +14,7 @@ use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
 use router::{
     Gateway,
     gateway::Connector,
+    lcr::HealthState,
     stats::{ConnectorCounters, RECEIPT_STATES, REFUSAL_REASONS, UserCounters},
 };
 
@@ -264,6 +265,7 @@ fn encode_connectors(
             .iter()
             .map(|c| (connector(&c.cid), c.counters.submit_response.snapshot())),
     )?;
+    encode_health(encoder, connectors)?;
     histograms(
         encoder,
         "smsgw_delivery_receipt_seconds",
@@ -271,5 +273,77 @@ fn encode_connectors(
         connectors
             .iter()
             .map(|c| (connector(&c.cid), c.counters.receipt_delay.snapshot())),
+    )
+}
+
+/// Least-cost routing: health score, state, breaker and transitions of the connectors
+/// named in the LCR cost table.
+fn encode_health(
+    encoder: &mut DescriptorEncoder<'_>,
+    connectors: &[&Arc<Connector>],
+) -> fmt::Result {
+    let lcr: Vec<&Arc<Connector>> = connectors
+        .iter()
+        .copied()
+        .filter(|c| c.lcr_managed)
+        .collect();
+    gauges(
+        encoder,
+        "smsgw_connector_health_score",
+        "LCR health score (0-100): delivery rate, receipt latency and spare throughput.",
+        lcr.iter().map(|c| {
+            let score = if c.is_bound() { c.health.score() } else { 0.0 };
+            (connector(&c.cid), score)
+        }),
+    )?;
+    gauges(
+        encoder,
+        "smsgw_connector_health_state",
+        "1 for the connector's LCR health state (HEALTHY, DEGRADED, FAILED), 0 for the others.",
+        lcr.iter().flat_map(|c| {
+            let now = c.health.state();
+            HealthState::ALL.into_iter().map(move |s| {
+                let mut labels = connector(&c.cid);
+                labels.push(("state", s.as_str().to_owned()));
+                (labels, f64::from(u8::from(s == now)))
+            })
+        }),
+    )?;
+    gauges(
+        encoder,
+        "smsgw_connector_breaker_open",
+        "1 while the connector's circuit breaker is open (consecutive submit errors).",
+        lcr.iter().map(|c| {
+            (
+                connector(&c.cid),
+                f64::from(u8::from(c.health.breaker_open())),
+            )
+        }),
+    )?;
+    counters(
+        encoder,
+        "smsgw_connector_health_transitions",
+        "Changes of LCR health state, by the state entered.",
+        lcr.iter().flat_map(|c| {
+            HealthState::ALL.into_iter().map(move |s| {
+                let mut labels = connector(&c.cid);
+                labels.push(("state", s.as_str().to_owned()));
+                (
+                    labels,
+                    c.health.transitions[s as usize].load(Ordering::Relaxed),
+                )
+            })
+        }),
+    )?;
+    counters(
+        encoder,
+        "smsgw_connector_breaker_openings",
+        "Times the connector's circuit breaker opened.",
+        lcr.iter().map(|c| {
+            (
+                connector(&c.cid),
+                c.health.breaker_openings.load(Ordering::Relaxed),
+            )
+        }),
     )
 }

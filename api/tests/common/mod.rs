@@ -60,6 +60,18 @@ username = "op1"
 port = {sim_port}
 con_fail_delay_secs = 0.1
 con_loss_delay_secs = 0.1
+# A least-cost routing connector (health metrics), to the same simulator.
+[[connectors]]
+cid = "lcr1"
+username = "lcr1"
+port = {sim_port}
+con_fail_delay_secs = 0.1
+con_loss_delay_secs = 0.1
+[[lcr.costs]]
+connector = "lcr1"
+mcc = 434
+mnc = 4
+cost = "0.01"
 [[filters]]
 fid = "tz"
 type = "DestinationAddrFilter"

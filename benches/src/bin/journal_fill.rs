@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
                 username: username.clone(),
                 origin: Origin::Smpp { session_id: 0 },
                 source: Address::new("BANK", 5, 0),
-                destination: Address::new(&format!("99890{:07}", records % 10_000_000), 1, 1),
+                destination: Address::new(format!("99890{:07}", records % 10_000_000), 1, 1),
                 registered_delivery: 1,
                 dlr: None,
                 connector: connector.clone(),

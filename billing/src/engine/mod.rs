@@ -24,6 +24,7 @@ use crate::store::{LedgerStore, open_store};
 use crate::tariff::{Quote, RateQuery, RateSource, Tariff, TariffBook, TariffId};
 use crate::writer::{self, FlushWaiter, Shared, WriterMetrics};
 
+mod carrier;
 mod ledger_ops;
 mod settle;
 

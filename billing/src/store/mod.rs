@@ -102,6 +102,22 @@ pub struct InvoiceLine {
     pub amount: Micros,
 }
 
+/// One line of the margin report: CHARGED rows of one connector and network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarginLine {
+    pub connector: String,
+    pub operator: String,
+    pub mcc: Option<u16>,
+    pub mnc: Option<u16>,
+    pub currency: String,
+    pub messages: i64,
+    pub parts: i64,
+    /// What the clients were debited.
+    pub revenue: Micros,
+    /// What the carrying operators charge us.
+    pub cost: Micros,
+}
+
 /// A reference closed recently, loaded at start so retried commits/refunds stay no-ops.
 #[derive(Clone, Debug)]
 pub struct ClosedRef {
@@ -164,6 +180,19 @@ pub trait LedgerStore: Send + Sync + 'static {
         from: UnixMicros,
         to: UnixMicros,
     ) -> Result<Vec<InvoiceLine>, BillingError>;
+
+    /// CHARGED rows accepted in [from, to), summed per connector, network and currency.
+    async fn margin_lines(
+        &self,
+        from: UnixMicros,
+        to: UnixMicros,
+    ) -> Result<Vec<MarginLine>, BillingError> {
+        let _ = (from, to);
+        Err(BillingError::InvalidRequest(format!(
+            "the {} store keeps no CDR to report margins from",
+            self.backend()
+        )))
+    }
 
     async fn close(&self);
 }

@@ -10,8 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::{
-    AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, PendingCdr, RefAudit, currency_col,
-    parse_col,
+    AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, MarginLine, PendingCdr, RefAudit,
+    currency_col, parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
 use crate::audit::AuditEvent;
@@ -78,7 +78,8 @@ const CDR_COLS: &str = "c.message_id, c.account_id, c.user_name, c.connector, c.
     (c.charged * 1000000)::bigint AS charged, c.charge_status, \
     (EXTRACT(EPOCH FROM c.accepted_at) * 1000000)::bigint AS accepted_at, \
     (EXTRACT(EPOCH FROM c.submitted_at) * 1000000)::bigint AS submitted_at, \
-    c.operator_msg_id, c.final_status";
+    c.operator_msg_id, c.final_status, c.mcc::int AS mcc, c.mnc::int AS mnc, \
+    (c.cost * 1000000)::bigint AS cost";
 
 fn cdr_from_row(r: &PgRow) -> Result<CdrRow, BillingError> {
     Ok(CdrRow {
@@ -93,6 +94,15 @@ fn cdr_from_row(r: &PgRow) -> Result<CdrRow, BillingError> {
             parts: r.try_get::<i32, _>("parts")?.max(0) as u32,
             text_length: r.try_get::<i32, _>("text_length")?.max(0) as u32,
             text_hash: r.try_get("text_hash")?,
+            mcc: r
+                .try_get::<Option<i32>, _>("mcc")?
+                .and_then(|v| u16::try_from(v).ok()),
+            mnc: r
+                .try_get::<Option<i32>, _>("mnc")?
+                .and_then(|v| u16::try_from(v).ok()),
+            carrier_cost: Micros(
+                r.try_get::<i64, _>("cost")? / i64::from(r.try_get::<i32, _>("parts")?.max(1)),
+            ),
         }),
         currency: currency_col(&r.try_get::<String, _>("currency")?)?,
         cost_per_part: Micros(r.try_get("cost_per_part")?),
@@ -197,24 +207,28 @@ impl LedgerStore for PostgresStore {
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \
                  total, charged, charge_status, accepted_at, submitted_at, operator_msg_id, \
-                 final_status, receipt_at) \
+                 final_status, receipt_at, mcc, mnc, cost, margin) \
                  SELECT mid, acc, usr, con, op, dst, snd, parts, tlen, thash, cur, \
                  cpp::numeric / 1000000, tot::numeric / 1000000, chg::numeric / 1000000, st, \
                  TIMESTAMPTZ 'epoch' + acc_at * INTERVAL '1 microsecond', \
                  TIMESTAMPTZ 'epoch' + sub_at * INTERVAL '1 microsecond', opid, fin, \
-                 TIMESTAMPTZ 'epoch' + rcp_at * INTERVAL '1 microsecond' \
+                 TIMESTAMPTZ 'epoch' + rcp_at * INTERVAL '1 microsecond', \
+                 mcc::smallint, mnc::smallint, cst::numeric / 1000000, mrg::numeric / 1000000 \
                  FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::int[], $9::int[], $10::text[], $11::text[], \
                  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::bigint[], \
-                 $17::bigint[], $18::text[], $19::text[], $20::bigint[]) \
+                 $17::bigint[], $18::text[], $19::text[], $20::bigint[], $21::int[], \
+                 $22::int[], $23::bigint[], $24::bigint[]) \
                  AS u(mid, acc, usr, con, op, dst, snd, parts, tlen, thash, cur, cpp, tot, chg, st, \
-                 acc_at, sub_at, opid, fin, rcp_at) \
+                 acc_at, sub_at, opid, fin, rcp_at, mcc, mnc, cst, mrg) \
                  ON CONFLICT (message_id) DO UPDATE SET charged = EXCLUDED.charged, \
                  charge_status = EXCLUDED.charge_status, \
                  submitted_at = COALESCE(EXCLUDED.submitted_at, cdr.submitted_at), \
                  operator_msg_id = COALESCE(EXCLUDED.operator_msg_id, cdr.operator_msg_id), \
                  final_status = COALESCE(EXCLUDED.final_status, cdr.final_status), \
-                 receipt_at = COALESCE(EXCLUDED.receipt_at, cdr.receipt_at) \
+                 receipt_at = COALESCE(EXCLUDED.receipt_at, cdr.receipt_at), \
+                 connector = EXCLUDED.connector, cost = EXCLUDED.cost, \
+                 margin = EXCLUDED.margin \
                  WHERE cdr.account_id = EXCLUDED.account_id",
             )
             .bind(c.iter().map(|r| &*r.message_id).collect::<Vec<_>>())
@@ -237,6 +251,14 @@ impl LedgerStore for PostgresStore {
             .bind(c.iter().map(|r| r.operator_msg_id.as_deref()).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.final_status.as_deref()).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.receipt_at).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.meta.mcc.map(i32::from)).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.meta.mnc.map(i32::from)).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.meta.cost().0).collect::<Vec<_>>())
+            .bind(
+                c.iter()
+                    .map(|r| r.total.0.saturating_sub(r.meta.cost().0))
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await?;
         }
@@ -665,6 +687,47 @@ impl LedgerStore for PostgresStore {
                     messages: r.try_get("messages")?,
                     parts: r.try_get("parts")?,
                     amount: Micros(r.try_get("amount")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn margin_lines(
+        &self,
+        from: UnixMicros,
+        to: UnixMicros,
+    ) -> Result<Vec<MarginLine>, BillingError> {
+        let rows = sqlx::query(
+            "SELECT connector, operator, mcc::int AS mcc, mnc::int AS mnc, currency, \
+             COUNT(*)::bigint AS messages, SUM(parts)::bigint AS parts, \
+             (SUM(charged) * 1000000)::bigint AS revenue, (SUM(cost) * 1000000)::bigint AS cost \
+             FROM cdr \
+             WHERE accepted_at >= TIMESTAMPTZ 'epoch' + $1 * INTERVAL '1 microsecond' \
+             AND accepted_at < TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 microsecond' \
+             AND charge_status = 'CHARGED' \
+             GROUP BY connector, operator, mcc, mnc, currency \
+             ORDER BY connector, operator, mcc, mnc, currency",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MarginLine {
+                    connector: r.try_get("connector")?,
+                    operator: r.try_get("operator")?,
+                    mcc: r
+                        .try_get::<Option<i32>, _>("mcc")?
+                        .and_then(|v| u16::try_from(v).ok()),
+                    mnc: r
+                        .try_get::<Option<i32>, _>("mnc")?
+                        .and_then(|v| u16::try_from(v).ok()),
+                    currency: r.try_get("currency")?,
+                    messages: r.try_get("messages")?,
+                    parts: r.try_get("parts")?,
+                    revenue: Micros(r.try_get("revenue")?),
+                    cost: Micros(r.try_get("cost")?),
                 })
             })
             .collect()

@@ -9,8 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, PendingCdr, RefAudit, currency_col,
-    parse_col,
+    AccountSums, Batch, ClosedRef, InvoiceLine, LedgerStore, MarginLine, PendingCdr, RefAudit,
+    currency_col, parse_col,
 };
 use crate::account::{Account, AccountId, QuotaOptions};
 use crate::audit::AuditEvent;
@@ -98,6 +98,15 @@ fn cdr_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CdrRow, BillingError> {
                 .try_get::<i64, _>("text_length")?
                 .clamp(0, u32::MAX.into()) as u32,
             text_hash: r.try_get("text_hash")?,
+            mcc: r
+                .try_get::<Option<i64>, _>("mcc")?
+                .and_then(|v| u16::try_from(v).ok()),
+            mnc: r
+                .try_get::<Option<i64>, _>("mnc")?
+                .and_then(|v| u16::try_from(v).ok()),
+            carrier_cost: Micros(
+                r.try_get::<i64, _>("cost")? / r.try_get::<i64, _>("parts")?.max(1),
+            ),
         }),
         currency: currency_col(&r.try_get::<String, _>("currency")?)?,
         cost_per_part: Micros(r.try_get("cost_per_part")?),
@@ -167,7 +176,7 @@ impl LedgerStore for SqliteStore {
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \
                  total, charged, charge_status, accepted_at, submitted_at, operator_msg_id, \
-                 final_status, receipt_at) ",
+                 final_status, receipt_at, mcc, mnc, cost, margin) ",
             );
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(&*c.message_id)
@@ -189,7 +198,11 @@ impl LedgerStore for SqliteStore {
                     .push_bind(c.submitted_at)
                     .push_bind(c.operator_msg_id.as_deref())
                     .push_bind(c.final_status.as_deref())
-                    .push_bind(c.receipt_at);
+                    .push_bind(c.receipt_at)
+                    .push_bind(c.meta.mcc.map(i64::from))
+                    .push_bind(c.meta.mnc.map(i64::from))
+                    .push_bind(c.meta.cost().0)
+                    .push_bind(c.total.0.saturating_sub(c.meta.cost().0));
             });
             q.push(
                 " ON CONFLICT (message_id) DO UPDATE SET charged = excluded.charged, \
@@ -197,7 +210,9 @@ impl LedgerStore for SqliteStore {
                  submitted_at = COALESCE(excluded.submitted_at, cdr.submitted_at), \
                  operator_msg_id = COALESCE(excluded.operator_msg_id, cdr.operator_msg_id), \
                  final_status = COALESCE(excluded.final_status, cdr.final_status), \
-                 receipt_at = COALESCE(excluded.receipt_at, cdr.receipt_at) \
+                 receipt_at = COALESCE(excluded.receipt_at, cdr.receipt_at), \
+                 connector = excluded.connector, cost = excluded.cost, \
+                 margin = excluded.margin \
                  WHERE cdr.account_id = excluded.account_id",
             );
             q.build().execute(&mut *tx).await?;
@@ -574,6 +589,43 @@ impl LedgerStore for SqliteStore {
                     messages: r.try_get("messages")?,
                     parts: r.try_get("parts")?,
                     amount: Micros(r.try_get("amount")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn margin_lines(
+        &self,
+        from: UnixMicros,
+        to: UnixMicros,
+    ) -> Result<Vec<MarginLine>, BillingError> {
+        let rows = sqlx::query(
+            "SELECT connector, operator, mcc, mnc, currency, COUNT(*) AS messages, \
+             SUM(parts) AS parts, SUM(charged) AS revenue, SUM(cost) AS cost FROM cdr \
+             WHERE accepted_at >= ? AND accepted_at < ? AND charge_status = 'CHARGED' \
+             GROUP BY connector, operator, mcc, mnc, currency \
+             ORDER BY connector, operator, mcc, mnc, currency",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MarginLine {
+                    connector: r.try_get("connector")?,
+                    operator: r.try_get("operator")?,
+                    mcc: r
+                        .try_get::<Option<i64>, _>("mcc")?
+                        .and_then(|v| u16::try_from(v).ok()),
+                    mnc: r
+                        .try_get::<Option<i64>, _>("mnc")?
+                        .and_then(|v| u16::try_from(v).ok()),
+                    currency: r.try_get("currency")?,
+                    messages: r.try_get("messages")?,
+                    parts: r.try_get("parts")?,
+                    revenue: Micros(r.try_get("revenue")?),
+                    cost: Micros(r.try_get("cost")?),
                 })
             })
             .collect()

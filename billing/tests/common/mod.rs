@@ -150,6 +150,7 @@ pub fn meta(parts: u32) -> MessageMeta {
         parts,
         text_length: 42,
         text_hash: "h".into(),
+        ..Default::default()
     }
 }
 

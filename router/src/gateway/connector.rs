@@ -14,6 +14,7 @@ use smpp_core::{
 
 use crate::{
     config::{ConfigError, ConnectorConfig},
+    lcr::Health,
     queue::MessageQueue,
     stats::ConnectorCounters,
 };
@@ -30,6 +31,11 @@ pub struct Connector {
     pub queue: Arc<dyn MessageQueue>,
     pub stats: OnceLock<Arc<UplinkStats>>,
     pub counters: ConnectorCounters,
+    /// Health score, state and circuit breaker (meaningful for `lcr_managed` ones).
+    pub health: Health,
+    /// Named in the LCR cost table: its uplink hands unanswered messages back when the
+    /// link drops and sends each message once, so that they can move to another operator.
+    pub lcr_managed: bool,
 }
 
 impl Connector {

@@ -11,6 +11,7 @@
 mod connector;
 mod delivery;
 mod export;
+mod lcr;
 mod mo;
 mod mt;
 mod ops;
@@ -38,6 +39,7 @@ use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{Connector, uplink_config};
+pub use lcr::{Explanation, LcrState};
 pub use query::MessageStatus;
 pub use restore::RestoreReport;
 pub use smpp_front::SmppFront;
@@ -68,6 +70,10 @@ struct InFlight {
     connector: Arc<str>,
     /// The failover route's connectors, to move to when this one goes down.
     alternatives: Option<Arc<[Arc<str>]>>,
+    /// The destination's network (MCC, MNC), when known: the carrier's cost.
+    network: Option<(u16, u16)>,
+    /// An LcrRoute's ranked candidates and which were tried.
+    lcr: Option<lcr::LcrTrail>,
     charge_key: String,
     /// This part's price, reserved under `charge_key` (journaled again by replace_sm).
     amount: i64,
@@ -107,6 +113,9 @@ pub struct Gateway {
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
     /// Final states of recent messages, for query_sm.
     recent: query::RecentStates,
+    /// Number → network, operator costs and health settings.
+    lcr: Arc<LcrState>,
+    health_tx: broadcast::Sender<crate::lcr::Transition>,
 }
 
 /// What `Gateway::start` returns.
@@ -127,16 +136,24 @@ impl Gateway {
         shutdown: CancellationToken,
         deps: Deps,
     ) -> Result<GatewayHandle, ConfigError> {
+        let lcr_state = Arc::new(LcrState::build(&config)?);
         let mut connectors = HashMap::new();
         for c in &config.connectors {
             uplink_config(c)?;
             let cid: Arc<str> = Arc::from(c.cid.as_str());
+            let lcr_managed = lcr_state.costs.connectors().any(|m| *m == cid);
             let connector = Arc::new(Connector {
                 cid: cid.clone(),
                 config: c.clone(),
                 queue: Arc::new(MemoryQueue::new(c.queue_capacity, c.queue_max_bytes)),
                 stats: OnceLock::new(),
                 counters: ConnectorCounters::default(),
+                health: crate::lcr::Health::new(
+                    &config.lcr.health,
+                    c.target_dlr,
+                    c.submit_throughput,
+                ),
+                lcr_managed,
             });
             if connectors.insert(cid, connector).is_some() {
                 return Err(ConfigError::Invalid(format!(
@@ -148,6 +165,7 @@ impl Gateway {
         let snapshot = Snapshot::build(&config, &|cid| connectors.contains_key(cid))?;
         let s = &config.settings;
         let (receipts_tx, _) = broadcast::channel(4096);
+        let (health_tx, _) = broadcast::channel(256);
         let gateway = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             settings: s.clone(),
@@ -170,6 +188,8 @@ impl Gateway {
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             recent: query::RecentStates::default(),
+            lcr: lcr_state,
+            health_tx,
         });
 
         let mut tasks = Vec::new();
@@ -187,7 +207,13 @@ impl Gateway {
                     }
                 }),
             );
-            let uplink = Uplink::new(uplink_config(&connector.config)?, source, handler);
+            let mut uplink_settings = uplink_config(&connector.config)?;
+            if connector.lcr_managed {
+                // A message that gets no answer moves to the next operator at once.
+                uplink_settings.hand_back_on_loss = true;
+                uplink_settings.max_attempts = 1;
+            }
+            let uplink = Uplink::new(uplink_settings, source, handler);
             let _ = connector.stats.set(uplink.stats());
             if connector.config.start {
                 tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
@@ -204,6 +230,19 @@ impl Gateway {
                 }
             }
         }));
+        if gateway.connectors.values().any(|c| c.lcr_managed) {
+            let g = gateway.clone();
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(lcr::HEALTH_TICK);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => g.health_tick(),
+                    }
+                }
+            }));
+        }
         let smpp = Arc::new(SmppFront::new(gateway.clone()));
         Ok(GatewayHandle {
             gateway,

@@ -56,6 +56,11 @@ struct Target {
     alternatives: Option<Arc<[Arc<str>]>>,
     /// The route's price of one part.
     price_per_part: i64,
+    /// The destination's network, when the registry knows it.
+    network: Option<super::lcr::NetworkPick>,
+    /// What the chosen connector's operator charges per part (0 when unknown).
+    cost_per_part: i64,
+    lcr: Option<super::lcr::LcrTrail>,
 }
 
 /// The parts of a message, ready to queue.
@@ -255,6 +260,10 @@ impl Gateway {
     #[tracing::instrument(name = "route", level = "debug", skip_all)]
     fn choose(&self, snap: &Snapshot, msg: &mut Message) -> Result<Target, Refusal> {
         let route = snap.mt.select(msg).ok_or(Refusal::NoRoute)?;
+        let network = self.lcr.network_of(&msg.destination.addr);
+        if route.kind == RouteKind::Lcr {
+            return self.choose_lcr(msg, route.rate, network);
+        }
         let (cid, alternatives) = match route.kind {
             RouteKind::Default | RouteKind::Static => (&route.targets[0], None),
             RouteKind::RoundRobin => (&route.targets[route.next_index()], None),
@@ -266,6 +275,7 @@ impl Gateway {
                     .ok_or(Refusal::NoBoundConnector)?;
                 (bound, Some(Arc::<[Arc<str>]>::from(route.targets.clone())))
             }
+            RouteKind::Lcr => return Err(Refusal::NoRoute),
         };
         let connector = self.connectors.get(cid).ok_or(Refusal::NoRoute)?.clone();
         if msg.source.addr.is_empty()
@@ -273,10 +283,44 @@ impl Gateway {
         {
             msg.source.addr = src.clone();
         }
+        let cost_per_part = network
+            .as_ref()
+            .and_then(|n| self.lcr.costs.cost(cid, n.mcc, n.mnc))
+            .unwrap_or(0);
         Ok(Target {
             connector,
             alternatives,
             price_per_part: route.rate,
+            network,
+            cost_per_part,
+            lcr: None,
+        })
+    }
+
+    /// Step 3 for an LcrRoute: the best candidate of the destination's network.
+    fn choose_lcr(
+        &self,
+        msg: &mut Message,
+        rate: i64,
+        network: Option<super::lcr::NetworkPick>,
+    ) -> Result<Target, Refusal> {
+        let network = network.ok_or(Refusal::NoRoute)?;
+        let (trail, first_cost) = self.lcr_pick(&network).ok_or(Refusal::NoBoundConnector)?;
+        let cid = trail.current();
+        let connector = self.connectors.get(cid).ok_or(Refusal::NoRoute)?.clone();
+        connector.health.routed();
+        if msg.source.addr.is_empty()
+            && let Some(src) = &connector.config.src_addr
+        {
+            msg.source.addr = src.clone();
+        }
+        Ok(Target {
+            connector,
+            alternatives: None,
+            price_per_part: rate,
+            network: Some(network),
+            cost_per_part: first_cost,
+            lcr: Some(trail),
         })
     }
 
@@ -364,6 +408,15 @@ impl Gateway {
             sender: &msg.source.addr,
             parts: n,
             charges: &charges,
+            network: target
+                .network
+                .as_ref()
+                .map(|n| proto::charging::NetworkInfo {
+                    mcc: n.mcc,
+                    mnc: n.mnc,
+                    operator: &n.operator,
+                }),
+            cost_per_part: target.cost_per_part,
         };
         match self.charging.reserve(charge).await {
             Ok(()) => Ok(Reservation::new(
@@ -422,6 +475,8 @@ impl Gateway {
                     parts: n,
                     connector: cid.clone(),
                     alternatives: target.alternatives.clone(),
+                    network: target.network.as_ref().map(|n| (n.mcc, n.mnc)),
+                    lcr: target.lcr.clone(),
                     charge_key: reservation.key(part).to_owned(),
                     amount: target.price_per_part,
                     requeues: 0,

@@ -139,6 +139,9 @@ impl Gateway {
         if let Some(c) = self.connectors.get(cid) {
             c.counters.receipt(&r.stat, entry.submitted_at, is_final);
         }
+        if is_final {
+            self.health_receipt(cid, &r.stat, entry.submitted_at);
+        }
         bump(&self.user_counters(&entry.uid).receipts);
         if is_final {
             self.idmap.remove(cid, &r.id, self.id_form(cid));

@@ -62,6 +62,8 @@ impl Gateway {
                         sender: &p.message.source.addr,
                         parts: p.parts,
                         charges: &charges,
+                        network: None,
+                        cost_per_part: 0,
                     };
                     if let Err(error) = self.charging.reserve(charge).await {
                         debug!(id = %p.message.id, part = p.part, %error, "replayed part: no new reservation");
@@ -78,6 +80,8 @@ impl Gateway {
                         parts: p.parts,
                         connector: p.connector,
                         alternatives: None,
+                        network: None,
+                        lcr: None,
                         charge_key: p.charge_key,
                         amount: p.amount,
                         requeues: 0,

@@ -4,11 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use proto::charging::Carrier;
 use smpp_core::{
     client::{SubmitOutcome, SubmitRequest, SubmitResult},
     rusmpp::{CommandStatus, Pdu, values::MessageState},
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::{Connector, Gateway, InFlight};
 use crate::{
@@ -22,6 +23,10 @@ use crate::{
 /// How long the journal remembers that a part without a receipt request went out: long
 /// enough for billing's write-behind to have stored its charge.
 const SUBMITTED_RECORD_TTL: Duration = Duration::from_secs(60);
+
+/// How often a part handed back by a lost link is queued again on the same connector
+/// when no other can take it (the uplink's own resend limit).
+const HANDED_BACK_RESENDS: u32 = 5;
 
 /// `ESME_RTHROTTLED` for 0x58: the name Jasmin puts in its DLRs.
 fn status_name(status: u32) -> String {
@@ -58,15 +63,37 @@ impl Gateway {
         };
         connector.counters.submit_answered(&result);
         let _span = tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid).entered();
+        // Unanswered because the link dropped (handed back at once), not a timeout.
+        let handed_back = result.latency.is_zero();
         match result.outcome {
             SubmitOutcome::Accepted { message_id } => {
                 bump(&connector.counters.submitted);
-                self.charging.commit(&f.charge_key, &message_id);
+                if connector.lcr_managed {
+                    connector.health.submit_answer(true);
+                }
+                let carrier = Carrier {
+                    connector: cid,
+                    cost_per_part: self.carrier_cost(&f, cid),
+                };
+                self.charging
+                    .commit_via(&f.charge_key, &message_id, carrier);
                 self.accepted(&connector, f, &message_id);
             }
             SubmitOutcome::Rejected(status) => {
                 let code = u32::from(status);
-                if connector.config.requeue_statuses.contains(&code)
+                if connector.lcr_managed && connector.health.submit_answer(false) {
+                    self.breaker_opened(&connector, "consecutive submit errors");
+                }
+                if f.lcr.is_some() {
+                    // LcrRoute: the next candidate, each at most once; none left: failed.
+                    if self.lcr_next(&mut f) {
+                        debug!(id = %f.message.id, from = %cid, to = %f.connector, status = code, "rejected: next LCR candidate");
+                        self.requeue_now(f, result.tag);
+                    } else {
+                        bump(&connector.counters.failed);
+                        self.fail(&f, code);
+                    }
+                } else if connector.config.requeue_statuses.contains(&code)
                     && f.requeues < connector.config.requeue_count
                 {
                     bump(&connector.counters.requeued);
@@ -82,8 +109,32 @@ impl Gateway {
                 }
             }
             SubmitOutcome::TimedOut => {
-                bump(&connector.counters.failed);
-                self.fail(&f, u32::from(CommandStatus::EsmeRunknownerr));
+                if !handed_back && connector.lcr_managed && connector.health.submit_answer(false) {
+                    self.breaker_opened(&connector, "consecutive submit timeouts");
+                }
+                if f.lcr.is_some() && self.lcr_next(&mut f) {
+                    // Sent and unanswered: the old operator may have it, so the client may
+                    // get it twice (README, duplicates); never zero times.
+                    debug!(id = %f.message.id, from = %cid, to = %f.connector, "unanswered: next LCR candidate");
+                    self.requeue_now(f, result.tag);
+                } else if (handed_back || (connector.lcr_managed && f.lcr.is_none()))
+                    && f.requeues < HANDED_BACK_RESENDS
+                {
+                    // No other candidate (or a Jasmin route on an LCR connector): sent
+                    // again here after the reconnect, as the uplink itself would.
+                    f.requeues += 1;
+                    self.requeue_now(f, result.tag);
+                } else {
+                    bump(&connector.counters.failed);
+                    self.fail(&f, u32::from(CommandStatus::EsmeRunknownerr));
+                }
+            }
+            SubmitOutcome::NotSent if f.lcr.is_some() => {
+                if !self.lcr_next(&mut f) {
+                    // Back to its own queue for when the uplink returns.
+                    f.connector = cid.clone();
+                }
+                self.requeue_now(f, result.tag);
             }
             SubmitOutcome::NotSent => {
                 // The uplink stopped with it: another connector of its failover route, or
@@ -97,7 +148,7 @@ impl Gateway {
         }
     }
 
-    fn failover_target(&self, f: &InFlight) -> Option<Arc<str>> {
+    pub(super) fn failover_target(&self, f: &InFlight) -> Option<Arc<str>> {
         f.alternatives
             .as_ref()?
             .iter()
@@ -147,43 +198,10 @@ impl Gateway {
         });
     }
 
-    /// The uplink went down: queued parts of failover routes move to a bound connector.
+    /// The uplink went down: queued parts of failover routes move to a bound connector,
+    /// those of LcrRoutes to their next candidate.
     pub(super) fn link_down(&self, cid: &Arc<str>) {
-        let Some(connector) = self.connectors.get(cid) else {
-            return;
-        };
-        let mut keep = Vec::new();
-        let mut moved = 0usize;
-        for item in connector.queue.drain() {
-            let tag = item.request.tag;
-            let target = {
-                let mut shard = self.shard(tag).lock();
-                match shard.get_mut(&tag) {
-                    Some(f) => match self.failover_target(f) {
-                        Some(t) => {
-                            f.connector = t.clone();
-                            Some(t)
-                        }
-                        None => None,
-                    },
-                    None => None,
-                }
-            };
-            match target.and_then(|t| self.connectors.get(&t)) {
-                Some(other) => {
-                    other.queue.push_front(item);
-                    moved += 1;
-                }
-                None => keep.push(item),
-            }
-        }
-        if moved > 0 {
-            info!(connector = %cid, moved, "queued messages moved to failover connectors");
-        }
-        // What stays goes back in its order.
-        for item in keep.into_iter().rev() {
-            connector.queue.push_front(item);
-        }
+        self.move_queue(cid, false);
     }
 
     fn accepted(&self, connector: &Arc<Connector>, f: InFlight, operator_id: &str) {

@@ -54,6 +54,10 @@ pub struct UplinkConfig {
     pub shutdown_timeout: Duration,
     /// Connect over TLS (Jasmin `ssl = yes`).
     pub tls: Option<tls::ClientTls>,
+    /// When the link is lost, report what was sent and not answered (as `TimedOut`) and
+    /// what waits for a resend (as `NotSent`) at once, instead of sending it again after
+    /// the reconnect: the owner moves it to another uplink (least-cost routing failover).
+    pub hand_back_on_loss: bool,
 }
 
 impl Default for UplinkConfig {
@@ -88,6 +92,7 @@ impl Default for UplinkConfig {
             max_command_length: DEFAULT_MAX_COMMAND_LENGTH,
             shutdown_timeout: Duration::from_secs(5),
             tls: None,
+            hand_back_on_loss: false,
         }
     }
 }

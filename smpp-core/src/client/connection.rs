@@ -506,6 +506,25 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
         request.attempts += 1;
         retry.push_front(request);
     }
+    if config.hand_back_on_loss && matches!(end, SessionEnd::Lost(_)) {
+        // The owner sends them elsewhere now rather than here after a reconnect: those
+        // sent and unanswered (the operator may have them) come back as TimedOut, those
+        // never taken (throttled) as NotSent.
+        for request in retry.drain(..) {
+            let outcome = if request.attempts > 0 {
+                SubmitOutcome::TimedOut
+            } else {
+                SubmitOutcome::NotSent
+            };
+            handler.on_submit_result(SubmitResult {
+                tag: request.tag,
+                outcome,
+                latency: Duration::ZERO,
+                attempts: request.attempts,
+                request: Some(request),
+            });
+        }
+    }
     drop(outbox);
     // The writer may still be blocked on an SMSC that does not read.
     if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)

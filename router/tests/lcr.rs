@@ -1,0 +1,446 @@
+//! Least-cost routing over real sockets: three simulators as three operators of one
+//! network (Beeline, 434-04) with different costs.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use benches::sim::{SimConfig, Simulator};
+use common::*;
+use parking_lot::Mutex;
+use router::{Deps, RouterConfig, lcr::HealthState};
+use smpp_core::client::SubmitOutcome;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const TO: &str = "998901234567";
+
+fn config(ports: [u16; 3], health: &str) -> String {
+    let mut s = String::from(
+        r#"
+[[groups]]
+gid = "g1"
+[[users]]
+uid = "u1"
+username = "bank"
+password = "secret"
+gid = "g1"
+quotas = { balance = "1000" }
+"#,
+    );
+    for (cid, port) in ["opa", "opb", "opc"].iter().zip(ports) {
+        s.push_str(&connector_toml(cid, cid, port));
+        s.push_str("res_to_secs = 2\n");
+    }
+    s.push_str(&format!(
+        r#"
+[[mt_routes]]
+order = 10
+type = "LcrRoute"
+rate = "0.05"
+[lcr]
+default_country = "UZ"
+[[lcr.costs]]
+connector = "opa"
+mcc = 434
+mnc = 4
+cost = "0.010"
+[[lcr.costs]]
+connector = "opb"
+mcc = 434
+mnc = 4
+cost = "0.020"
+[[lcr.costs]]
+connector = "opc"
+mcc = 434
+mnc = 4
+cost = "0.030"
+[lcr.health]
+{health}
+"#
+    ));
+    s
+}
+
+fn texts(sim: &mut Sim) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(s) = sim.submits.try_recv() {
+        out.push(String::from_utf8_lossy(s.pdu.short_message().as_ref()).into_owned());
+    }
+    out
+}
+
+async fn send(esme: &mut Client, n: &mut u32, count: u32) {
+    for _ in 0..count {
+        *n += 1;
+        let outcome = esme
+            .send(submit_sm("BANK", TO, format!("m{n}").as_bytes(), 1, 0))
+            .await;
+        assert!(
+            matches!(outcome, SubmitOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+    }
+}
+
+fn state(gw: &router::Gateway, cid: &str) -> Option<HealthState> {
+    gw.health_snapshot()
+        .into_iter()
+        .find(|h| &*h.0 == cid)
+        .map(|h| h.2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
+    let shutdown = Shutdown::new();
+    let sim = || SimConfig {
+        receipt_delay: Duration::from_millis(5),
+        ..SimConfig::default()
+    };
+    let mut a = Sim::start(&shutdown, sim()).await;
+    let mut b = Sim::start(&shutdown, sim()).await;
+    let mut c = Sim::start(&shutdown, sim()).await;
+    let toml = config(
+        [a.port, b.port, c.port],
+        "window_messages = 40\nmin_receipts = 10\nprobe_percent = 10.0",
+    );
+    let (gw, port) = start_gateway(&shutdown, &toml).await;
+    wait_bound(&gw, &["opa", "opb", "opc"]).await;
+    let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
+    let mut n = 0u32;
+    // 1. The cheapest takes everything.
+    send(&mut esme, &mut n, 20).await;
+    wait_until(|| a.stats.accepted.load(Ordering::Relaxed) == 20).await;
+    assert_eq!(texts(&mut a).len(), 20);
+    assert!(texts(&mut b).is_empty() && texts(&mut c).is_empty());
+
+    // 2. Its receipts turn to 30 % delivered: its score falls below 70, traffic moves.
+    a.stats.undeliverable_ppm.store(700_000, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut rounds = 0;
+    while state(&gw, "opa") == Some(HealthState::Healthy) {
+        rounds += 1;
+        assert!(
+            rounds < 100,
+            "opa never degraded: {:?}",
+            gw.health_snapshot()
+        );
+        send(&mut esme, &mut n, 5).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "opa DEGRADED after {} messages, {:?}: {:?}",
+        rounds * 5,
+        started.elapsed(),
+        gw.health_snapshot()
+    );
+    let _ = (texts(&mut a), texts(&mut b));
+    send(&mut esme, &mut n, 40).await;
+    wait_until(|| {
+        a.stats.submits.load(Ordering::Relaxed)
+            + b.stats.submits.load(Ordering::Relaxed)
+            + c.stats.submits.load(Ordering::Relaxed)
+            >= u64::from(n)
+    })
+    .await;
+    let (to_a, to_b, to_c) = (
+        texts(&mut a).len(),
+        texts(&mut b).len(),
+        texts(&mut c).len(),
+    );
+    eprintln!("after degradation: opa {to_a} (probes), opb {to_b}, opc {to_c}");
+    assert!(to_b >= 30, "the next cheapest takes the traffic: {to_b}");
+    assert!(to_a <= 10, "only probes reach the degraded one: {to_a}");
+    assert_eq!(to_c, 0, "the dearest is not needed");
+
+    // 3. It recovers: the probes' receipts lift its score and traffic returns.
+    a.stats.undeliverable_ppm.store(0, Ordering::Relaxed);
+    let mut rounds = 0;
+    while state(&gw, "opa") != Some(HealthState::Healthy) {
+        rounds += 1;
+        assert!(
+            rounds < 200,
+            "opa never recovered: {:?}",
+            gw.health_snapshot()
+        );
+        send(&mut esme, &mut n, 10).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = (texts(&mut a), texts(&mut b));
+    send(&mut esme, &mut n, 20).await;
+    wait_until(|| {
+        a.stats.submits.load(Ordering::Relaxed)
+            + b.stats.submits.load(Ordering::Relaxed)
+            + c.stats.submits.load(Ordering::Relaxed)
+            >= u64::from(n)
+    })
+    .await;
+    let (to_a, to_b) = (texts(&mut a).len(), texts(&mut b).len());
+    eprintln!("after recovery: opa {to_a}, opb {to_b}");
+    assert_eq!((to_a, to_b), (20, 0), "traffic is back on the cheapest");
+
+    // The explanation says the same.
+    let e = gw.explain("bank", "+998 90 123 45 67");
+    assert_eq!(e.mcc_mnc, Some((434, 4)));
+    assert_eq!(e.choice.as_deref(), Some("opa"));
+    let names: Vec<&str> = e.candidates.iter().map(|c| c.connector.as_str()).collect();
+    assert_eq!(names, ["opa", "opb", "opc"]);
+    eprintln!("{e}");
+}
+
+/// The operator in a runtime of its own: dropping the runtime drops every socket at
+/// once, like a crashed SMSC.
+struct Operator {
+    runtime: Option<tokio::runtime::Runtime>,
+    reached: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+impl Operator {
+    async fn start(config: SimConfig) -> (Self, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut sim = Simulator::new(config);
+        let mut recorded = sim.record_submits();
+        let reached: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let r = reached.clone();
+        std::thread::spawn(move || {
+            while let Some(s) = recorded.blocking_recv() {
+                let text = String::from_utf8_lossy(s.pdu.short_message().as_ref()).into_owned();
+                r.lock().push((text, Instant::now()));
+            }
+        });
+        runtime.spawn(async move {
+            if let Ok(listener) = TcpListener::from_std(listener) {
+                let _ = sim.run(listener, CancellationToken::new()).await;
+            }
+        });
+        (
+            Self {
+                runtime: Some(runtime),
+                reached,
+            },
+            port,
+        )
+    }
+
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    fn texts(&self) -> HashSet<String> {
+        self.reached.lock().iter().map(|(t, _)| t.clone()).collect()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second() {
+    let shutdown = Shutdown::new();
+    // The cheapest answers slowly, so that its window holds unanswered messages.
+    let (mut a, port_a) = Operator::start(SimConfig {
+        ack_delay: Duration::from_millis(50),
+        ..SimConfig::default()
+    })
+    .await;
+    let (b, port_b) = Operator::start(SimConfig::default()).await;
+    let (c, port_c) = Operator::start(SimConfig::default()).await;
+    let toml = config([port_a, port_b, port_c], "");
+    let router_config = RouterConfig::from_toml_str(&toml).expect("config");
+    let charging = billing_for(&router_config).await;
+    let deps = Deps {
+        charging: Some(charging.clone()),
+        ..Deps::default()
+    };
+    let (gw, port) = start_gateway_with(&shutdown, &toml, deps).await;
+    wait_bound(&gw, &["opa", "opb", "opc"]).await;
+    let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
+
+    // Under load: a steady stream, the operator killed in the middle of it.
+    let accepted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let accepted = accepted.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 2000 {
+                n += 1;
+                let text = format!("k{n}");
+                if let SubmitOutcome::Accepted { .. } = esme
+                    .send(submit_sm("BANK", TO, text.as_bytes(), 0, 0))
+                    .await
+                {
+                    accepted.lock().push((text, Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    wait_until(|| a.reached.lock().len() >= 50).await;
+    let killed_at = Instant::now();
+    a.kill();
+    // Everything accepted before the kill reaches an operator: when?
+    let before: Vec<String> = accepted
+        .lock()
+        .iter()
+        .filter(|(_, at)| *at <= killed_at)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let reached_a = a.texts();
+    let unanswered = before.iter().filter(|t| !reached_a.contains(*t)).count();
+    let all_placed = loop {
+        let (rb, rc) = (b.texts(), c.texts());
+        if before
+            .iter()
+            .all(|t| reached_a.contains(t) || rb.contains(t) || rc.contains(t))
+        {
+            break killed_at.elapsed();
+        }
+        assert!(
+            killed_at.elapsed() < WAIT,
+            "messages accepted before the kill lost"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    // Let the stream run on a little past the kill.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    sender.await.expect("sender");
+    let accepted: Vec<String> = accepted.lock().iter().map(|(t, _)| t.clone()).collect();
+
+    // Every accepted message reached an operator (the killed one only if it took it
+    // before it died; those it held unanswered went to the next one as well).
+    wait_until(|| {
+        let (rb, rc) = (b.texts(), c.texts());
+        accepted
+            .iter()
+            .all(|t| reached_a.contains(t) || rb.contains(t) || rc.contains(t))
+    })
+    .await;
+    wait_until(|| gw.in_flight() == 0).await;
+    let first_at_b = b
+        .reached
+        .lock()
+        .iter()
+        .map(|(_, at)| *at)
+        .filter(|at| *at >= killed_at)
+        .min()
+        .expect("the next operator took messages after the kill");
+    let failover = first_at_b - killed_at;
+    let moved = reached_a.intersection(&b.texts()).count();
+    eprintln!(
+        "failover: first message at the next operator {failover:?} after the kill; the \
+         {} accepted before the kill ({unanswered} of them unanswered or queued for opa) \
+         all at an operator {all_placed:?} after it; {} accepted in all, {} taken by opa, \
+         {moved} of those also re-sent to opb, {} at opc",
+        before.len(),
+        accepted.len(),
+        reached_a.len(),
+        c.texts().len()
+    );
+    assert!(
+        failover < Duration::from_secs(3) && all_placed < Duration::from_secs(3),
+        "failover took {failover:?} / {all_placed:?} (target: under 1 s)"
+    );
+    assert!(c.texts().is_empty(), "opb is cheaper than opc and healthy");
+
+    // Billing: every accepted message charged exactly once, nothing left reserved.
+    let engine = charging.engine();
+    engine.flush().await.expect("flush");
+    assert!(
+        engine.open_reservations().is_empty(),
+        "nothing left reserved"
+    );
+    let balance = futures_util::FutureExt::now_or_never(router::charging::Charging::balance(
+        charging.as_ref(),
+        "u1",
+    ))
+    .expect("in memory")
+    .expect("account");
+    assert_eq!(
+        balance.balance,
+        Some(1_000_000_000 - accepted.len() as i64 * 50_000),
+        "each accepted message charged once at the route's rate"
+    );
+    drop(shutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
+    let shutdown = Shutdown::new();
+    // Bound, answers enquire_link, never answers submit_sm.
+    let (a, port_a) = Operator::start(SimConfig {
+        stall: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let (b, port_b) = Operator::start(SimConfig::default()).await;
+    let (_c, port_c) = Operator::start(SimConfig::default()).await;
+    let (gw, port) = start_gateway(&shutdown, &config([port_a, port_b, port_c], "")).await;
+    wait_bound(&gw, &["opa", "opb", "opc"]).await;
+    let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    let mut n = 0;
+    while b.reached.lock().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "opa never dropped"
+        );
+        n += 1;
+        let text = format!("d{n}");
+        let outcome = esme
+            .send(submit_sm("BANK", TO, text.as_bytes(), 0, 0))
+            .await;
+        assert!(
+            matches!(outcome, SubmitOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+        sent.push(text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped_after = started.elapsed();
+    let breaker = gw
+        .health_snapshot()
+        .into_iter()
+        .find(|h| &*h.0 == "opa")
+        .map(|h| h.3);
+    assert_eq!(breaker, Some(true), "opa's breaker is open");
+    // What opa holds unanswered moves on after its submit_sm_resp timeout (2 s here).
+    wait_until(|| {
+        let at_b = b.texts();
+        sent.iter().all(|t| at_b.contains(t))
+    })
+    .await;
+    eprintln!(
+        "dead-but-bound opa: traffic at opb {dropped_after:?} after the first message; \
+         all {} messages at opb after {:?}; opa saw {}",
+        sent.len(),
+        started.elapsed(),
+        a.reached.lock().len()
+    );
+    assert!(
+        dropped_after < Duration::from_secs(3),
+        "took {dropped_after:?} (target: about 1 s)"
+    );
+}
