@@ -137,10 +137,11 @@ impl BillingEngine {
                 "the audit log waits for the store; it is not reachable now".into(),
             ));
         }
-        let mut shard = shared.shards.lock(AccountId(0));
-        shard.pending.push(Op::Audit(event));
-        shared.added(1);
-        drop(shard);
+        {
+            let mut shard = shared.shards.lock(AccountId(0));
+            shard.pending.push(Op::Audit(event));
+            shared.added(1);
+        }
         self.flush().await
     }
 
