@@ -36,8 +36,35 @@ const BATCH_AGENT: &str = "smsgw sendbatch";
 /// batch keeps a large batch from starving interactive sends).
 const BATCH_RATE: u32 = 500;
 
-/// Seconds until `schedule_at`, or the 412 answer.
-fn countdown(schedule_at: Option<&Value>) -> Result<u64, Response> {
+/// Why `schedule_at` is refused (412, with Jasmin's titles).
+#[derive(Debug)]
+enum BadSchedule {
+    Past(String),
+    Unparseable(String),
+}
+
+impl BadSchedule {
+    fn response(self) -> Response {
+        match self {
+            Self::Past(text) => falcon_error(
+                412,
+                "Cannot schedule batch in past date",
+                &format!("Invalid past date given: {text}"),
+            ),
+            Self::Unparseable(text) => falcon_error(
+                412,
+                "Cannot parse scheduled_at value",
+                &format!(
+                    "Got unknown format: {text}, correct formats are 'YYYY-MM-DD mm:hh:ss' or \
+                     number of seconds, c.f. http://docs.jasminsms.com/en/latest/apis/rest"
+                ),
+            ),
+        }
+    }
+}
+
+/// Seconds until `schedule_at`.
+fn countdown(schedule_at: Option<&Value>) -> Result<u64, BadSchedule> {
     let Some(value) = schedule_at.filter(|v| !v.is_null()) else {
         return Ok(0);
     };
@@ -46,36 +73,19 @@ fn countdown(schedule_at: Option<&Value>) -> Result<u64, Response> {
         .map(str::to_owned)
         .unwrap_or_else(|| value.to_string());
     if let Ok(at) = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S") {
-        let at = Local
-            .from_local_datetime(&at)
-            .earliest()
-            .ok_or_else(|| past_date(&text))?;
+        let Some(at) = Local.from_local_datetime(&at).earliest() else {
+            return Err(BadSchedule::Past(text));
+        };
         let seconds = (at - Local::now()).num_seconds();
         if seconds < 0 {
-            return Err(past_date(&text));
+            return Err(BadSchedule::Past(text));
         }
         return Ok(seconds as u64);
     }
-    text.strip_suffix('s')
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| {
-            falcon_error(
-                412,
-                "Cannot parse scheduled_at value",
-                &format!(
-                    "Got unknown format: {text}, correct formats are 'YYYY-MM-DD mm:hh:ss' or \
-                     number of seconds, c.f. http://docs.jasminsms.com/en/latest/apis/rest"
-                ),
-            )
-        })
-}
-
-fn past_date(text: &str) -> Response {
-    falcon_error(
-        412,
-        "Cannot schedule batch in past date",
-        &format!("Invalid past date given: {text}"),
-    )
+    match text.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()) {
+        Some(seconds) => Ok(seconds),
+        None => Err(BadSchedule::Unparseable(text)),
+    }
 }
 
 /// One message of the batch: its parameters (globals under it) and its destination.
@@ -148,7 +158,7 @@ pub(super) async fn send_batch(
         .unwrap_or_default();
     let countdown = match countdown(config.get("schedule_at")) {
         Ok(seconds) => seconds,
-        Err(answer) => return answer,
+        Err(bad) => return bad.response(),
     };
     let probe = with_credentials(Params::default(), credentials.clone());
     if let Err(f) = api.caller(peer).authenticate(&probe).await {
