@@ -12,6 +12,7 @@ pub mod jasmin;
 pub mod listener;
 pub mod metrics;
 pub mod telemetry;
+pub mod v1;
 
 use std::sync::Arc;
 

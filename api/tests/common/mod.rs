@@ -80,6 +80,9 @@ pub struct Setup {
     pub addr: SocketAddr,
     submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The REST v1 API, when started with [`Setup::start_v1`].
+    pub v1: Option<api::v1::V1>,
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Setup {
@@ -104,6 +107,21 @@ impl Reply {
 
 impl Setup {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With the REST v1 API on an SQLite store in a temporary directory.
+    pub async fn start_v1() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(Some(dir)).await
+    }
+
+    /// The store of `dir` (a second gateway on it sees the first one's keys).
+    pub async fn start_v1_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(Some(dir)).await
+    }
+
+    async fn start_with(dir: Option<tempfile::TempDir>) -> Self {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim_port = listener.local_addr().expect("addr").port();
@@ -148,8 +166,17 @@ impl Setup {
             journal: Some(journal::Journal::memory()),
             billing: Some(engine),
         });
-        let routes =
-            metrics.instrument(api::jasmin::routes(gateway.clone()).merge(metrics.routes()));
+        let mut routes = api::jasmin::routes(gateway.clone()).merge(metrics.routes());
+        let mut v1 = None;
+        if let Some(dir) = &dir {
+            let url = format!("sqlite://{}", dir.path().join("api.db").display());
+            let db = api::v1::Db::open(&url).await.expect("v1 store");
+            let state = api::v1::V1::new(gateway.clone(), db, api::v1::V1Config::default());
+            state.spawn_tasks(shutdown.clone());
+            routes = routes.merge(api::v1::routes(state.clone()));
+            v1 = Some(state);
+        }
+        let routes = metrics.instrument(routes);
         tokio::spawn(api::serve(listener, routes, shutdown.clone()));
         let bound = gateway.clone();
         wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;
@@ -159,6 +186,8 @@ impl Setup {
             addr,
             submits,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            v1,
+            dir,
         }
     }
 
@@ -198,6 +227,51 @@ impl Setup {
             content_type,
             body: String::from_utf8_lossy(&body).into_owned(),
         }
+    }
+
+    /// The reply and its `Retry-After` header.
+    pub async fn request_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (Reply, Option<String>) {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(body.into())).expect("request");
+        let response = tokio::time::timeout(WAIT, self.client.request(request))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let reply = Reply {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        (reply, retry_after)
     }
 
     pub async fn get(&self, path: &str) -> Reply {
