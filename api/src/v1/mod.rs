@@ -13,6 +13,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod cdr;
 pub mod keys;
 pub mod problem;
 pub mod sms;
@@ -161,6 +162,8 @@ pub fn routes(v1: V1) -> Router {
         .route("/api/v1/sms", get(sms::list))
         .route("/api/v1/sms/{id}", get(sms::get_one))
         .route("/api/v1/account/balance", get(account::balance))
+        .route("/api/v1/account/usage", get(cdr::usage))
+        .route("/api/v1/account/cdr", get(cdr::export))
         .route(
             "/api/v1/account/keys",
             post(account::create_key).get(account::list_keys),

@@ -274,6 +274,38 @@ impl Setup {
         (reply, retry_after)
     }
 
+    /// A streamed answer: status, headers, and the body's frames as they came.
+    pub async fn stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, hyper::HeaderMap, Vec<Bytes>) {
+        let mut builder = Request::builder()
+            .method("GET")
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(Bytes::new())).expect("request");
+        let response = tokio::time::timeout(WAIT, self.client.request(request))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = response.into_body();
+        let mut frames = Vec::new();
+        while let Some(frame) = tokio::time::timeout(WAIT, body.frame())
+            .await
+            .expect("a frame in time")
+        {
+            if let Ok(data) = frame.expect("frame").into_data() {
+                frames.push(data);
+            }
+        }
+        (status, headers, frames)
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], Bytes::new()).await
     }
