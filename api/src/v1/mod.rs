@@ -19,6 +19,7 @@ pub mod problem;
 pub mod sms;
 pub mod store;
 pub mod time;
+pub mod webhooks;
 
 use std::{
     collections::HashMap,
@@ -58,6 +59,14 @@ pub struct V1Config {
     pub currency: String,
     /// How long an `Idempotency-Key` answer is kept.
     pub idempotency_ttl: Duration,
+    /// Webhooks: the first retry's delay (doubled each time, with jitter), the longest
+    /// delay, how long an event is retried, one attempt's deadline, and how often the
+    /// outbox is read besides when new events arrive.
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_max: Duration,
+    pub webhook_retry_window: Duration,
+    pub webhook_timeout: Duration,
+    pub webhook_poll: Duration,
 }
 
 impl Default for V1Config {
@@ -66,6 +75,11 @@ impl Default for V1Config {
             default_rate: 100,
             currency: "EUR".to_owned(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            webhook_retry_base: Duration::from_secs(10),
+            webhook_retry_max: Duration::from_secs(3600),
+            webhook_retry_window: Duration::from_secs(72 * 3600),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_poll: Duration::from_millis(500),
         }
     }
 }
@@ -83,6 +97,7 @@ struct Inner {
     guard: Arc<AccessGuard>,
     key_cache: Mutex<HashMap<String, (Arc<ApiKey>, Instant)>>,
     buckets: Mutex<HashMap<String, TokenBucket>>,
+    hooks: webhooks::HookCache,
 }
 
 impl V1 {
@@ -95,6 +110,7 @@ impl V1 {
                 guard: AccessGuard::new(GuardConfig::default()),
                 key_cache: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
+                hooks: webhooks::HookCache::default(),
             }),
         }
     }
@@ -131,7 +147,8 @@ impl V1 {
     pub fn spawn_tasks(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
             tokio::spawn(sms::follow_receipts(self.clone(), shutdown.clone())),
-            tokio::spawn(sms::purge_idempotency(self.clone(), shutdown)),
+            tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
+            tokio::spawn(webhooks::run(self.clone(), shutdown)),
         ]
     }
 }
@@ -169,6 +186,15 @@ pub fn routes(v1: V1) -> Router {
             post(account::create_key).get(account::list_keys),
         )
         .route("/api/v1/account/keys/{id}", delete(account::revoke_key))
+        .route(
+            "/api/v1/account/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route("/api/v1/account/webhooks/{id}", delete(webhooks::delete))
+        .route(
+            "/api/v1/account/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(v1)

@@ -405,6 +405,18 @@ async fn send_inner(
     };
     let checked = check(&body)?;
     let user = principal.user.clone();
+    if checked.webhook_url.is_some()
+        && !super::webhooks::can_sign(&v1, &user.uid)
+            .await
+            .map_err(Problem::internal)?
+    {
+        return Err(Problem::new(
+            422,
+            "webhook_required",
+            "a per-message webhook_url is signed with the secret of one of the account's \
+             webhooks: register one first (POST /api/v1/account/webhooks)",
+        ));
+    }
     let Some(key) = idem_key else {
         let (status, body) = run_send(&v1, &user, &checked).await;
         return Ok(answer(status, body, false));
@@ -678,8 +690,8 @@ pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
         };
         let (status, is_final) = stat_state(&event.stat);
         let error = (is_final && status != "delivered").then_some(event.err.as_str());
-        if let Err(error) = v1
-            .db()
+        let db = v1.db();
+        let changed = match db
             .update_message(
                 &event.id,
                 status,
@@ -690,7 +702,31 @@ pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
             )
             .await
         {
-            warn!(%error, id = %event.id, "message state not recorded");
+            Ok(changed) => changed,
+            Err(error) => {
+                warn!(%error, id = %event.id, "message state not recorded");
+                continue;
+            }
+        };
+        // A message's final state is reported once (its first final part decides).
+        if !(changed && is_final) {
+            continue;
+        }
+        let row = match db.message_any(&event.id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => continue,
+            Err(error) => {
+                warn!(%error, id = %event.id, "message not read back");
+                continue;
+            }
+        };
+        let kind = match status {
+            "delivered" => "sms.delivered",
+            "expired" => "sms.expired",
+            _ => "sms.failed",
+        };
+        if let Err(error) = super::webhooks::enqueue(&v1, kind, &row).await {
+            warn!(%error, id = %event.id, "webhook event not written");
         }
     }
 }

@@ -171,7 +171,15 @@ impl Setup {
         if let Some(dir) = &dir {
             let url = format!("sqlite://{}", dir.path().join("api.db").display());
             let db = api::v1::Db::open(&url).await.expect("v1 store");
-            let state = api::v1::V1::new(gateway.clone(), db, api::v1::V1Config::default());
+            // Webhook retries in milliseconds rather than seconds.
+            let config = api::v1::V1Config {
+                webhook_retry_base: Duration::from_millis(50),
+                webhook_retry_max: Duration::from_millis(200),
+                webhook_poll: Duration::from_millis(50),
+                webhook_timeout: Duration::from_secs(30),
+                ..api::v1::V1Config::default()
+            };
+            let state = api::v1::V1::new(gateway.clone(), db, config);
             state.spawn_tasks(shutdown.clone());
             routes = routes.merge(api::v1::routes(state.clone()));
             v1 = Some(state);
