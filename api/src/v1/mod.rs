@@ -20,6 +20,7 @@ pub mod sms;
 pub mod store;
 pub mod time;
 pub mod webhooks;
+pub mod ws;
 
 use std::{
     collections::HashMap,
@@ -98,6 +99,12 @@ struct Inner {
     key_cache: Mutex<HashMap<String, (Arc<ApiKey>, Instant)>>,
     buckets: Mutex<HashMap<String, TokenBucket>>,
     hooks: webhooks::HookCache,
+    hub: ws::Hub,
+    /// Cancelled with the token given to [`V1::spawn_tasks`]: WebSockets close.
+    stop: CancellationToken,
+    /// Sends in progress, and receipts that overtook them ([`sms::follow_receipts`]).
+    sending: std::sync::atomic::AtomicUsize,
+    early: sms::Early,
 }
 
 impl V1 {
@@ -111,6 +118,10 @@ impl V1 {
                 key_cache: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
                 hooks: webhooks::HookCache::default(),
+                hub: ws::Hub::default(),
+                stop: CancellationToken::new(),
+                sending: std::sync::atomic::AtomicUsize::new(0),
+                early: sms::Early::default(),
             }),
         }
     }
@@ -148,7 +159,14 @@ impl V1 {
         vec![
             tokio::spawn(sms::follow_receipts(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
-            tokio::spawn(webhooks::run(self.clone(), shutdown)),
+            tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),
+            tokio::spawn({
+                let stop = self.inner.stop.clone();
+                async move {
+                    shutdown.cancelled().await;
+                    stop.cancel();
+                }
+            }),
         ]
     }
 }
@@ -191,6 +209,7 @@ pub fn routes(v1: V1) -> Router {
             post(webhooks::create).get(webhooks::list),
         )
         .route("/api/v1/account/webhooks/{id}", delete(webhooks::delete))
+        .route("/api/v1/notifications/dlr", get(ws::dlr))
         .route(
             "/api/v1/account/webhooks/{id}/deliveries",
             get(webhooks::deliveries),

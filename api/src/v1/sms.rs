@@ -6,7 +6,12 @@
 //! balance apply. The answer quotes parts and cost from the route the message takes
 //! (the route's rate × parts, as `/rate` does; a user without a balance quota pays 0).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Bytes,
@@ -17,8 +22,8 @@ use axum::{
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use router::{
-    Address, Message, Origin, Refusal, credentials::Requested, model::RD_RECEIPT_ALWAYS, split,
-    user::User,
+    Address, Message, Origin, Refusal, credentials::Requested, model::RD_RECEIPT_ALWAYS,
+    receipts::ReceiptEvent, split, user::User,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -255,6 +260,13 @@ fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
 
 /// Sends to every recipient; the answer's status and body.
 async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
+    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
+    let answer = run_send_counted(v1, user, c).await;
+    v1.inner.sending.fetch_sub(1, Ordering::AcqRel);
+    answer
+}
+
+async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     let now = now_us();
     let currency = v1.config().currency.clone();
     let results: Vec<(String, Result<(String, i64), Refusal>)> =
@@ -326,6 +338,9 @@ async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     if let Err(error) = v1.db().insert_messages(&rows).await {
         // The messages are on their way; only their record for GET is missing.
         warn!(%error, "accepted messages could not be recorded for the REST API");
+    }
+    for row in &rows {
+        replay_early(v1, &row.id).await;
     }
     let body = json!({
         "messages": out,
@@ -512,13 +527,13 @@ pub fn stat_state(stat: &str) -> (&'static str, bool) {
     }
 }
 
-fn is_final(status: &str) -> bool {
+fn is_final_state(status: &str) -> bool {
     matches!(status, "delivered" | "expired" | "rejected" | "failed")
 }
 
 /// The row's state, completed from the gateway's view while no final state is stored.
 fn current(v1: &V1, mut row: MessageRow) -> MessageRow {
-    if is_final(&row.status) {
+    if is_final_state(&row.status) {
         return row;
     }
     let gateway = v1.gateway();
@@ -690,8 +705,85 @@ pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
         };
         let (status, is_final) = stat_state(&event.stat);
         let error = (is_final && status != "delivered").then_some(event.err.as_str());
-        let db = v1.db();
-        let changed = match db
+        v1.inner.hub.publish(
+            &event.uid,
+            json!({
+                "type": "receipt",
+                "message_id": event.id.as_ref(),
+                "status": status,
+                "final": is_final,
+                "stat": event.stat,
+                "error_code": error,
+                "connector": event.connector.as_ref(),
+                "operator_message_id": event.operator_id,
+                "part": event.part + 1,
+                "at": rfc3339(now_us()),
+            }),
+        );
+        // Read before looking for the record: a send that ends after this had not
+        // recorded its messages yet when it was read, one that ended before has.
+        let sends_running = v1.inner.sending.load(Ordering::Acquire) > 0;
+        match apply(&v1, &event).await {
+            Ok(true) => {}
+            // No record (yet): a receipt can overtake the send that is about to record
+            // its message. While sends run, it waits in `early` for them.
+            Ok(false) if sends_running => {
+                park(&v1, event.clone());
+                match v1.db().message_any(&event.id).await {
+                    Ok(Some(_)) => replay_early(&v1, &event.id).await,
+                    Ok(None) => {}
+                    Err(error) => warn!(%error, id = %event.id, "message not read"),
+                }
+            }
+            Ok(false) => {}
+            Err(error) => warn!(%error, id = %event.id, "message state not recorded"),
+        }
+    }
+}
+
+/// Receipts that came before their message was recorded, by message id.
+pub(crate) type Early = parking_lot::Mutex<HashMap<Arc<str>, (Instant, Vec<ReceiptEvent>)>>;
+
+/// How long an early receipt waits for its message's record.
+const EARLY_WAIT: Duration = Duration::from_secs(60);
+/// Early receipts kept at most.
+const EARLY_MAX: usize = 100_000;
+
+fn park(v1: &V1, event: ReceiptEvent) {
+    let mut early = v1.inner.early.lock();
+    if early.len() >= EARLY_MAX {
+        let now = Instant::now();
+        early.retain(|_, (at, _)| now.duration_since(*at) < EARLY_WAIT);
+        if early.len() >= EARLY_MAX {
+            return;
+        }
+    }
+    early
+        .entry(event.id.clone())
+        .or_insert_with(|| (Instant::now(), Vec::new()))
+        .1
+        .push(event);
+}
+
+/// Applies the receipts parked for `id` (whoever takes them applies them, once).
+pub(crate) async fn replay_early(v1: &V1, id: &str) {
+    let parked = v1.inner.early.lock().remove(id);
+    for event in parked.map(|(_, events)| events).unwrap_or_default() {
+        if let Err(error) = apply(v1, &event).await {
+            warn!(%error, id = %event.id, "message state not recorded");
+        }
+    }
+}
+
+/// Records a receipt's news on its message and writes its webhook event; false when
+/// the API has no record of the message.
+async fn apply(v1: &V1, event: &ReceiptEvent) -> Result<bool, super::StoreError> {
+    let (status, is_final) = stat_state(&event.stat);
+    let error = (is_final && status != "delivered").then_some(event.err.as_str());
+    let db = v1.db();
+    let mut changed = false;
+    for _ in 0..2 {
+        changed = db
             .update_message(
                 &event.id,
                 status,
@@ -700,35 +792,38 @@ pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
                 now_us(),
                 is_final,
             )
-            .await
-        {
-            Ok(changed) => changed,
-            Err(error) => {
-                warn!(%error, id = %event.id, "message state not recorded");
-                continue;
-            }
-        };
-        // A message's final state is reported once (its first final part decides).
-        if !(changed && is_final) {
-            continue;
+            .await?;
+        if changed {
+            break;
         }
-        let row = match db.message_any(&event.id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => continue,
-            Err(error) => {
-                warn!(%error, id = %event.id, "message not read back");
+        match db.message_any(&event.id).await? {
+            // Not a message of this API (or not recorded yet).
+            None => return Ok(false),
+            // Recorded between the update and this read: update again.
+            Some(row) if !is_final_state(&row.status) && (is_final || row.status == "queued") => {
                 continue;
             }
-        };
-        let kind = match status {
-            "delivered" => "sms.delivered",
-            "expired" => "sms.expired",
-            _ => "sms.failed",
-        };
-        if let Err(error) = super::webhooks::enqueue(&v1, kind, &row).await {
-            warn!(%error, id = %event.id, "webhook event not written");
+            // Already final (another part's receipt decided).
+            Some(_) => return Ok(true),
         }
     }
+    if !changed {
+        return Ok(true);
+    }
+    // A message's final state is reported once (its first final part decides).
+    if !is_final {
+        return Ok(true);
+    }
+    let Some(row) = db.message_any(&event.id).await? else {
+        return Ok(true);
+    };
+    let kind = match status {
+        "delivered" => "sms.delivered",
+        "expired" => "sms.expired",
+        _ => "sms.failed",
+    };
+    super::webhooks::enqueue(v1, kind, &row).await?;
+    Ok(true)
 }
 
 /// Drops idempotency answers older than their time, every few minutes.
@@ -740,6 +835,12 @@ pub async fn purge_idempotency(v1: V1, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        v1.inner.hub.purge();
+        let now = Instant::now();
+        v1.inner
+            .early
+            .lock()
+            .retain(|_, (at, _)| now.duration_since(*at) < EARLY_WAIT);
         if let Err(error) = v1.db().idem_purge(now_us().saturating_sub(ttl)).await {
             warn!(%error, "idempotency purge failed");
         }
