@@ -20,6 +20,10 @@ use super::{
     time::{now_us, parse as parse_time, rfc3339},
 };
 
+/// The account's balance and SMS count.
+#[utoipa::path(get, path = "/api/v1/account/balance", operation_id = "getBalance", tag = "account",
+    responses((status = 200, description = "Balance", body = super::openapi::BalanceView), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["account:read"])))]
 pub async fn balance(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -58,9 +62,9 @@ pub async fn balance(
 }
 
 /// The body of `POST /api/v1/account/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub struct CreateKey {
     name: Option<String>,
     scopes: Vec<Scope>,
     #[serde(default)]
@@ -71,6 +75,10 @@ struct CreateKey {
     rate_limit: Option<u32>,
 }
 
+/// Make an API key (with at most the scopes of the calling key); its secret is shown once.
+#[utoipa::path(post, path = "/api/v1/account/keys", operation_id = "createKey", tag = "account", request_body = CreateKey,
+    responses((status = 201, description = "The key, with its secret", body = super::openapi::KeyView), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["keys:write"])))]
 pub async fn create_key(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -128,6 +136,10 @@ pub async fn create_key(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The account's live keys (never their secrets).
+#[utoipa::path(get, path = "/api/v1/account/keys", operation_id = "listKeys", tag = "account",
+    responses((status = 200, description = "Keys: {{data: [...]}}", body = Vec<super::openapi::KeyView>), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["keys:write"])))]
 pub async fn list_keys(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -156,6 +168,11 @@ pub async fn list_keys(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Revoke a key; it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/account/keys/{id}", operation_id = "revokeKey", tag = "account",
+    params(("id" = String, Path, description = "Key id (key_…)")),
+    responses((status = 200, description = "Revoked"), (status = 404, description = "No such live key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["keys:write"])))]
 pub async fn revoke_key(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,

@@ -316,6 +316,15 @@ fn period(params: &std::collections::HashMap<String, String>) -> Result<(i64, i6
     Ok((from, to))
 }
 
+/// Usage from the CDR: records, SMS and cost, by day, operator or state.
+#[utoipa::path(get, path = "/api/v1/account/usage", operation_id = "getUsage", tag = "account",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 or date"),
+        ("to" = Option<String>, Query, description = "RFC 3339 or date (exclusive)"),
+        ("group_by" = Option<String>, Query, description = "day (default), operator or status"),
+    ),
+    responses((status = 200, description = "{{group_by, currency, data: [...], total}}"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["account:read"])))]
 pub async fn usage(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -384,6 +393,17 @@ fn wants_csv(headers: &HeaderMap, params: &std::collections::HashMap<String, Str
     }
 }
 
+/// The CDR (one row per part sent), oldest first, streamed as JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/account/cdr", operation_id = "exportCdr", tag = "account",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 or date"),
+        ("to" = Option<String>, Query, description = "RFC 3339 or date (exclusive)"),
+        ("format" = Option<String>, Query, description = "csv or json (default: by Accept)"),
+        ("limit" = Option<i64>, Query, description = "Rows per page, 1 to 1,000,000, default 100,000"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (CSV: its `# next_cursor=` line)"),
+    ),
+    responses((status = 200, description = "Rows: {{data: [...], next_cursor}} or text/csv"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["account:read"])))]
 pub async fn export(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 pub const SECRET_PREFIX: &str = "sk_live_";
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Scope {
     #[serde(rename = "sms:send")]
     SmsSend,

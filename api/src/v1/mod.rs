@@ -15,6 +15,7 @@ pub mod account;
 pub mod auth;
 pub mod cdr;
 pub mod keys;
+pub mod openapi;
 pub mod problem;
 pub mod sms;
 pub mod store;
@@ -34,7 +35,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{MethodRouter, delete, get, post},
 };
 use parking_lot::Mutex;
 use router::Gateway;
@@ -190,30 +191,48 @@ pub async fn create_key(db: &Db, new: NewKey) -> Result<(ApiKey, String), StoreE
     Ok((key, secret))
 }
 
-/// The v1 routes, for merging with the rest of the listener's.
-pub fn routes(v1: V1) -> Router {
-    Router::new()
-        .route("/api/v1/sms/send", post(sms::send))
-        .route("/api/v1/sms", get(sms::list))
-        .route("/api/v1/sms/{id}", get(sms::get_one))
-        .route("/api/v1/account/balance", get(account::balance))
-        .route("/api/v1/account/usage", get(cdr::usage))
-        .route("/api/v1/account/cdr", get(cdr::export))
-        .route(
-            "/api/v1/account/keys",
-            post(account::create_key).get(account::list_keys),
-        )
-        .route("/api/v1/account/keys/{id}", delete(account::revoke_key))
-        .route(
-            "/api/v1/account/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route("/api/v1/account/webhooks/{id}", delete(webhooks::delete))
-        .route("/api/v1/notifications/dlr", get(ws::dlr))
-        .route(
+/// Every v1 endpoint: method, path, handler. [`routes`] serves exactly these, and the
+/// tests check that each is in the OpenAPI description.
+pub fn endpoints() -> Vec<(&'static str, &'static str, MethodRouter<V1>)> {
+    vec![
+        ("POST", "/api/v1/sms/send", post(sms::send)),
+        ("GET", "/api/v1/sms", get(sms::list)),
+        ("GET", "/api/v1/sms/{id}", get(sms::get_one)),
+        ("GET", "/api/v1/account/balance", get(account::balance)),
+        ("GET", "/api/v1/account/usage", get(cdr::usage)),
+        ("GET", "/api/v1/account/cdr", get(cdr::export)),
+        ("POST", "/api/v1/account/keys", post(account::create_key)),
+        ("GET", "/api/v1/account/keys", get(account::list_keys)),
+        (
+            "DELETE",
+            "/api/v1/account/keys/{id}",
+            delete(account::revoke_key),
+        ),
+        ("POST", "/api/v1/account/webhooks", post(webhooks::create)),
+        ("GET", "/api/v1/account/webhooks", get(webhooks::list)),
+        (
+            "DELETE",
+            "/api/v1/account/webhooks/{id}",
+            delete(webhooks::delete),
+        ),
+        (
+            "GET",
             "/api/v1/account/webhooks/{id}/deliveries",
             get(webhooks::deliveries),
-        )
+        ),
+        ("GET", "/api/v1/notifications/dlr", get(ws::dlr)),
+        ("GET", "/api/v1/openapi.json", get(openapi::openapi_json)),
+        ("GET", "/api/v1/docs", get(openapi::docs)),
+    ]
+}
+
+/// The v1 routes, for merging with the rest of the listener's.
+pub fn routes(v1: V1) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in endpoints() {
+        router = router.route(path, handler);
+    }
+    router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(v1)

@@ -58,14 +58,16 @@ const DEST_TON: u8 = 1;
 const ISDN: u8 = 1;
 const ALPHANUMERIC: u8 = 5;
 
-#[derive(Debug, Deserialize)]
+/// One number, or a list of up to 1,000.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Recipients {
+pub enum Recipients {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+/// `auto` picks GSM-7 when every character has one, else UCS-2.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -75,9 +77,9 @@ pub enum Encoding {
 }
 
 /// The body of `POST /api/v1/sms/send`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendRequest {
+pub struct SendRequest {
     to: Recipients,
     from: Option<String>,
     text: String,
@@ -87,7 +89,9 @@ struct SendRequest {
     validity: Option<u32>,
     /// RFC 3339: when the operator should deliver.
     scheduled_at: Option<String>,
+    /// Your reference, to find the messages again (`GET /api/v1/sms?client_reference=`).
     client_reference: Option<String>,
+    /// This message's events also go here, signed with the account's webhook secret.
     webhook_url: Option<String>,
 }
 
@@ -374,6 +378,11 @@ fn answer(status: u16, body: String, replayed: bool) -> Response {
     response
 }
 
+/// Send one text to one or more recipients (at most 1,000), each as its own message.
+#[utoipa::path(post, path = "/api/v1/sms/send", operation_id = "sendSms", tag = "sms", request_body = SendRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key within 24 h get the first answer and send nothing")),
+    responses((status = 202, description = "Accepted (per recipient: queued or rejected)", body = super::openapi::SendAnswer), (status = 402, description = "Insufficient funds", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "Same Idempotency-Key still running", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 422, description = "Invalid request, no route, key reused with another body", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:send"])))]
 pub async fn send(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -569,6 +578,11 @@ fn message_json(row: &MessageRow) -> Value {
     })
 }
 
+/// A message's state, parts, cost, connector and error code.
+#[utoipa::path(get, path = "/api/v1/sms/{id}", operation_id = "getMessage", tag = "sms",
+    params(("id" = String, Path, description = "Message id from the send's answer")),
+    responses((status = 200, description = "The message", body = super::openapi::MessageView), (status = 404, description = "No such message of this account", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:read"])))]
 pub async fn get_one(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -631,6 +645,18 @@ fn parse_cursor(text: &str) -> Option<(i64, String)> {
     Some((at.parse().ok()?, id.to_owned()))
 }
 
+/// The account's messages, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/sms", operation_id = "listMessages", tag = "sms",
+    params(
+        ("client_reference" = Option<String>, Query, description = "Only messages sent with this reference"),
+        ("from" = Option<String>, Query, description = "Sent at or after (RFC 3339 or date)"),
+        ("to" = Option<String>, Query, description = "Sent before (RFC 3339 or date)"),
+        ("status" = Option<String>, Query, description = "queued, sent, delivered, failed, expired, rejected (as last recorded)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page", body = super::openapi::MessagePage), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:read"])))]
 pub async fn list(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,

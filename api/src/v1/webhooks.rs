@@ -381,10 +381,11 @@ impl Db {
 }
 
 /// The body of `POST /api/v1/account/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateWebhook {
+pub struct CreateWebhook {
     url: String,
+    /// sms.delivered, sms.failed, sms.expired, sms.mo (default: all).
     events: Option<Vec<String>>,
 }
 
@@ -396,6 +397,10 @@ pub(crate) fn valid_url(url: &str) -> bool {
             .is_ok_and(|u| u.host().is_some())
 }
 
+/// Register a webhook; its signing secret is shown once.
+#[utoipa::path(post, path = "/api/v1/account/webhooks", operation_id = "createWebhook", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, description = "The webhook with its secret", body = super::openapi::WebhookView), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["webhooks:write"])))]
 pub async fn create(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -446,6 +451,10 @@ pub async fn create(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The account's webhooks.
+#[utoipa::path(get, path = "/api/v1/account/webhooks", operation_id = "listWebhooks", tag = "webhooks",
+    responses((status = 200, description = "{{data: [...]}}", body = Vec<super::openapi::WebhookView>), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["webhooks:write"])))]
 pub async fn list(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -466,6 +475,11 @@ pub async fn list(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Remove a webhook; its pending events are cancelled.
+#[utoipa::path(delete, path = "/api/v1/account/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id (wh_…)")),
+    responses((status = 200, description = "Deleted"), (status = 404, description = "No such webhook", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["webhooks:write"])))]
 pub async fn delete(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
@@ -490,6 +504,15 @@ pub async fn delete(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The delivery log of a webhook: events, newest first, with every attempt.
+#[utoipa::path(get, path = "/api/v1/account/webhooks/{id}/deliveries", operation_id = "listDeliveries", tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "Webhook id (wh_…)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "{{data: [...], next_cursor}}"), (status = 404, description = "No such webhook", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["webhooks:write"])))]
 pub async fn deliveries(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,

@@ -145,6 +145,11 @@ impl Hub {
     }
 }
 
+/// Live receipts of the account over a WebSocket; reconnect with `?resume=<token>`.
+#[utoipa::path(get, path = "/api/v1/notifications/dlr", operation_id = "dlrWebSocket", tag = "notifications",
+    params(("resume" = Option<String>, Query, description = "The token of the last event received")),
+    responses((status = 101, description = "WebSocket: JSON text messages {{type, token, message_id, status, ...}}"), (status = 426, description = "Not a WebSocket request", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:read"])))]
 pub async fn dlr(
     State(v1): State<V1>,
     ConnectInfo(connect): ConnectInfo<SocketAddr>,
