@@ -364,3 +364,31 @@ async fn retries_go_on_after_a_restart() {
     assert_eq!(state, "delivered");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn mo_messages_become_sms_mo_events() {
+    let s = Setup::start_v1_with_mo(20.0).await;
+    let key = key(&s).await;
+    let receiver = Receiver::start(&s.shutdown, 200).await;
+    let body = json!({"url": format!("{}/mo", receiver.base), "events": ["sms.mo"]}).to_string();
+    let reply = call(&s, "POST", "/api/v1/account/webhooks", &key, &body).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let secret = reply.json()["secret"].as_str().expect("secret").to_owned();
+    wait_until(|| !receiver.at("/mo").is_empty()).await;
+    let got = receiver.at("/mo");
+    assert!(verify(&secret, &got[0].signature, &got[0].body));
+    let event: Value = serde_json::from_str(&got[0].body).expect("JSON");
+    assert_eq!(event["type"], "sms.mo");
+    assert_eq!(event["data"]["to"], "1234");
+    assert!(
+        event["data"]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("MO test ")),
+        "{event}"
+    );
+    assert!(
+        event["data"]["from"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("99890"))
+    );
+}

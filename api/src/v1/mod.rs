@@ -159,6 +159,7 @@ impl V1 {
     pub fn spawn_tasks(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
             tokio::spawn(sms::follow_receipts(self.clone(), shutdown.clone())),
+            tokio::spawn(sms::follow_mo(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),
             tokio::spawn({

@@ -767,6 +767,44 @@ pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
     }
 }
 
+/// MO messages for the API's users: `sms.mo` webhook events and the WebSocket. Not
+/// journaled on this side: an MO whose event was not yet written when the process
+/// stops reaches the user's receiver binds (journaled) but no webhook.
+pub async fn follow_mo(v1: V1, shutdown: CancellationToken) {
+    let mut mo = v1.gateway().mo_events();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = mo.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "REST API fell behind the MO messages");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let data = json!({
+            "message_id": event.id.as_ref(),
+            "from": event.from,
+            "to": event.to,
+            "text": smpp_core::text::decode(&event.content, event.data_coding),
+            "data_coding": event.data_coding,
+            "connector": event.connector.as_ref(),
+            "received_at": rfc3339(now_us()),
+        });
+        let mut ws = data.clone();
+        ws["type"] = json!("mo");
+        v1.inner.hub.publish(&event.uid, ws);
+        if let Err(error) =
+            super::webhooks::enqueue_data(&v1, &event.uid, "sms.mo", data, None).await
+        {
+            warn!(%error, id = %event.id, "MO webhook event not written");
+        }
+    }
+}
+
 /// Receipts that came before their message was recorded, by message id.
 pub(crate) type Early = parking_lot::Mutex<HashMap<Arc<str>, (Instant, Vec<ReceiptEvent>)>>;
 

@@ -592,7 +592,30 @@ impl HookCache {
 /// and for the message's own `webhook_url` (signed with the user's oldest webhook's
 /// secret; a send with a `webhook_url` needs one).
 pub async fn enqueue(v1: &V1, event: &str, row: &MessageRow) -> Result<(), StoreError> {
-    let hooks = v1.inner.hooks.get(v1.db(), &row.uid).await?;
+    let data = json!({
+        "message_id": row.id,
+        "to": row.recipient,
+        "from": row.sender,
+        "status": row.status,
+        "error_code": row.error_code,
+        "connector": row.connector,
+        "client_reference": row.client_reference,
+        "parts": row.parts,
+        "done_at": row.done_at.map(rfc3339),
+    });
+    enqueue_data(v1, &row.uid, event, data, row.webhook_url.as_deref()).await
+}
+
+/// Puts `event` with `data` in the outbox for `uid`'s webhooks that listen to it, and
+/// for `own_url` if given.
+pub async fn enqueue_data(
+    v1: &V1,
+    uid: &str,
+    event: &str,
+    data: Value,
+    own_url: Option<&str>,
+) -> Result<(), StoreError> {
+    let hooks = v1.inner.hooks.get(v1.db(), uid).await?;
     if hooks.is_empty() {
         return Ok(());
     }
@@ -602,17 +625,7 @@ pub async fn enqueue(v1: &V1, event: &str, row: &MessageRow) -> Result<(), Store
         "id": event_id,
         "type": event,
         "created_at": rfc3339(now),
-        "data": {
-            "message_id": row.id,
-            "to": row.recipient,
-            "from": row.sender,
-            "status": row.status,
-            "error_code": row.error_code,
-            "connector": row.connector,
-            "client_reference": row.client_reference,
-            "parts": row.parts,
-            "done_at": row.done_at.map(rfc3339),
-        },
+        "data": data,
     })
     .to_string();
     let mut out = Vec::new();
@@ -622,20 +635,20 @@ pub async fn enqueue(v1: &V1, event: &str, row: &MessageRow) -> Result<(), Store
         out.push((
             format!("{event_id}.{}", hook.id),
             hook.id.clone(),
-            row.uid.clone(),
+            uid.to_owned(),
             hook.url.clone(),
             event.to_owned(),
             body.clone(),
         ));
     }
-    if let (Some(url), Some(first)) = (&row.webhook_url, hooks.first())
+    if let (Some(url), Some(first)) = (own_url, hooks.first())
         && !urls.contains(url)
     {
         out.push((
             format!("{event_id}.message"),
             first.id.clone(),
-            row.uid.clone(),
-            url.clone(),
+            uid.to_owned(),
+            url.to_owned(),
             event.to_owned(),
             body.clone(),
         ));

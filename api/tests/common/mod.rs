@@ -64,6 +64,10 @@ con_loss_delay_secs = 0.1
 fid = "tz"
 type = "DestinationAddrFilter"
 destination_addr = "^\\+?255"
+[[mo_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "smpps(bank)"
 [[mt_routes]]
 order = 10
 type = "StaticMTRoute"
@@ -121,11 +125,25 @@ impl Setup {
         Self::start_with(Some(dir)).await
     }
 
+    /// With REST v1, and an operator that sends `mo_rate` MO messages a second (routed
+    /// to `bank`).
+    pub async fn start_v1_with_mo(mo_rate: f64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_full(Some(dir), mo_rate).await
+    }
+
     async fn start_with(dir: Option<tempfile::TempDir>) -> Self {
+        Self::start_full(dir, 0.0).await
+    }
+
+    async fn start_full(dir: Option<tempfile::TempDir>, mo_rate: f64) -> Self {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim_port = listener.local_addr().expect("addr").port();
-        let mut sim = Simulator::new(SimConfig::default());
+        let mut sim = Simulator::new(SimConfig {
+            mo_rate,
+            ..SimConfig::default()
+        });
         let submits = sim.record_submits();
         tokio::spawn(sim.run(listener, shutdown.clone()));
 
