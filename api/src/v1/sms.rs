@@ -262,6 +262,9 @@ fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
         .map_or(0, |route| route.rate)
 }
 
+/// A recipient and its message id and quoted cost, or why it was refused.
+type Outcome = (String, Result<(String, i64), Refusal>);
+
 /// Sends to every recipient; the answer's status and body.
 async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     v1.inner.sending.fetch_add(1, Ordering::AcqRel);
@@ -273,21 +276,20 @@ async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
 async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     let now = now_us();
     let currency = v1.config().currency.clone();
-    let results: Vec<(String, Result<(String, i64), Refusal>)> =
-        stream::iter(c.recipients.iter().cloned())
-            .map(|to| async move {
-                let (message, requested) = message(c, &to);
-                let cost = unit_rate(v1, user, &message).saturating_mul(c.parts as i64);
-                let result = v1
-                    .gateway()
-                    .submit(user, message, requested)
-                    .await
-                    .map(|id| (id.to_string(), cost));
-                (to, result)
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+    let results: Vec<Outcome> = stream::iter(c.recipients.iter().cloned())
+        .map(|to| async move {
+            let (message, requested) = message(c, &to);
+            let cost = unit_rate(v1, user, &message).saturating_mul(c.parts as i64);
+            let result = v1
+                .gateway()
+                .submit(user, message, requested)
+                .await
+                .map(|id| (id.to_string(), cost));
+            (to, result)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut rows = Vec::new();
     let mut out = Vec::with_capacity(results.len());
     let mut total = 0i64;

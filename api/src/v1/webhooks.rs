@@ -665,6 +665,13 @@ pub async fn can_sign(v1: &V1, uid: &str) -> Result<bool, StoreError> {
     Ok(!v1.inner.hooks.get(v1.db(), uid).await?.is_empty())
 }
 
+/// Events being attempted, and attempts in flight per webhook.
+#[derive(Default)]
+struct Busy {
+    events: HashSet<String>,
+    per_hook: HashMap<String, usize>,
+}
+
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 fn client() -> Result<HttpClient, tls::TlsError> {
@@ -714,7 +721,7 @@ pub async fn run(v1: V1, shutdown: CancellationToken) {
     };
     let config = v1.config().clone();
     let total = Arc::new(Semaphore::new(TOTAL));
-    let busy: Arc<Mutex<(HashSet<String>, HashMap<String, usize>)>> = Arc::default();
+    let busy: Arc<Mutex<Busy>> = Arc::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -741,17 +748,17 @@ pub async fn run(v1: V1, shutdown: CancellationToken) {
             }
             {
                 let mut b = busy.lock();
-                let count = b.1.get(&e.webhook_id).copied().unwrap_or(0);
-                if b.0.contains(&e.id) || count >= PER_WEBHOOK {
+                let count = b.per_hook.get(&e.webhook_id).copied().unwrap_or(0);
+                if b.events.contains(&e.id) || count >= PER_WEBHOOK {
                     continue;
                 }
-                b.0.insert(e.id.clone());
-                *b.1.entry(e.webhook_id.clone()).or_default() += 1;
+                b.events.insert(e.id.clone());
+                *b.per_hook.entry(e.webhook_id.clone()).or_default() += 1;
             }
             let Ok(permit) = total.clone().try_acquire_owned() else {
                 let mut b = busy.lock();
-                b.0.remove(&e.id);
-                if let Some(c) = b.1.get_mut(&e.webhook_id) {
+                b.events.remove(&e.id);
+                if let Some(c) = b.per_hook.get_mut(&e.webhook_id) {
                     *c = c.saturating_sub(1);
                 }
                 break;
@@ -787,8 +794,8 @@ pub async fn run(v1: V1, shutdown: CancellationToken) {
                     warn!(%error, "webhook attempt not recorded");
                 }
                 let mut b = busy.lock();
-                b.0.remove(&e.id);
-                if let Some(c) = b.1.get_mut(&e.webhook_id) {
+                b.events.remove(&e.id);
+                if let Some(c) = b.per_hook.get_mut(&e.webhook_id) {
                     *c = c.saturating_sub(1);
                 }
                 drop(permit);

@@ -129,14 +129,23 @@ impl Setup {
     /// to `bank`).
     pub async fn start_v1_with_mo(mo_rate: f64) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_full(Some(dir), mo_rate).await
+        Self::start_full(Some(dir), None, mo_rate).await
+    }
+
+    /// With REST v1 on the store at `url` (PostgreSQL tests).
+    pub async fn start_v1_on(url: &str) -> Self {
+        Self::start_full(None, Some(url.to_owned()), 0.0).await
     }
 
     async fn start_with(dir: Option<tempfile::TempDir>) -> Self {
-        Self::start_full(dir, 0.0).await
+        Self::start_full(dir, None, 0.0).await
     }
 
-    async fn start_full(dir: Option<tempfile::TempDir>, mo_rate: f64) -> Self {
+    async fn start_full(
+        dir: Option<tempfile::TempDir>,
+        store_url: Option<String>,
+        mo_rate: f64,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim_port = listener.local_addr().expect("addr").port();
@@ -186,8 +195,11 @@ impl Setup {
         });
         let mut routes = api::jasmin::routes(gateway.clone()).merge(metrics.routes());
         let mut v1 = None;
-        if let Some(dir) = &dir {
-            let url = format!("sqlite://{}", dir.path().join("api.db").display());
+        let store_url = store_url.or_else(|| {
+            dir.as_ref()
+                .map(|dir| format!("sqlite://{}", dir.path().join("api.db").display()))
+        });
+        if let Some(url) = store_url {
             let db = api::v1::Db::open(&url).await.expect("v1 store");
             // Webhook retries in milliseconds rather than seconds.
             let config = api::v1::V1Config {
