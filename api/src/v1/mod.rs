@@ -106,6 +106,9 @@ struct Inner {
     /// Sends in progress, and receipts that overtook them ([`sms::follow_receipts`]).
     sending: std::sync::atomic::AtomicUsize,
     early: sms::Early,
+    /// Records of accepted messages on their way to the database.
+    unwritten: Mutex<sms::Unwritten>,
+    written: tokio::sync::Notify,
 }
 
 impl V1 {
@@ -123,6 +126,8 @@ impl V1 {
                 stop: CancellationToken::new(),
                 sending: std::sync::atomic::AtomicUsize::new(0),
                 early: sms::Early::default(),
+                unwritten: Mutex::new(sms::Unwritten::default()),
+                written: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -160,6 +165,7 @@ impl V1 {
         vec![
             tokio::spawn(sms::follow_receipts(self.clone(), shutdown.clone())),
             tokio::spawn(sms::follow_mo(self.clone(), shutdown.clone())),
+            tokio::spawn(sms::write_records(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),
             tokio::spawn({

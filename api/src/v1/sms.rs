@@ -341,13 +341,7 @@ async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, Strin
         let p = first_refusal.unwrap_or_else(|| Problem::internal("nothing sent"));
         return (p.status, p.to_json().to_string());
     }
-    if let Err(error) = v1.db().insert_messages(&rows).await {
-        // The messages are on their way; only their record for GET is missing.
-        warn!(%error, "accepted messages could not be recorded for the REST API");
-    }
-    for row in &rows {
-        replay_early(v1, &row.id).await;
-    }
+    record(v1, rows);
     let body = json!({
         "messages": out,
         "encoding": c.encoding,
@@ -595,12 +589,15 @@ pub async fn get_one(
         let p = v1
             .authenticate(&headers, peer(connect), Scope::SmsRead)
             .await?;
-        let row = v1
-            .db()
-            .message(&p.user.uid, &id)
-            .await
-            .map_err(Problem::internal)?
-            .ok_or_else(|| Problem::not_found("message"))?;
+        let row = match unwritten(&v1, &p.user.uid, &id) {
+            Some(row) => row,
+            None => v1
+                .db()
+                .message(&p.user.uid, &id)
+                .await
+                .map_err(Problem::internal)?
+                .ok_or_else(|| Problem::not_found("message"))?,
+        };
         Ok::<_, Problem>(json(200, &message_json(&current(&v1, row))))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -704,10 +701,9 @@ pub async fn list(
         } else {
             None
         };
-        let data: Vec<Value> = rows
-            .into_iter()
-            .map(|r| message_json(&current(&v1, r)))
-            .collect();
+        // The recorded state: completing each row from the gateway's in-flight table
+        // would scan it once per row.
+        let data: Vec<Value> = rows.iter().map(message_json).collect();
         Ok(json(200, &json!({ "data": data, "next_cursor": next })))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -803,6 +799,88 @@ pub async fn follow_mo(v1: V1, shutdown: CancellationToken) {
             super::webhooks::enqueue_data(&v1, &event.uid, "sms.mo", data, None).await
         {
             warn!(%error, id = %event.id, "MO webhook event not written");
+        }
+    }
+}
+
+/// Accepted messages not yet written to `api_messages`: the writer stores them in
+/// batches, off the request's path. GET finds them here meanwhile.
+#[derive(Default)]
+pub(crate) struct Unwritten {
+    batches: Vec<Vec<MessageRow>>,
+    by_id: HashMap<String, MessageRow>,
+}
+
+/// Hands a send's records to the writer. Until they are written they count as a send
+/// still running, so receipts that overtake them wait for them.
+fn record(v1: &V1, rows: Vec<MessageRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
+    let mut unwritten = v1.inner.unwritten.lock();
+    for row in &rows {
+        unwritten.by_id.insert(row.id.clone(), row.clone());
+    }
+    unwritten.batches.push(rows);
+    drop(unwritten);
+    v1.inner.written.notify_one();
+}
+
+/// A record not yet written, if it is `uid`'s.
+pub(crate) fn unwritten(v1: &V1, uid: &str, id: &str) -> Option<MessageRow> {
+    v1.inner
+        .unwritten
+        .lock()
+        .by_id
+        .get(id)
+        .filter(|r| r.uid == uid)
+        .cloned()
+}
+
+/// Rows per transaction of the writer.
+const WRITE_BATCH: usize = 2000;
+
+/// Writes the records of accepted messages in batches (group commit), then applies
+/// the receipts that came first. Writes what is left when `shutdown` is cancelled.
+pub async fn write_records(v1: V1, shutdown: CancellationToken) {
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = v1.inner.written.notified() => false,
+        };
+        loop {
+            let batches = std::mem::take(&mut v1.inner.unwritten.lock().batches);
+            if batches.is_empty() {
+                break;
+            }
+            let count = batches.len();
+            let rows: Vec<MessageRow> = batches.into_iter().flatten().collect();
+            for chunk in rows.chunks(WRITE_BATCH) {
+                let mut tries = 0;
+                while let Err(error) = v1.db().insert_messages(chunk).await {
+                    tries += 1;
+                    if tries >= 3 {
+                        // The messages are on their way; only their record is missing.
+                        warn!(%error, rows = chunk.len(), "accepted messages not recorded for the REST API");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            {
+                let mut unwritten = v1.inner.unwritten.lock();
+                for row in &rows {
+                    unwritten.by_id.remove(&row.id);
+                }
+            }
+            for row in &rows {
+                replay_early(&v1, &row.id).await;
+            }
+            v1.inner.sending.fetch_sub(count, Ordering::AcqRel);
+        }
+        if stopping {
+            return;
         }
     }
 }
