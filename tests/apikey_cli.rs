@@ -70,7 +70,9 @@ fn apikey(config: &Path, args: &[&str]) -> Output {
 /// GET `path` with a bearer key; the status and body.
 fn get(http: SocketAddr, path: &str, key: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(http).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
@@ -104,12 +106,21 @@ fn first_key_from_the_cli() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let refused = apikey(&config, &["create", "--user", "nobody", "--scopes", "sms:send"]);
+    let refused = apikey(
+        &config,
+        &["create", "--user", "nobody", "--scopes", "sms:send"],
+    );
     assert!(!refused.status.success());
-    let bad = apikey(&config, &["create", "--user", "u1", "--scopes", "sms:write"]);
+    let bad = apikey(
+        &config,
+        &["create", "--user", "u1", "--scopes", "sms:write"],
+    );
     assert!(!bad.status.success());
 
-    let made = apikey(&config, &["create", "--user", "u1", "--scopes", "account:read"]);
+    let made = apikey(
+        &config,
+        &["create", "--user", "u1", "--scopes", "account:read"],
+    );
     assert!(made.status.success(), "{made:?}");
     let out = String::from_utf8_lossy(&made.stdout).into_owned();
     let secret = out

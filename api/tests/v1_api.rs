@@ -279,8 +279,17 @@ async fn send_reports_parts_cost_and_status() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["+255700000002", "255700000001"]);
-    let reply = call(&s, "GET", "/api/v1/sms?limit=10", &key, "").await;
-    assert_eq!(reply.json()["data"].as_array().map(Vec::len), Some(3));
+    // Lists read the database, which the records reach a moment after the answer.
+    let mut listed = 0;
+    for _ in 0..200 {
+        let reply = call(&s, "GET", "/api/v1/sms?limit=10", &key, "").await;
+        listed = reply.json()["data"].as_array().map_or(0, Vec::len);
+        if listed == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(listed, 3);
     let reply = call(&s, "GET", "/api/v1/sms?status=delivered&limit=10", &key, "").await;
     assert!(
         reply.json()["data"]

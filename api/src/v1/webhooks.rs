@@ -561,29 +561,42 @@ pub async fn deliveries(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Users' live webhooks, cached for the receipt path (dropped on every change).
+/// Users' live webhooks, cached for the receipt path: dropped on every change made
+/// here, and read again after [`HOOK_CACHE_TTL`] anyway.
 #[derive(Default)]
 pub struct HookCache {
-    by_uid: Mutex<HashMap<String, Arc<Vec<Webhook>>>>,
+    by_uid: Mutex<HashMap<String, (std::time::Instant, Arc<Vec<Webhook>>)>>,
+    /// Bumped by every change, so a read that raced with one is not cached.
+    generation: std::sync::atomic::AtomicU64,
     /// Wakes the worker when new events are in the outbox.
     pub wake: Notify,
 }
 
+/// How long a user's webhooks are trusted without reading them again.
+pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(10);
+
 impl HookCache {
     fn forget(&self, uid: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.by_uid.lock().remove(uid);
     }
 
     async fn get(&self, db: &Db, uid: &str) -> Result<Arc<Vec<Webhook>>, StoreError> {
-        if let Some(hooks) = self.by_uid.lock().get(uid) {
+        if let Some((at, hooks)) = self.by_uid.lock().get(uid)
+            && at.elapsed() < HOOK_CACHE_TTL
+        {
             return Ok(hooks.clone());
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let hooks = Arc::new(db.webhooks(uid).await?);
         let mut cache = self.by_uid.lock();
-        if cache.len() > 10_000 {
-            cache.clear();
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(uid.to_owned(), (std::time::Instant::now(), hooks.clone()));
         }
-        cache.insert(uid.to_owned(), hooks.clone());
         Ok(hooks)
     }
 }
