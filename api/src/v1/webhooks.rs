@@ -565,12 +565,15 @@ pub async fn deliveries(
 /// here, and read again after [`HOOK_CACHE_TTL`] anyway.
 #[derive(Default)]
 pub struct HookCache {
-    by_uid: Mutex<HashMap<String, (std::time::Instant, Arc<Vec<Webhook>>)>>,
+    by_uid: Mutex<HashMap<String, CachedHooks>>,
     /// Bumped by every change, so a read that raced with one is not cached.
     generation: std::sync::atomic::AtomicU64,
     /// Wakes the worker when new events are in the outbox.
     pub wake: Notify,
 }
+
+/// A user's webhooks and when they were read.
+type CachedHooks = (std::time::Instant, Arc<Vec<Webhook>>);
 
 /// How long a user's webhooks are trusted without reading them again.
 pub const HOOK_CACHE_TTL: Duration = Duration::from_secs(10);
