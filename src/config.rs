@@ -221,6 +221,8 @@ impl Default for StorageSection {
 pub struct HttpSection {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// REST v1: requests per second of an API key that has no rate of its own.
+    pub api_key_rate: u32,
 }
 
 impl Default for HttpSection {
@@ -228,6 +230,7 @@ impl Default for HttpSection {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 1401)),
+            api_key_rate: 100,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin_cli;
 mod admin_serve;
+mod apikey;
 mod config;
 mod config_audit;
 mod health;
@@ -52,6 +53,13 @@ enum Command {
     /// Manage users, routes, filters, connectors and accounts of a running gateway
     /// over its gRPC admin API (the jCli replacement).
     Admin(Box<admin_cli::AdminArgs>),
+    /// REST API v1 keys, made in the store directly (the gateway may be running).
+    Apikey {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: apikey::ApikeyCommand,
+    },
     /// Billing reports.
     Billing {
         #[arg(long, global = true)]
@@ -143,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
             billing::cli::migrate(&url).await?;
             println!("migrated {url}");
             Ok(())
+        }
+        Command::Apikey { config, command } => {
+            let url = serve::storage_url(config.as_deref())?;
+            apikey::run(&url, command).await
         }
         Command::Billing { config, command } => {
             let url = serve::storage_url(config.as_deref())?;

@@ -148,8 +148,23 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             journal: Some(log.clone()),
             billing: Some(engine.clone()),
         });
+        // REST v1 keeps its tables beside billing's (an in-memory SQLite without one).
+        let v1_db = api::v1::Db::open(&storage_url)
+            .await
+            .context("cannot open the REST API v1 store")?;
+        let v1 = api::v1::V1::new(
+            gateway.clone(),
+            v1_db,
+            api::v1::V1Config {
+                default_rate: config.http.api_key_rate,
+                currency: config.storage.currency.clone(),
+                ..api::v1::V1Config::default()
+            },
+        );
+        v1.spawn_tasks(http_stop.clone());
         let routes = api::router(Arc::new(health))
             .merge(api::jasmin::routes(gateway.clone()))
+            .merge(api::v1::routes(v1))
             .merge(metrics.routes());
         Some(tokio::spawn(api::serve(
             listener,

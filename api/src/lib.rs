@@ -1,5 +1,7 @@
 //! smsgw's HTTP facade: Jasmin's HTTP and REST APIs ([`jasmin::routes`]: `/send`,
-//! `/balance`, `/rate`, `/ping`, `/secure/*`) and the operations endpoints:
+//! `/balance`, `/rate`, `/ping`, `/secure/*`), the REST API v1 ([`v1::routes`]:
+//! `/api/v1/…` with API keys, webhooks, a receipts WebSocket and OpenAPI), and the
+//! operations endpoints:
 //!
 //! - `GET /health/live`: 200 while the process runs.
 //! - `GET /health/ready`: 200 when every readiness check passes, else 503; the body lists
@@ -12,6 +14,7 @@ pub mod jasmin;
 pub mod listener;
 pub mod metrics;
 pub mod telemetry;
+pub mod v1;
 
 use std::sync::Arc;
 

@@ -16,11 +16,10 @@ use axum::{
 use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::debug;
 
 /// Deadlines of one connection and of one request.
@@ -68,7 +67,10 @@ pub async fn serve_with(
             }
         },
     ));
-    let graceful = GracefulShutdown::new();
+    // Connections are tracked to let them finish on shutdown. hyper-util's
+    // GracefulShutdown does not take connections that may be upgraded (the REST API's
+    // WebSocket), so each connection watches the token itself.
+    let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -86,16 +88,28 @@ pub async fn serve_with(
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            // The REST API's WebSocket takes the connection over after its 101.
+            .with_upgrades();
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stop.cancelled() => {
+                    // Finish the request in progress, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
                 debug!(%error, "HTTP connection ended");
             }
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(limits.drain_timeout, connections.wait()).await;
     Ok(())
 }
 

@@ -322,6 +322,19 @@ pub struct ReceiptEvent {
     pub part: usize,
 }
 
+/// An MO message handed to a user's receiver binds, as observers see it (REST v1
+/// webhooks and WebSocket).
+#[derive(Debug, Clone)]
+pub struct MoEvent {
+    pub id: Arc<str>,
+    pub uid: Arc<str>,
+    pub connector: Arc<str>,
+    pub from: String,
+    pub to: String,
+    pub data_coding: u8,
+    pub content: Bytes,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,10 @@ cost = "0.01"
 fid = "tz"
 type = "DestinationAddrFilter"
 destination_addr = "^\\+?255"
+[[mo_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "smpps(bank)"
 [[mt_routes]]
 order = 10
 type = "StaticMTRoute"
@@ -92,6 +96,9 @@ pub struct Setup {
     pub addr: SocketAddr,
     submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The REST v1 API, when started with [`Setup::start_v1`].
+    pub v1: Option<api::v1::V1>,
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Setup {
@@ -116,10 +123,48 @@ impl Reply {
 
 impl Setup {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With the REST v1 API on an SQLite store in a temporary directory.
+    pub async fn start_v1() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(Some(dir)).await
+    }
+
+    /// The store of `dir` (a second gateway on it sees the first one's keys).
+    pub async fn start_v1_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(Some(dir)).await
+    }
+
+    /// With REST v1, and an operator that sends `mo_rate` MO messages a second (routed
+    /// to `bank`).
+    pub async fn start_v1_with_mo(mo_rate: f64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_full(Some(dir), None, mo_rate).await
+    }
+
+    /// With REST v1 on the store at `url` (PostgreSQL tests).
+    pub async fn start_v1_on(url: &str) -> Self {
+        Self::start_full(None, Some(url.to_owned()), 0.0).await
+    }
+
+    async fn start_with(dir: Option<tempfile::TempDir>) -> Self {
+        Self::start_full(dir, None, 0.0).await
+    }
+
+    async fn start_full(
+        dir: Option<tempfile::TempDir>,
+        store_url: Option<String>,
+        mo_rate: f64,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
         let sim_port = listener.local_addr().expect("addr").port();
-        let mut sim = Simulator::new(SimConfig::default());
+        let mut sim = Simulator::new(SimConfig {
+            mo_rate,
+            ..SimConfig::default()
+        });
         let submits = sim.record_submits();
         tokio::spawn(sim.run(listener, shutdown.clone()));
 
@@ -160,8 +205,28 @@ impl Setup {
             journal: Some(journal::Journal::memory()),
             billing: Some(engine),
         });
-        let routes =
-            metrics.instrument(api::jasmin::routes(gateway.clone()).merge(metrics.routes()));
+        let mut routes = api::jasmin::routes(gateway.clone()).merge(metrics.routes());
+        let mut v1 = None;
+        let store_url = store_url.or_else(|| {
+            dir.as_ref()
+                .map(|dir| format!("sqlite://{}", dir.path().join("api.db").display()))
+        });
+        if let Some(url) = store_url {
+            let db = api::v1::Db::open(&url).await.expect("v1 store");
+            // Webhook retries in milliseconds rather than seconds.
+            let config = api::v1::V1Config {
+                webhook_retry_base: Duration::from_millis(50),
+                webhook_retry_max: Duration::from_millis(200),
+                webhook_poll: Duration::from_millis(50),
+                webhook_timeout: Duration::from_secs(30),
+                ..api::v1::V1Config::default()
+            };
+            let state = api::v1::V1::new(gateway.clone(), db, config);
+            state.spawn_tasks(shutdown.clone());
+            routes = routes.merge(api::v1::routes(state.clone()));
+            v1 = Some(state);
+        }
+        let routes = metrics.instrument(routes);
         tokio::spawn(api::serve(listener, routes, shutdown.clone()));
         let bound = gateway.clone();
         wait_until(|| bound.connector("op1").is_some_and(|c| c.is_bound())).await;
@@ -171,6 +236,8 @@ impl Setup {
             addr,
             submits,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            v1,
+            dir,
         }
     }
 
@@ -210,6 +277,83 @@ impl Setup {
             content_type,
             body: String::from_utf8_lossy(&body).into_owned(),
         }
+    }
+
+    /// The reply and its `Retry-After` header.
+    pub async fn request_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (Reply, Option<String>) {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(body.into())).expect("request");
+        let response = tokio::time::timeout(WAIT, self.client.request(request))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let reply = Reply {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        (reply, retry_after)
+    }
+
+    /// A streamed answer: status, headers, and the body's frames as they came.
+    pub async fn stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, hyper::HeaderMap, Vec<Bytes>) {
+        let mut builder = Request::builder()
+            .method("GET")
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(Bytes::new())).expect("request");
+        let response = tokio::time::timeout(WAIT, self.client.request(request))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = response.into_body();
+        let mut frames = Vec::new();
+        while let Some(frame) = tokio::time::timeout(WAIT, body.frame())
+            .await
+            .expect("a frame in time")
+        {
+            if let Ok(data) = frame.expect("frame").into_data() {
+                frames.push(data);
+            }
+        }
+        (status, headers, frames)
     }
 
     pub async fn get(&self, path: &str) -> Reply {

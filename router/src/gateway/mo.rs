@@ -148,6 +148,17 @@ impl Gateway {
                         warn!(%error, "MO not journaled: operator asked to resend");
                         return CommandStatus::EsmeRsyserr;
                     }
+                    if let Some(user) = snap.directory.by_username.get(username) {
+                        let _ = self.mo_tx.send(receipts::MoEvent {
+                            id: whole.id.clone(),
+                            uid: user.uid.clone(),
+                            connector: whole.connector.clone(),
+                            from: whole.source.addr.clone(),
+                            to: whole.destination.addr.clone(),
+                            data_coding: whole.data_coding,
+                            content: whole.content.clone(),
+                        });
+                    }
                     return CommandStatus::EsmeRok;
                 }
                 MoTarget::Http(cid) => {

@@ -52,7 +52,7 @@ use crate::{
     model::Message,
     queue::{MemoryQueue, QueueSource},
     reassembly::MoReassembler,
-    receipts::{MultipartState, PendingStore, ReceiptEvent},
+    receipts::{MoEvent, MultipartState, PendingStore, ReceiptEvent},
     refusal::Refusal,
     snapshot::Snapshot,
     stats::{ConnectorCounters, UserCounters},
@@ -109,6 +109,7 @@ pub struct Gateway {
     reassembler: MoReassembler,
     thrower: Thrower,
     receipts_tx: broadcast::Sender<ReceiptEvent>,
+    mo_tx: broadcast::Sender<MoEvent>,
     throttles: Mutex<HashMap<(Arc<str>, bool), TokenBucket>>,
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
     /// Final states of recent messages, for query_sm.
@@ -185,6 +186,7 @@ impl Gateway {
             reassembler: MoReassembler::new(Duration::from_secs(s.mo_reassembly_timeout_secs)),
             thrower: Thrower::from_settings(s)?,
             receipts_tx,
+            mo_tx: broadcast::channel(4096).0,
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             recent: query::RecentStates::default(),
@@ -309,6 +311,11 @@ impl Gateway {
     /// Every receipt from the operators, as it is matched.
     pub fn receipts(&self) -> broadcast::Receiver<ReceiptEvent> {
         self.receipts_tx.subscribe()
+    }
+
+    /// Every MO handed to a user (journaled for its receiver binds), as it is routed.
+    pub fn mo_events(&self) -> broadcast::Receiver<MoEvent> {
+        self.mo_tx.subscribe()
     }
 
     pub fn user_counters(&self, uid: &str) -> Arc<UserCounters> {

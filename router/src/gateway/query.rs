@@ -115,6 +115,12 @@ impl Gateway {
         tags
     }
 
+    /// Whether some part of `uid`'s message `id` waits in our queue or for the
+    /// operator's answer to its submit_sm.
+    pub fn is_in_flight(&self, id: &str, uid: &str) -> bool {
+        !self.own_tags(id, uid).is_empty()
+    }
+
     /// query_sm: `uid`'s message `id`, in flight or recently finished.
     pub fn query(&self, id: &str, uid: &str) -> Option<MessageStatus> {
         if !self.own_tags(id, uid).is_empty() {

@@ -27,11 +27,15 @@ impl Gateway {
     pub(super) fn wants_receipt(&self, f: &InFlight) -> bool {
         match &f.message.origin {
             Origin::Smpp { .. } => f.message.registered_delivery & RD_RECEIPT_MASK != 0,
-            Origin::Http => f
-                .message
-                .dlr
-                .as_ref()
-                .is_some_and(|d| d.on_receipt() && !d.url.is_empty()),
+            // A callback URL, or a receipt asked for explicitly (REST v1 follows its
+            // messages through `Gateway::receipts` rather than a callback).
+            Origin::Http => {
+                f.message.registered_delivery & RD_RECEIPT_MASK != 0
+                    || f.message
+                        .dlr
+                        .as_ref()
+                        .is_some_and(|d| d.on_receipt() && !d.url.is_empty())
+            }
         }
     }
 

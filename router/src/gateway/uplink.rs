@@ -270,6 +270,16 @@ impl Gateway {
             part: f.part,
             outcome: FinalOutcome::Failed { status },
         });
+        // Observers (REST v1 state, webhooks, WebSocket) hear of it like of a receipt.
+        let _ = self.receipts_tx.send(crate::receipts::ReceiptEvent {
+            id: f.message.id.clone(),
+            uid: f.message.uid.clone(),
+            connector: f.connector.clone(),
+            operator_id: String::new(),
+            stat: "UNDELIV".to_owned(),
+            err: name.clone(),
+            part: f.part,
+        });
         self.report_failure(f, "UNDELIV", &name, "099");
     }
 }

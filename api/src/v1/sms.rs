@@ -1,0 +1,1027 @@
+//! `POST /api/v1/sms/send`, `GET /api/v1/sms/{id}`, `GET /api/v1/sms`, and the
+//! background task that follows receipts into `api_messages`.
+//!
+//! A send goes through `Gateway::submit`, one message per recipient, exactly like
+//! Jasmin's `/send`: the key's user's credentials, filters, throughput, routes and
+//! balance apply. The answer quotes parts and cost from the route the message takes
+//! (the route's rate × parts, as `/rate` does; a user without a balance quota pays 0).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, Path, RawQuery, State},
+    http::{HeaderMap, HeaderValue, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, stream};
+use router::{
+    Address, Message, Origin, Refusal, credentials::Requested, model::RD_RECEIPT_ALWAYS,
+    receipts::ReceiptEvent, split, user::User,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use smpp_core::{rusmpp::values::MessageState, text::gsm7};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::{
+    V1, json, json_text,
+    keys::{Scope, hex},
+    money, peer,
+    problem::Problem,
+    query_params,
+    store::{MessageFilter, MessageRow},
+    time::{now_us, parse as parse_time, rfc3339},
+};
+
+/// At most this many recipients per request.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// Recipients submitted at once within one request.
+const CONCURRENCY: usize = 32;
+/// How long a retry waits for the first request with its Idempotency-Key to finish.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(10);
+/// Longest `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Jasmin's submit_sm defaults for numeric addresses (source national, destination
+/// international, ISDN); an alphanumeric sender is TON 5, NPI 0.
+const SOURCE_TON: u8 = 2;
+const DEST_TON: u8 = 1;
+const ISDN: u8 = 1;
+const ALPHANUMERIC: u8 = 5;
+
+/// One number, or a list of up to 1,000.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Recipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `auto` picks GSM-7 when every character has one, else UCS-2.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Auto,
+    Gsm7,
+    Ucs2,
+}
+
+/// The body of `POST /api/v1/sms/send`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    to: Recipients,
+    from: Option<String>,
+    text: String,
+    #[serde(default)]
+    encoding: Encoding,
+    /// Seconds the operator may keep trying.
+    validity: Option<u32>,
+    /// RFC 3339: when the operator should deliver.
+    scheduled_at: Option<String>,
+    /// Your reference, to find the messages again (`GET /api/v1/sms?client_reference=`).
+    client_reference: Option<String>,
+    /// This message's events also go here, signed with the account's webhook secret.
+    webhook_url: Option<String>,
+}
+
+/// A checked request: what every recipient's message shares.
+struct Checked {
+    recipients: Vec<String>,
+    from: Option<String>,
+    data_coding: u8,
+    encoding: &'static str,
+    content: bytes::Bytes,
+    parts: usize,
+    validity_period: Option<String>,
+    schedule: Option<(i64, String)>,
+    client_reference: Option<String>,
+    webhook_url: Option<String>,
+}
+
+fn valid_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// SMPP absolute time in UTC (`YYMMDDhhmmsst00+`).
+fn smpp_time(at: DateTime<Utc>) -> String {
+    let tenths = at.timestamp_subsec_millis() / 100;
+    format!("{}{tenths}00+", at.format("%y%m%d%H%M%S"))
+}
+
+fn check(body: &[u8]) -> Result<Checked, Problem> {
+    let req: SendRequest = serde_json::from_slice(body).map_err(|e| {
+        Problem::bad_request("malformed_json", format!("invalid request body: {e}"))
+    })?;
+    let recipients = match req.to {
+        Recipients::One(n) => vec![n],
+        Recipients::Many(list) => list,
+    };
+    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+        return Err(Problem::invalid(format!(
+            "`to` takes 1 to {MAX_RECIPIENTS} numbers"
+        )));
+    }
+    if let Some(bad) = recipients.iter().find(|n| !valid_number(n)) {
+        return Err(Problem::invalid(format!(
+            "`to` has an invalid number {bad:?} (digits, optionally after +)"
+        )));
+    }
+    if let Some(from) = &req.from
+        && (from.is_empty() || from.chars().count() > 20)
+    {
+        return Err(Problem::invalid("`from` takes 1 to 20 characters"));
+    }
+    if req.text.is_empty() {
+        return Err(Problem::invalid("`text` is empty"));
+    }
+    let (data_coding, encoding, content) = match req.encoding {
+        Encoding::Gsm7 => match gsm7::encode(&req.text) {
+            Ok(bytes) => (0, "gsm7", bytes::Bytes::from(bytes)),
+            Err(_) => {
+                return Err(Problem::invalid(
+                    "`text` has characters outside GSM 03.38: use encoding ucs2 or auto",
+                ));
+            }
+        },
+        Encoding::Ucs2 => (8, "ucs2", split::utf8_to_ucs2(&req.text)),
+        Encoding::Auto => match gsm7::encode(&req.text) {
+            Ok(bytes) => (0, "gsm7", bytes::Bytes::from(bytes)),
+            Err(_) => (8, "ucs2", split::utf8_to_ucs2(&req.text)),
+        },
+    };
+    let parts = split::count_parts(&content, data_coding).max(1);
+    let validity_period = match req.validity {
+        Some(0) => return Err(Problem::invalid("`validity` must be at least 1 second")),
+        Some(secs) => {
+            let at = Utc::now()
+                .checked_add_signed(TimeDelta::seconds(i64::from(secs)))
+                .ok_or_else(|| Problem::invalid("`validity` is too long"))?;
+            Some(smpp_time(at))
+        }
+        None => None,
+    };
+    let schedule = match &req.scheduled_at {
+        Some(text) => {
+            let at = DateTime::parse_from_rfc3339(text)
+                .map_err(|_| Problem::invalid("`scheduled_at` must be an RFC 3339 time"))?
+                .with_timezone(&Utc);
+            Some((at.timestamp_micros(), smpp_time(at)))
+        }
+        None => None,
+    };
+    if req
+        .client_reference
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.len() > 128)
+    {
+        return Err(Problem::invalid("`client_reference` takes 1 to 128 bytes"));
+    }
+    if let Some(url) = &req.webhook_url
+        && (url.len() > 2048
+            || !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.parse::<axum::http::Uri>().is_err())
+    {
+        return Err(Problem::invalid("`webhook_url` must be an http(s) URL"));
+    }
+    Ok(Checked {
+        recipients,
+        from: req.from,
+        data_coding,
+        encoding,
+        content,
+        parts,
+        validity_period,
+        schedule,
+        client_reference: req.client_reference,
+        webhook_url: req.webhook_url,
+    })
+}
+
+fn message(c: &Checked, to: &str) -> (Message, Requested) {
+    let from = c.from.clone().unwrap_or_default();
+    let source = if !from.is_empty() && !valid_number(&from) {
+        Address::new(from, ALPHANUMERIC, 0)
+    } else {
+        Address::new(from, SOURCE_TON, ISDN)
+    };
+    let message = Message {
+        origin: Origin::Http,
+        source,
+        destination: Address::new(to, DEST_TON, ISDN),
+        data_coding: c.data_coding,
+        content: c.content.clone(),
+        split_long: c.parts > 1,
+        registered_delivery: RD_RECEIPT_ALWAYS,
+        validity_period: c.validity_period.clone().unwrap_or_default(),
+        schedule_delivery_time: c
+            .schedule
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default(),
+        ..Message::default()
+    };
+    let requested = Requested {
+        source_address: c.from.is_some(),
+        validity_period: c.validity_period.is_some(),
+        schedule_delivery_time: c.schedule.is_some(),
+        long_content: c.parts > 1,
+        ..Requested::default()
+    };
+    (message, requested)
+}
+
+/// The price of one part on the route `message` takes (0 for a user without a balance).
+fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
+    if user.balance.is_none() {
+        return 0;
+    }
+    let mut m = message.clone();
+    m.uid = user.uid.clone();
+    m.gid = user.gid.clone();
+    if m.source.addr.is_empty()
+        && let Some(default) = &user.default_src_addr
+    {
+        m.source.addr = default.clone();
+    }
+    v1.gateway()
+        .snapshot()
+        .mt
+        .select(&m)
+        .map_or(0, |route| route.rate)
+}
+
+/// A recipient and its message id and quoted cost, or why it was refused.
+type Outcome = (String, Result<(String, i64), Refusal>);
+
+/// Sends to every recipient; the answer's status and body.
+async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
+    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
+    let answer = run_send_counted(v1, user, c).await;
+    v1.inner.sending.fetch_sub(1, Ordering::AcqRel);
+    answer
+}
+
+async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
+    let now = now_us();
+    let currency = v1.config().currency.clone();
+    let results: Vec<Outcome> = stream::iter(c.recipients.iter().cloned())
+        .map(|to| async move {
+            let (message, requested) = message(c, &to);
+            let cost = unit_rate(v1, user, &message).saturating_mul(c.parts as i64);
+            let result = v1
+                .gateway()
+                .submit(user, message, requested)
+                .await
+                .map(|id| (id.to_string(), cost));
+            (to, result)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut rows = Vec::new();
+    let mut out = Vec::with_capacity(results.len());
+    let mut total = 0i64;
+    let mut first_refusal = None;
+    for (to, result) in results {
+        match result {
+            Ok((id, cost)) => {
+                total = total.saturating_add(cost);
+                out.push(json!({
+                    "id": id,
+                    "to": to,
+                    "status": "queued",
+                    "parts": c.parts,
+                    "cost": money(cost),
+                    "currency": currency,
+                }));
+                rows.push(MessageRow {
+                    id,
+                    uid: user.uid.to_string(),
+                    client_reference: c.client_reference.clone(),
+                    sender: c.from.clone().unwrap_or_default(),
+                    recipient: to,
+                    encoding: c.encoding.to_owned(),
+                    parts: c.parts as i64,
+                    cost,
+                    currency: currency.clone(),
+                    webhook_url: c.webhook_url.clone(),
+                    status: "queued".to_owned(),
+                    error_code: None,
+                    connector: None,
+                    created_at: now,
+                    scheduled_at: c.schedule.as_ref().map(|(at, _)| *at),
+                    sent_at: None,
+                    done_at: None,
+                });
+            }
+            Err(refusal) => {
+                let p = super::problem::Problem::from(refusal);
+                out.push(json!({
+                    "to": to,
+                    "status": "rejected",
+                    "error": {"code": p.code, "detail": p.detail},
+                }));
+                first_refusal.get_or_insert(p);
+            }
+        }
+    }
+    if rows.is_empty() {
+        let p = first_refusal.unwrap_or_else(|| Problem::internal("nothing sent"));
+        return (p.status, p.to_json().to_string());
+    }
+    record(v1, rows);
+    let body = json!({
+        "messages": out,
+        "encoding": c.encoding,
+        "parts": c.parts,
+        "total_cost": money(total),
+        "currency": currency,
+        "client_reference": c.client_reference,
+    });
+    (202, body.to_string())
+}
+
+fn answer(status: u16, body: String, replayed: bool) -> Response {
+    let mut response = json_text(status, body);
+    if status >= 400 {
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    if status == 429 || status == 503 {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1u32));
+    }
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Send one text to one or more recipients (at most 1,000), each as its own message.
+#[utoipa::path(post, path = "/api/v1/sms/send", operation_id = "sendSms", tag = "sms", request_body = SendRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key within 24 h get the first answer and send nothing")),
+    responses((status = 202, description = "Accepted (per recipient: queued or rejected)", body = super::openapi::SendAnswer), (status = 402, description = "Insufficient funds", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "Same Idempotency-Key still running", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 422, description = "Invalid request, no route, key reused with another body", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:send"])))]
+pub async fn send(
+    State(v1): State<V1>,
+    ConnectInfo(connect): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match send_inner(v1, connect, headers, body).await {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn send_inner(
+    v1: V1,
+    connect: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let principal = v1
+        .authenticate(&headers, peer(connect), Scope::SmsSend)
+        .await?;
+    if let Some(ct) = headers.get(CONTENT_TYPE)
+        && !ct.to_str().is_ok_and(|t| t.starts_with("application/json"))
+    {
+        return Err(Problem::new(
+            415,
+            "unsupported_media_type",
+            "send JSON (Content-Type: application/json)",
+        ));
+    }
+    let idem_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
+            _ => {
+                return Err(Problem::bad_request(
+                    "invalid_idempotency_key",
+                    format!(
+                        "Idempotency-Key takes 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ),
+                ));
+            }
+        },
+    };
+    let checked = check(&body)?;
+    let user = principal.user.clone();
+    if checked.webhook_url.is_some()
+        && !super::webhooks::can_sign(&v1, &user.uid)
+            .await
+            .map_err(Problem::internal)?
+    {
+        return Err(Problem::new(
+            422,
+            "webhook_required",
+            "a per-message webhook_url is signed with the secret of one of the account's \
+             webhooks: register one first (POST /api/v1/account/webhooks)",
+        ));
+    }
+    let Some(key) = idem_key else {
+        let (status, body) = run_send(&v1, &user, &checked).await;
+        return Ok(answer(status, body, false));
+    };
+    let uid = user.uid.to_string();
+    let request_hash = hex(&Sha256::digest(&body));
+    let checked = Arc::new(checked);
+    let ttl = i64::try_from(v1.config().idempotency_ttl.as_micros()).unwrap_or(i64::MAX);
+    loop {
+        let now = now_us();
+        let claimed = v1
+            .db()
+            .idem_claim(&uid, &key, &request_hash, now, now.saturating_sub(ttl))
+            .await
+            .map_err(Problem::internal)?;
+        if claimed {
+            // Finished even if the client goes away, so the claim never stays open.
+            let (v1, user, checked) = (v1.clone(), user.clone(), checked.clone());
+            let (uid, key) = (uid.clone(), key.clone());
+            let task = tokio::spawn(async move {
+                let (status, body) = run_send(&v1, &user, &checked).await;
+                let db = v1.db();
+                let stored = if status == 429 || status >= 500 {
+                    // Nothing was sent: a retry with the same key may try again.
+                    db.idem_release(&uid, &key).await
+                } else {
+                    db.idem_complete(&uid, &key, status, &body).await
+                };
+                if let Err(error) = stored {
+                    warn!(%error, "idempotency answer not stored");
+                }
+                (status, body)
+            });
+            let (status, body) = task.await.map_err(Problem::internal)?;
+            return Ok(answer(status, body, false));
+        }
+        let deadline = tokio::time::Instant::now() + IDEMPOTENCY_WAIT;
+        loop {
+            let record = v1
+                .db()
+                .idem_get(&uid, &key)
+                .await
+                .map_err(Problem::internal)?;
+            match record {
+                Some(r) if r.request_hash != request_hash => {
+                    return Err(Problem::new(
+                        422,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body",
+                    ));
+                }
+                Some(r) if r.status != 0 => {
+                    let status = u16::try_from(r.status).unwrap_or(500);
+                    return Ok(answer(status, r.body, true));
+                }
+                // The first request sent nothing and let the key go: claim it again.
+                None => break,
+                Some(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut p = Problem::new(
+                    409,
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still running; retry later",
+                );
+                p.retry_after = Some(1);
+                return Err(p);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Message state names of the API.
+fn state_name(state: MessageState) -> &'static str {
+    match state {
+        MessageState::Enroute | MessageState::Accepted | MessageState::Scheduled => "sent",
+        MessageState::Delivered => "delivered",
+        MessageState::Expired => "expired",
+        MessageState::Rejected => "rejected",
+        _ => "failed",
+    }
+}
+
+/// A receipt's `stat:` as the API's state, and whether it is final.
+pub fn stat_state(stat: &str) -> (&'static str, bool) {
+    match stat {
+        "DELIVRD" => ("delivered", true),
+        "EXPIRED" => ("expired", true),
+        "REJECTD" => ("rejected", true),
+        "UNDELIV" | "DELETED" | "UNKNOWN" => ("failed", true),
+        _ => ("sent", false),
+    }
+}
+
+fn is_final_state(status: &str) -> bool {
+    matches!(status, "delivered" | "expired" | "rejected" | "failed")
+}
+
+/// The row's state, completed from the gateway's view while no final state is stored.
+fn current(v1: &V1, mut row: MessageRow) -> MessageRow {
+    if is_final_state(&row.status) {
+        return row;
+    }
+    let gateway = v1.gateway();
+    if gateway.is_in_flight(&row.id, &row.uid) {
+        row.status = "queued".to_owned();
+    } else if let Some(status) = gateway.query(&row.id, &row.uid) {
+        let name = state_name(status.state);
+        if name != "sent" {
+            row.error_code = Some(format!("{:03}", status.error_code));
+        }
+        row.status = name.to_owned();
+    }
+    row
+}
+
+fn message_json(row: &MessageRow) -> Value {
+    json!({
+        "id": row.id,
+        "to": row.recipient,
+        "from": row.sender,
+        "status": row.status,
+        "encoding": row.encoding,
+        "parts": row.parts,
+        "cost": money(row.cost),
+        "currency": row.currency,
+        "client_reference": row.client_reference,
+        "connector": row.connector,
+        "error_code": row.error_code,
+        "created_at": rfc3339(row.created_at),
+        "scheduled_at": row.scheduled_at.map(rfc3339),
+        "sent_at": row.sent_at.map(rfc3339),
+        "done_at": row.done_at.map(rfc3339),
+    })
+}
+
+/// A message's state, parts, cost, connector and error code.
+#[utoipa::path(get, path = "/api/v1/sms/{id}", operation_id = "getMessage", tag = "sms",
+    params(("id" = String, Path, description = "Message id from the send's answer")),
+    responses((status = 200, description = "The message", body = super::openapi::MessageView), (status = 404, description = "No such message of this account", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:read"])))]
+pub async fn get_one(
+    State(v1): State<V1>,
+    ConnectInfo(connect): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let p = v1
+            .authenticate(&headers, peer(connect), Scope::SmsRead)
+            .await?;
+        let row = match unwritten(&v1, &p.user.uid, &id) {
+            Some(row) => row,
+            None => v1
+                .db()
+                .message(&p.user.uid, &id)
+                .await
+                .map_err(Problem::internal)?
+                .ok_or_else(|| Problem::not_found("message"))?,
+        };
+        Ok::<_, Problem>(json(200, &message_json(&current(&v1, row))))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Page size of lists when `limit` is not given, and its largest value.
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 1000;
+
+pub(crate) fn page_limit(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<i64, Problem> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| Problem::invalid(format!("`limit` takes 1 to {MAX_PAGE}"))),
+    }
+}
+
+pub(crate) fn time_param(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, Problem> {
+    params
+        .get(name)
+        .map(|t| {
+            parse_time(t).ok_or_else(|| {
+                Problem::invalid(format!("`{name}` must be an RFC 3339 time or a date"))
+            })
+        })
+        .transpose()
+}
+
+/// The opaque cursor of a list: where the next page starts.
+fn cursor_of(row: &MessageRow) -> String {
+    format!("{}.{}", row.created_at, row.id)
+}
+
+fn parse_cursor(text: &str) -> Option<(i64, String)> {
+    let (at, id) = text.split_once('.')?;
+    Some((at.parse().ok()?, id.to_owned()))
+}
+
+/// The account's messages, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/sms", operation_id = "listMessages", tag = "sms",
+    params(
+        ("client_reference" = Option<String>, Query, description = "Only messages sent with this reference"),
+        ("from" = Option<String>, Query, description = "Sent at or after (RFC 3339 or date)"),
+        ("to" = Option<String>, Query, description = "Sent before (RFC 3339 or date)"),
+        ("status" = Option<String>, Query, description = "queued, sent, delivered, failed, expired, rejected (as last recorded)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page", body = super::openapi::MessagePage), (status = 401, description = "No valid API key", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing scope or address not allowed", body = super::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["sms:read"])))]
+pub async fn list(
+    State(v1): State<V1>,
+    ConnectInfo(connect): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let p = v1
+            .authenticate(&headers, peer(connect), Scope::SmsRead)
+            .await?;
+        let params = query_params(query.as_deref());
+        let status = params.get("status").cloned();
+        if let Some(s) = &status
+            && !matches!(
+                s.as_str(),
+                "queued" | "sent" | "delivered" | "failed" | "expired" | "rejected"
+            )
+        {
+            return Err(Problem::invalid(format!("unknown status {s:?}")));
+        }
+        let limit = page_limit(&params)?;
+        let before = params
+            .get("cursor")
+            .map(|c| parse_cursor(c).ok_or_else(|| Problem::invalid("invalid `cursor`")))
+            .transpose()?;
+        let filter = MessageFilter {
+            client_reference: params.get("client_reference").cloned(),
+            from: time_param(&params, "from")?,
+            to: time_param(&params, "to")?,
+            status,
+            before,
+            limit: limit + 1,
+        };
+        let mut rows = v1
+            .db()
+            .list_messages(&p.user.uid, &filter)
+            .await
+            .map_err(Problem::internal)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let next = if more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        // The recorded state: completing each row from the gateway's in-flight table
+        // would scan it once per row.
+        let data: Vec<Value> = rows.iter().map(message_json).collect();
+        Ok(json(200, &json!({ "data": data, "next_cursor": next })))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Moves API messages to the state their receipts report (and hands them on to
+/// webhooks and the WebSocket when those listen).
+pub async fn follow_receipts(v1: V1, shutdown: CancellationToken) {
+    let mut receipts = v1.gateway().receipts();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = receipts.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                // Their messages still answer GET from the gateway's own state.
+                warn!(missed = n, "REST API fell behind the receipts");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let (status, is_final) = stat_state(&event.stat);
+        let error = (is_final && status != "delivered").then_some(event.err.as_str());
+        v1.inner.hub.publish(
+            &event.uid,
+            json!({
+                "type": "receipt",
+                "message_id": event.id.as_ref(),
+                "status": status,
+                "final": is_final,
+                "stat": event.stat,
+                "error_code": error,
+                "connector": event.connector.as_ref(),
+                "operator_message_id": event.operator_id,
+                "part": event.part + 1,
+                "at": rfc3339(now_us()),
+            }),
+        );
+        // Read before looking for the record: a send that ends after this had not
+        // recorded its messages yet when it was read, one that ended before has.
+        let sends_running = v1.inner.sending.load(Ordering::Acquire) > 0;
+        match apply(&v1, &event).await {
+            Ok(true) => {}
+            // No record (yet): a receipt can overtake the send that is about to record
+            // its message. While sends run, it waits in `early` for them.
+            Ok(false) if sends_running => {
+                park(&v1, event.clone());
+                match v1.db().message_any(&event.id).await {
+                    Ok(Some(_)) => replay_early(&v1, &event.id).await,
+                    Ok(None) => {}
+                    Err(error) => warn!(%error, id = %event.id, "message not read"),
+                }
+            }
+            Ok(false) => {}
+            Err(error) => warn!(%error, id = %event.id, "message state not recorded"),
+        }
+    }
+}
+
+/// MO messages for the API's users: `sms.mo` webhook events and the WebSocket. Not
+/// journaled on this side: an MO whose event was not yet written when the process
+/// stops reaches the user's receiver binds (journaled) but no webhook.
+pub async fn follow_mo(v1: V1, shutdown: CancellationToken) {
+    let mut mo = v1.gateway().mo_events();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = mo.recv() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "REST API fell behind the MO messages");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let data = json!({
+            "message_id": event.id.as_ref(),
+            "from": event.from,
+            "to": event.to,
+            "text": smpp_core::text::decode(&event.content, event.data_coding),
+            "data_coding": event.data_coding,
+            "connector": event.connector.as_ref(),
+            "received_at": rfc3339(now_us()),
+        });
+        let mut ws = data.clone();
+        ws["type"] = json!("mo");
+        v1.inner.hub.publish(&event.uid, ws);
+        if let Err(error) =
+            super::webhooks::enqueue_data(&v1, &event.uid, "sms.mo", data, None).await
+        {
+            warn!(%error, id = %event.id, "MO webhook event not written");
+        }
+    }
+}
+
+/// Accepted messages not yet written to `api_messages`: the writer stores them in
+/// batches, off the request's path. GET finds them here meanwhile.
+#[derive(Default)]
+pub(crate) struct Unwritten {
+    batches: Vec<Vec<MessageRow>>,
+    by_id: HashMap<String, MessageRow>,
+}
+
+/// Hands a send's records to the writer. Until they are written they count as a send
+/// still running, so receipts that overtake them wait for them.
+fn record(v1: &V1, rows: Vec<MessageRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
+    let mut unwritten = v1.inner.unwritten.lock();
+    for row in &rows {
+        unwritten.by_id.insert(row.id.clone(), row.clone());
+    }
+    unwritten.batches.push(rows);
+    drop(unwritten);
+    v1.inner.written.notify_one();
+}
+
+/// A record not yet written, if it is `uid`'s.
+pub(crate) fn unwritten(v1: &V1, uid: &str, id: &str) -> Option<MessageRow> {
+    v1.inner
+        .unwritten
+        .lock()
+        .by_id
+        .get(id)
+        .filter(|r| r.uid == uid)
+        .cloned()
+}
+
+/// Rows per transaction of the writer.
+const WRITE_BATCH: usize = 2000;
+
+/// Writes the records of accepted messages in batches (group commit), then applies
+/// the receipts that came first. Writes what is left when `shutdown` is cancelled.
+pub async fn write_records(v1: V1, shutdown: CancellationToken) {
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = v1.inner.written.notified() => false,
+        };
+        loop {
+            let batches = std::mem::take(&mut v1.inner.unwritten.lock().batches);
+            if batches.is_empty() {
+                break;
+            }
+            let count = batches.len();
+            let rows: Vec<MessageRow> = batches.into_iter().flatten().collect();
+            for chunk in rows.chunks(WRITE_BATCH) {
+                let mut tries = 0;
+                while let Err(error) = v1.db().insert_messages(chunk).await {
+                    tries += 1;
+                    if tries >= 3 {
+                        // The messages are on their way; only their record is missing.
+                        warn!(%error, rows = chunk.len(), "accepted messages not recorded for the REST API");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            {
+                let mut unwritten = v1.inner.unwritten.lock();
+                for row in &rows {
+                    unwritten.by_id.remove(&row.id);
+                }
+            }
+            for row in &rows {
+                replay_early(&v1, &row.id).await;
+            }
+            v1.inner.sending.fetch_sub(count, Ordering::AcqRel);
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Receipts that came before their message was recorded, by message id.
+pub(crate) type Early = parking_lot::Mutex<HashMap<Arc<str>, (Instant, Vec<ReceiptEvent>)>>;
+
+/// How long an early receipt waits for its message's record.
+const EARLY_WAIT: Duration = Duration::from_secs(60);
+/// Early receipts kept at most.
+const EARLY_MAX: usize = 100_000;
+
+fn park(v1: &V1, event: ReceiptEvent) {
+    let mut early = v1.inner.early.lock();
+    if early.len() >= EARLY_MAX {
+        let now = Instant::now();
+        early.retain(|_, (at, _)| now.duration_since(*at) < EARLY_WAIT);
+        if early.len() >= EARLY_MAX {
+            return;
+        }
+    }
+    early
+        .entry(event.id.clone())
+        .or_insert_with(|| (Instant::now(), Vec::new()))
+        .1
+        .push(event);
+}
+
+/// Applies the receipts parked for `id` (whoever takes them applies them, once).
+pub(crate) async fn replay_early(v1: &V1, id: &str) {
+    let parked = v1.inner.early.lock().remove(id);
+    for event in parked.map(|(_, events)| events).unwrap_or_default() {
+        if let Err(error) = apply(v1, &event).await {
+            warn!(%error, id = %event.id, "message state not recorded");
+        }
+    }
+}
+
+/// Records a receipt's news on its message and writes its webhook event; false when
+/// the API has no record of the message.
+async fn apply(v1: &V1, event: &ReceiptEvent) -> Result<bool, super::StoreError> {
+    let (status, is_final) = stat_state(&event.stat);
+    let error = (is_final && status != "delivered").then_some(event.err.as_str());
+    let db = v1.db();
+    let mut changed = false;
+    for _ in 0..2 {
+        changed = db
+            .update_message(
+                &event.id,
+                status,
+                error,
+                &event.connector,
+                now_us(),
+                is_final,
+            )
+            .await?;
+        if changed {
+            break;
+        }
+        match db.message_any(&event.id).await? {
+            // Not a message of this API (or not recorded yet).
+            None => return Ok(false),
+            // Recorded between the update and this read: update again.
+            Some(row) if !is_final_state(&row.status) && (is_final || row.status == "queued") => {
+                continue;
+            }
+            // Already final (another part's receipt decided).
+            Some(_) => return Ok(true),
+        }
+    }
+    if !changed {
+        return Ok(true);
+    }
+    // A message's final state is reported once (its first final part decides).
+    if !is_final {
+        return Ok(true);
+    }
+    let Some(row) = db.message_any(&event.id).await? else {
+        return Ok(true);
+    };
+    let kind = match status {
+        "delivered" => "sms.delivered",
+        "expired" => "sms.expired",
+        _ => "sms.failed",
+    };
+    super::webhooks::enqueue(v1, kind, &row).await?;
+    Ok(true)
+}
+
+/// Drops idempotency answers older than their time, every few minutes.
+pub async fn purge_idempotency(v1: V1, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    let ttl = i64::try_from(v1.config().idempotency_ttl.as_micros()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        v1.inner.hub.purge();
+        let now = Instant::now();
+        v1.inner
+            .early
+            .lock()
+            .retain(|_, (at, _)| now.duration_since(*at) < EARLY_WAIT);
+        if let Err(error) = v1.db().idem_purge(now_us().saturating_sub(ttl)).await {
+            warn!(%error, "idempotency purge failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_encoding_picks_gsm7_or_ucs2() {
+        let c = check(br#"{"to":"255700000001","text":"hello"}"#).expect("valid");
+        assert_eq!((c.data_coding, c.encoding, c.parts), (0, "gsm7", 1));
+        let c = check(r#"{"to":["255700000001"],"text":"привет"}"#.as_bytes()).expect("valid");
+        assert_eq!((c.data_coding, c.encoding), (8, "ucs2"));
+        let long = "x".repeat(161);
+        let c = check(format!(r#"{{"to":"1","text":"{long}"}}"#).as_bytes()).expect("valid");
+        assert_eq!(c.parts, 2);
+        assert!(check(r#"{"to":"1","text":"привет","encoding":"gsm7"}"#.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        for body in [
+            &br#"{"to":[],"text":"x"}"#[..],
+            br#"{"to":"abc","text":"x"}"#,
+            br#"{"to":"1","text":""}"#,
+            br#"{"to":"1","text":"x","extra":1}"#,
+            br#"{"to":"1","text":"x","scheduled_at":"tomorrow"}"#,
+            br#"{"to":"1","text":"x","webhook_url":"ftp://x"}"#,
+            br#"not json"#,
+        ] {
+            assert!(check(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+        let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+        let body = json!({"to": many, "text": "x"}).to_string();
+        assert_eq!(check(body.as_bytes()).err().map(|p| p.status), Some(422));
+    }
+}

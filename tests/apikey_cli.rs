@@ -1,0 +1,156 @@
+//! `smsgw apikey` against a real `smsgw serve`: the first key is made in the store, works
+//! over HTTP at once, and stops working once revoked.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_config(dir: &Path, http: SocketAddr) -> std::path::PathBuf {
+    let config = dir.join("smsgw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[smpp]
+listen = "{smpp}"
+[http]
+listen = "{http}"
+[admin]
+enabled = false
+[durability]
+mode = "memory"
+dir = "journal"
+[storage]
+url = "sqlite://smsgw.db"
+[[router.groups]]
+gid = "g1"
+[[router.users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g1"
+quotas = {{ balance = "5" }}
+"#,
+            smpp = free_port(),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+fn apikey(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smsgw"))
+        .arg("apikey")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run smsgw apikey")
+}
+
+/// GET `path` with a bearer key; the status and body.
+fn get(http: SocketAddr, path: &str, key: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(http).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split("\r\n\r\n").nth(1)?.to_owned();
+    Some((status, body))
+}
+
+#[test]
+fn first_key_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = free_port();
+    let config = write_config(dir.path(), http);
+    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_smsgw"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start smsgw"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(http, "/health/live", "none").is_none() {
+        assert!(Instant::now() < deadline, "smsgw never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let refused = apikey(
+        &config,
+        &["create", "--user", "nobody", "--scopes", "sms:send"],
+    );
+    assert!(!refused.status.success());
+    let bad = apikey(
+        &config,
+        &["create", "--user", "u1", "--scopes", "sms:write"],
+    );
+    assert!(!bad.status.success());
+
+    let made = apikey(
+        &config,
+        &["create", "--user", "u1", "--scopes", "account:read"],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let out = String::from_utf8_lossy(&made.stdout).into_owned();
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (shown once): "))
+        .expect("the secret")
+        .to_owned();
+    let id = out
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the key id")
+        .to_owned();
+    let (status, body) = get(http, "/api/v1/account/balance", &secret).expect("answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"balance\":\"5.000000\""), "{body}");
+    let listed = apikey(&config, &["list", "--user", "u1"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&id));
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&secret));
+
+    let revoked = apikey(&config, &["revoke", &id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    // The gateway re-reads a cached key within seconds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = get(http, "/api/v1/account/balance", &secret).expect("answer");
+        if status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a revoked key still works");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
