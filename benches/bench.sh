@@ -95,7 +95,7 @@ done
 if wanted idle; then
   dir="$work/idle"; mkdir -p "$dir"
   gateway_config "$dir" fsync sqlite
-  sed -i "s/^listen = \"127.0.0.1:2775\"/listen = \"127.0.0.1:2775\"\nmax_sessions = $((IDLE + 100))\nmax_sessions_per_system_id = $((IDLE + 100))/" "$dir/smsgw.toml"
+  sed -i "s/^listen = \"127.0.0.1:2775\"/listen = \"127.0.0.1:2775\"\nmax_sessions = $((IDLE + 100))\nmax_sessions_per_system_id = $((IDLE + 100))\nmax_connections_per_ip = $((IDLE + 100))/" "$dir/smsgw.toml"
   RUST_LOG=warn "$bin/smsgw" serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
   gw=$!
   wait_port 2775

@@ -31,7 +31,8 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Bytes>,
     write_timeout: Duration,
 ) {
-    let mut batch = BytesMut::with_capacity(64 * 1024);
+    // Grows to the largest batch written; an idle session holds none.
+    let mut batch = BytesMut::new();
     while let Some(first) = rx.recv().await {
         let chunk: &[u8] = if rx.is_empty() {
             &first
@@ -85,7 +86,8 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
         Self {
-            buf: BytesMut::with_capacity(16 * 1024),
+            // Grows with the first responses; an idle session holds little.
+            buf: BytesMut::with_capacity(512),
             tx,
         }
     }

@@ -20,8 +20,9 @@ impl<T> Window<T> {
         Self {
             capacity: capacity.max(1),
             timeout,
-            pending: HashMap::with_capacity(capacity),
-            order: VecDeque::with_capacity(capacity),
+            // Allocated as entries arrive: most sessions never fill their window.
+            pending: HashMap::new(),
+            order: VecDeque::new(),
         }
     }
 

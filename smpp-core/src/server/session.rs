@@ -63,6 +63,9 @@ struct Closing {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// An idle session's read buffer: it grows to [`READ_CHUNK`] once a read fills it, so
+/// thousands of quiet binds do not each hold 64 KiB.
+const IDLE_READ_CHUNK: usize = 2 * 1024;
 
 pub(crate) async fn run<R, W, A, H>(
     reader: R,
@@ -111,7 +114,8 @@ async fn session<R, W, A, H>(
     let (outbound_tx, mut outbound_rx) = mpsc::channel::<Outbound>(config.outbound_queue.max(1));
     let mut sent: Window<Outbound> = Window::new(config.outbound_window, config.response_timeout);
     let mut inflight = FuturesUnordered::new();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(IDLE_READ_CHUNK);
+    let mut read_chunk = IDLE_READ_CHUNK;
     let mut bound: Option<Bound> = None;
     let mut closing: Option<Closing> = None;
     let mut next_sequence: u32 = 0;
@@ -171,6 +175,8 @@ async fn session<R, W, A, H>(
                 match read {
                     Ok(0) => { debug!("peer closed the connection"); break 'session; }
                     Err(error) => { debug!(%error, "read failed"); break 'session; }
+                    // A read that filled the buffer: this peer is busy, read in large chunks.
+                    Ok(_) if buf.len() == buf.capacity() => read_chunk = READ_CHUNK,
                     Ok(_) => {}
                 }
                 let now = Instant::now();
@@ -289,8 +295,8 @@ async fn session<R, W, A, H>(
                 } else {
                     partial_since.or(Some(now))
                 };
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(READ_CHUNK);
+                if buf.capacity() - buf.len() < read_chunk / 16 {
+                    buf.reserve(read_chunk);
                 }
             }
             _ = tick.tick() => {
