@@ -95,6 +95,8 @@ pub struct SimStats {
     pub receipts_sent: AtomicU64,
     pub receipts_dropped: AtomicU64,
     pub mo_sent: AtomicU64,
+    /// MO messages the client answered ESME_ROK (it took responsibility for them).
+    pub mo_acked: AtomicU64,
     /// Set at run time: receipts UNDELIV in this many per million, when above the
     /// configured `undeliverable_fraction` (a network that starts failing).
     pub undeliverable_ppm: AtomicU64,
@@ -460,8 +462,15 @@ async fn send_mo(
         n += 1;
         let Some(pdu) = mo_pdu(n) else { continue };
         let target = &receivers[(n as usize) % receivers.len()];
-        if registry.deliver(target, Outbound::new(pdu)).is_ok() {
+        let (outbound, reply) = Outbound::with_reply(pdu);
+        if registry.deliver(target, outbound).is_ok() {
             stats.mo_sent.fetch_add(1, Ordering::Relaxed);
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                if let Ok(OutboundResult::Answered(CommandStatus::EsmeRok)) = reply.await {
+                    stats.mo_acked.fetch_add(1, Ordering::Relaxed);
+                }
+            });
         }
     }
 }

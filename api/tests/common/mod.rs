@@ -5,9 +5,11 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use benches::sim::{ReceivedSubmit, SimConfig, Simulator};
+use benches::sim::{ReceivedSubmit, SimConfig, SimStats, Simulator};
 use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
@@ -99,6 +101,8 @@ pub struct Setup {
     /// The REST v1 API, when started with [`Setup::start_v1`].
     pub v1: Option<api::v1::V1>,
     pub dir: Option<tempfile::TempDir>,
+    /// What the operator (the simulator) saw and did.
+    pub sim: Arc<SimStats>,
 }
 
 impl Drop for Setup {
@@ -166,6 +170,7 @@ impl Setup {
             ..SimConfig::default()
         });
         let submits = sim.record_submits();
+        let sim_stats = sim.stats();
         tokio::spawn(sim.run(listener, shutdown.clone()));
 
         let config = RouterConfig::from_toml_str(&router_toml(sim_port)).expect("config");
@@ -238,6 +243,7 @@ impl Setup {
             client: Client::builder(TokioExecutor::new()).build_http(),
             v1,
             dir,
+            sim: sim_stats,
         }
     }
 
