@@ -29,7 +29,9 @@ pub mod stats;
 pub mod user;
 
 pub use config::{ConfigError, RouterConfig};
-pub use gateway::{Deps, Gateway, GatewayHandle, RestoreReport, SmppFront};
+pub use gateway::{
+    Deps, Gateway, GatewayHandle, NotStored, Observed, RestoreReport, SmppFront, Subscription,
+};
 pub use model::{Address, DlrMethod, DlrRequest, Message, Origin};
 pub use proto::charging;
 pub use refusal::Refusal;

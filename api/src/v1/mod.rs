@@ -6,8 +6,9 @@
 //!
 //! Where message state comes from: the API records each message it accepted in
 //! `api_messages` (recipient, sender, parts, quoted cost, client reference, webhook);
-//! the receipts the gateway publishes ([`router::Gateway::receipts`]) move it to its
-//! final state; while no receipt is in, the gateway's own view (in flight or
+//! every receipt the gateway hands it ([`router::Gateway::observe`]) moves it to its
+//! final state, stored before the operator is answered; while no receipt is in, the
+//! gateway's own view (in flight or
 //! accepted by the operator, `Gateway::is_in_flight` / `Gateway::query`) tells
 //! `queued` from `sent`.
 
@@ -48,6 +49,9 @@ use tokio_util::sync::CancellationToken;
 pub use keys::{ApiKey, NewKey, Scope};
 pub use problem::Problem;
 pub use store::{Db, StoreError};
+
+/// Receipts and MO queued for the API at most: beyond, the operator's deliver_sm wait.
+const OBSERVER_QUEUE: usize = 4096;
 
 /// Largest request body: 1,000 recipients and a long text fit many times over.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -162,9 +166,15 @@ impl V1 {
     /// Background work: message states from receipts, and the purge of idempotency
     /// answers older than their time. Ends when `shutdown` is cancelled.
     pub fn spawn_tasks(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        // Every receipt and MO, held back at the operator until stored here.
+        let observed = self.gateway().observe(OBSERVER_QUEUE);
         vec![
-            tokio::spawn(sms::follow_receipts(self.clone(), shutdown.clone())),
-            tokio::spawn(sms::follow_mo(self.clone(), shutdown.clone())),
+            tokio::spawn(sms::follow_receipts(
+                self.clone(),
+                observed.receipts,
+                shutdown.clone(),
+            )),
+            tokio::spawn(sms::follow_mo(self.clone(), observed.mo, shutdown.clone())),
             tokio::spawn(sms::write_records(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),

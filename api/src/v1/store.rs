@@ -36,6 +36,7 @@ macro_rules! with_pool {
         }
     };
 }
+pub(crate) use with_pool;
 
 /// One accepted message (one recipient) as the API remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub struct IdemRecord {
     pub created_at: i64,
 }
 
-const MESSAGE_COLUMNS: &str = "id, uid, client_reference, sender, recipient, encoding, parts, \
+pub(crate) const MESSAGE_COLUMNS: &str = "id, uid, client_reference, sender, recipient, encoding, parts, \
      cost, currency, webhook_url, status, error_code, connector, created_at, scheduled_at, \
      sent_at, done_at";
 
@@ -134,6 +135,7 @@ macro_rules! message_from_row {
         }
     }};
 }
+pub(crate) use message_from_row;
 
 impl Db {
     /// The store beside billing's `url` (its migrations made the tables). `memory:`

@@ -148,8 +148,10 @@ impl Gateway {
                         warn!(%error, "MO not journaled: operator asked to resend");
                         return CommandStatus::EsmeRsyserr;
                     }
+                    // Observers (the REST API's `sms.mo` webhooks) store it before the
+                    // operator is answered: a crash after the answer cannot lose it.
                     if let Some(user) = snap.directory.by_username.get(username) {
-                        let _ = self.mo_tx.send(receipts::MoEvent {
+                        let event = receipts::MoEvent {
                             id: whole.id.clone(),
                             uid: user.uid.clone(),
                             connector: whole.connector.clone(),
@@ -157,7 +159,11 @@ impl Gateway {
                             to: whole.destination.addr.clone(),
                             data_coding: whole.data_coding,
                             content: whole.content.clone(),
-                        });
+                        };
+                        if self.observers.mo(event).await.is_err() {
+                            warn!("MO not stored by an observer: operator asked to resend");
+                            return CommandStatus::EsmeRsyserr;
+                        }
                     }
                     return CommandStatus::EsmeRok;
                 }

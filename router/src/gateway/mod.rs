@@ -5,6 +5,7 @@
 //! - `receipts`: the operator's delivery receipts, matched and reported;
 //! - `delivery`: deliver_sm to bound clients (kept while they are away) and HTTP callbacks;
 //! - `mo`: mobile-originated messages along the MO routes;
+//! - `observers`: receipts and MO handed to observers that must see every one;
 //! - `restore`: the journal's replay after a restart;
 //! - `smpp_front`: the adapters that the SMPP server and the uplinks call.
 
@@ -14,6 +15,7 @@ mod export;
 mod lcr;
 mod mo;
 mod mt;
+mod observers;
 mod ops;
 mod query;
 mod receipts;
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use connector::{Connector, uplink_config};
 pub use lcr::{Explanation, LcrState};
+pub use observers::{NotStored, Observed, Subscription};
 pub use query::MessageStatus;
 pub use restore::RestoreReport;
 pub use smpp_front::SmppFront;
@@ -52,7 +55,7 @@ use crate::{
     model::Message,
     queue::{MemoryQueue, QueueSource},
     reassembly::MoReassembler,
-    receipts::{MoEvent, MultipartState, PendingStore, ReceiptEvent},
+    receipts::{MultipartState, PendingStore},
     refusal::Refusal,
     snapshot::Snapshot,
     stats::{ConnectorCounters, UserCounters},
@@ -108,8 +111,7 @@ pub struct Gateway {
     store: Arc<PendingStore>,
     reassembler: MoReassembler,
     thrower: Thrower,
-    receipts_tx: broadcast::Sender<ReceiptEvent>,
-    mo_tx: broadcast::Sender<MoEvent>,
+    observers: observers::Observers,
     throttles: Mutex<HashMap<(Arc<str>, bool), TokenBucket>>,
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
     /// Final states of recent messages, for query_sm.
@@ -165,7 +167,6 @@ impl Gateway {
         }
         let snapshot = Snapshot::build(&config, &|cid| connectors.contains_key(cid))?;
         let s = &config.settings;
-        let (receipts_tx, _) = broadcast::channel(4096);
         let (health_tx, _) = broadcast::channel(256);
         let gateway = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -185,8 +186,7 @@ impl Gateway {
             )),
             reassembler: MoReassembler::new(Duration::from_secs(s.mo_reassembly_timeout_secs)),
             thrower: Thrower::from_settings(s)?,
-            receipts_tx,
-            mo_tx: broadcast::channel(4096).0,
+            observers: observers::Observers::default(),
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             recent: query::RecentStates::default(),
@@ -308,14 +308,12 @@ impl Gateway {
         &self.charging
     }
 
-    /// Every receipt from the operators, as it is matched.
-    pub fn receipts(&self) -> broadcast::Receiver<ReceiptEvent> {
-        self.receipts_tx.subscribe()
-    }
-
-    /// Every MO handed to a user (journaled for its receiver binds), as it is routed.
-    pub fn mo_events(&self) -> broadcast::Receiver<MoEvent> {
-        self.mo_tx.subscribe()
+    /// Every receipt (and failure) and every MO handed to a user, from now on, in
+    /// queues of `capacity`: the operator is answered only once the subscriber has
+    /// called [`Observed::done`] on the event (see `observers`). A subscriber must
+    /// keep reading; dropping the subscription ends it.
+    pub fn observe(&self, capacity: usize) -> Subscription {
+        self.observers.subscribe(capacity)
     }
 
     pub fn user_counters(&self, uid: &str) -> Arc<UserCounters> {

@@ -132,8 +132,14 @@ impl Gateway {
         });
     }
 
-    /// A matched receipt: track multipart, then deliver to the client.
-    fn deliver_receipt(&self, cid: &Arc<str>, entry: &Arc<DlrEntry>, r: &Receipt) -> Durable {
+    /// A matched receipt: track multipart, then deliver to the client. Also returns the
+    /// event for the observers, which the operator's answer waits for.
+    fn deliver_receipt(
+        &self,
+        cid: &Arc<str>,
+        entry: &Arc<DlrEntry>,
+        r: &Receipt,
+    ) -> (Durable, ReceiptEvent) {
         let stat = receipts::is_final(&r.stat)
             .then_some(())
             .map(|_| r.stat.clone());
@@ -156,7 +162,7 @@ impl Gateway {
             super::query::state_of_stat(&r.stat),
             r.err.parse().unwrap_or(0),
         );
-        let _ = self.receipts_tx.send(ReceiptEvent {
+        let event = ReceiptEvent {
             id: entry.id.clone(),
             uid: entry.uid.clone(),
             connector: cid.clone(),
@@ -164,7 +170,7 @@ impl Gateway {
             stat: r.stat.clone(),
             err: r.err.clone(),
             part: entry.part,
-        });
+        };
         let reported = match (&entry.multipart, stat) {
             (Some(state), Some(stat)) => state.lock().record(entry.part, &stat),
             // Intermediate receipts of a multipart message are not reported in whole mode.
@@ -176,9 +182,9 @@ impl Gateway {
             None => Durable::Done,
         };
         if !is_final {
-            return durable;
+            return (durable, event);
         }
-        match durable {
+        let durable = match durable {
             // Relayed: the mapping may leave the journal only once the client has the
             // receipt. Until then a crash must leave it, so that the operator's resend
             // still finds its message.
@@ -199,7 +205,8 @@ impl Gateway {
                 });
                 durable
             }
-        }
+        };
+        (durable, event)
     }
 
     fn report(&self, entry: &DlrEntry, r: &Receipt, stat: &str) -> Durable {
@@ -264,9 +271,17 @@ impl Gateway {
         let ambiguous = loop {
             match self.idmap.get(cid, &r.id, form) {
                 Lookup::Found(entry) => {
-                    if let Err(error) = self.deliver_receipt(cid, &entry, &r).wait().await {
+                    let (durable, event) = self.deliver_receipt(cid, &entry, &r);
+                    let (journaled, observed) =
+                        tokio::join!(durable.wait(), self.observers.receipt(event));
+                    if let Err(error) = journaled {
                         warn!(%error, "receipt not journaled: operator asked to resend");
                         return CommandStatus::EsmeRsyserr;
+                    }
+                    if observed.is_err() {
+                        // The observer stopped (shutdown): the client has its copy, and
+                        // the mapping is gone, so a resend would not be matched again.
+                        warn!(message_id = %entry.id, "receipt not stored by an observer");
                     }
                     return CommandStatus::EsmeRok;
                 }

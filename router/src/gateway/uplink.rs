@@ -50,6 +50,15 @@ impl Gateway {
             part: f.part,
             outcome: FinalOutcome::Expired,
         });
+        self.observers.failure(crate::receipts::ReceiptEvent {
+            id: f.message.id.clone(),
+            uid: f.message.uid.clone(),
+            connector: f.connector.clone(),
+            operator_id: String::new(),
+            stat: "EXPIRED".to_owned(),
+            err: "000".to_owned(),
+            part: f.part,
+        });
         self.report_failure(&f, "EXPIRED", "ESME_RUNKNOWNERR", "000");
     }
 
@@ -271,7 +280,7 @@ impl Gateway {
             outcome: FinalOutcome::Failed { status },
         });
         // Observers (REST v1 state, webhooks, WebSocket) hear of it like of a receipt.
-        let _ = self.receipts_tx.send(crate::receipts::ReceiptEvent {
+        self.observers.failure(crate::receipts::ReceiptEvent {
             id: f.message.id.clone(),
             uid: f.message.uid.clone(),
             connector: f.connector.clone(),

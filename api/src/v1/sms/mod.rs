@@ -1,5 +1,5 @@
 //! `POST /api/v1/sms/send`, `GET /api/v1/sms/{id}`, `GET /api/v1/sms`, and the
-//! background task that follows receipts into `api_messages`.
+//! background tasks that record messages and follow receipts and MO into them.
 //!
 //! A send goes through `Gateway::submit`, one message per recipient, exactly like
 //! Jasmin's `/send`: the key's user's credentials, filters, throughput, routes and
@@ -709,7 +709,10 @@ pub async fn list(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+mod apply;
+mod follow;
 mod records;
+pub use follow::{follow_mo, follow_receipts};
 pub use records::*;
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Webhooks: `POST`/`GET`/`DELETE /api/v1/account/webhooks`, the delivery log
 //! (`GET /api/v1/account/webhooks/{id}/deliveries`), and the delivery worker.
 //!
-//! Events (`sms.delivered`, `sms.failed`, `sms.expired`) are written to an outbox table
-//! (`api_webhook_events`) before any attempt, so a restart loses none: the worker reads
+//! Events (`sms.delivered`, `sms.failed`, `sms.expired`, `sms.mo`) are written to an
+//! outbox table (`api_webhook_events`) before any attempt, in the same transaction as
+//! the message state they report and before the operator is answered for the receipt
+//! or MO behind them, so a restart loses none: the worker reads
 //! what is due from the table. Each attempt is its own task with a deadline, at most
 //! [`PER_WEBHOOK`] at once per webhook, so one slow or dead endpoint cannot hold up the
 //! others. A failed attempt is retried with exponential backoff and jitter until the
@@ -204,38 +206,6 @@ impl Db {
             .await?;
             Ok(done.rows_affected() == 1)
         })
-    }
-
-    /// Writes events to the outbox (due at once).
-    pub async fn insert_events(
-        &self,
-        events: &[(String, String, String, String, String, String)],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (id, webhook_id, uid, url, event, body) in events {
-                sqlx::query(
-                    "INSERT INTO api_webhook_events (id, webhook_id, uid, url, event, body, \
-                     attempts, next_at, state, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, 'pending', $7)",
-                )
-                .bind(id)
-                .bind(webhook_id)
-                .bind(uid)
-                .bind(url)
-                .bind(event)
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     /// Pending events due by `now`, soonest first.
@@ -604,11 +574,12 @@ impl HookCache {
     }
 }
 
-/// Puts `event` about `row` in the outbox for every webhook of its user that listens,
-/// and for the message's own `webhook_url` (signed with the user's oldest webhook's
-/// secret; a send with a `webhook_url` needs one).
-pub async fn enqueue(v1: &V1, event: &str, row: &MessageRow) -> Result<(), StoreError> {
-    let data = json!({
+/// A row of the outbox: (event id, webhook id, uid, url, event, body).
+pub type EventRow = (String, String, String, String, String, String);
+
+/// What a message event says about `row`.
+pub fn message_data(row: &MessageRow) -> Value {
+    json!({
         "message_id": row.id,
         "to": row.recipient,
         "from": row.sender,
@@ -618,24 +589,28 @@ pub async fn enqueue(v1: &V1, event: &str, row: &MessageRow) -> Result<(), Store
         "client_reference": row.client_reference,
         "parts": row.parts,
         "done_at": row.done_at.map(rfc3339),
-    });
-    enqueue_data(v1, &row.uid, event, data, row.webhook_url.as_deref()).await
+    })
 }
 
-/// Puts `event` with `data` in the outbox for `uid`'s webhooks that listen to it, and
-/// for `own_url` if given.
-pub async fn enqueue_data(
-    v1: &V1,
+/// `uid`'s live webhooks (cached: the receipt and MO paths read them per batch).
+pub(crate) async fn hooks_of(v1: &V1, uid: &str) -> Result<Arc<Vec<Webhook>>, StoreError> {
+    v1.inner.hooks.get(v1.db(), uid).await
+}
+
+/// The outbox rows of `event` with `data` for `hooks` (one user's) that listen to it,
+/// and for `own_url` if given (signed with the user's oldest webhook's secret; a send
+/// with a `webhook_url` needs one).
+pub fn event_rows(
+    hooks: &[Webhook],
     uid: &str,
     event: &str,
     data: Value,
     own_url: Option<&str>,
-) -> Result<(), StoreError> {
-    let hooks = v1.inner.hooks.get(v1.db(), uid).await?;
+    now: i64,
+) -> Vec<EventRow> {
     if hooks.is_empty() {
-        return Ok(());
+        return Vec::new();
     }
-    let now = now_us();
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let body = json!({
         "id": event_id,
@@ -666,14 +641,15 @@ pub async fn enqueue_data(
             uid.to_owned(),
             url.to_owned(),
             event.to_owned(),
-            body.clone(),
+            body,
         ));
     }
-    v1.db().insert_events(&out, now).await?;
-    if !out.is_empty() {
-        v1.inner.hooks.wake.notify_one();
-    }
-    Ok(())
+    out
+}
+
+/// Wakes the delivery worker: new events are in the outbox.
+pub(crate) fn wake(v1: &V1) {
+    v1.inner.hooks.wake.notify_one();
 }
 
 /// Whether `uid` has a webhook whose secret can sign a message's own `webhook_url`.

@@ -1,0 +1,308 @@
+//! Receipts and MO followed into the API, from the gateway's observer queues
+//! ([`router::Gateway::observe`]): every event, in batches.
+//!
+//! A batch of receipts is one transaction (message states and their webhook events
+//! together, see `apply`); a batch of MO is one transaction of `sms.mo` events. Only
+//! then are the batch's events acknowledged, and only then does the gateway answer
+//! the operator: what the operator was told we have, we have, across a kill -9.
+//!
+//! When the database is slow, batches grow and the operator's receipts and MO are
+//! answered at the database's pace (the uplink's window of deliver_sm pushes back on
+//! the operator). When it fails, the batch is tried again with backoff, its events
+//! held meanwhile: receipts and MO wait at the operator, who resends what it got no
+//! answer for, rather than being dropped here.
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use router::{
+    Observed,
+    receipts::{MoEvent, ReceiptEvent},
+};
+use tokio::sync::mpsc;
+
+use super::{
+    super::{
+        StoreError,
+        webhooks::{self, Webhook},
+    },
+    apply::{Applied, Change},
+    *,
+};
+
+/// Events per batch (and per transaction).
+const BATCH: usize = 1000;
+/// The longest pause between two tries of a batch the database refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Runs `attempt` until it succeeds; None once `shutdown` is cancelled while it fails.
+async fn until_stored<T, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(error) => warn!(%error, what, "not stored yet: held and tried again"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Moves API messages to the state their receipts report, writes their webhook events,
+/// and hands them to the WebSocket.
+pub async fn follow_receipts(
+    v1: V1,
+    mut receipts: mpsc::Receiver<Observed<ReceiptEvent>>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let got = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = receipts.recv_many(&mut batch, BATCH) => got,
+        };
+        if got == 0 {
+            return;
+        }
+        let events: Vec<ReceiptEvent> = batch.iter().map(|o| o.event.clone()).collect();
+        // Read before looking for the records: a send that ends after this had not
+        // recorded its messages yet when it was read, one that ended before has.
+        let sends_running = v1.inner.sending.load(Ordering::Acquire) > 0;
+        let Some(applied) =
+            until_stored(&shutdown, "receipts", || apply_receipts(&v1, &events)).await
+        else {
+            // Stopping: the operator was not answered for these and sends them again.
+            return;
+        };
+        for event in &events {
+            publish_receipt(&v1, event);
+        }
+        // No record (yet): a receipt can overtake the send that is about to record
+        // its message. While sends run, it waits in `early` for them.
+        if sends_running && !applied.missing.is_empty() {
+            park_missing(&v1, &events, &applied.missing).await;
+        }
+        for observed in batch.drain(..) {
+            observed.done();
+        }
+    }
+}
+
+/// Applies `events` in one transaction; the batch's outcome.
+pub(crate) async fn apply_receipts(
+    v1: &V1,
+    events: &[ReceiptEvent],
+) -> Result<Applied, StoreError> {
+    let now = now_us();
+    let changes = reduce(events, now);
+    let mut hooks: HashMap<&str, Arc<Vec<Webhook>>> = HashMap::new();
+    for event in events {
+        if !hooks.contains_key(&*event.uid) {
+            hooks.insert(&event.uid, webhooks::hooks_of(v1, &event.uid).await?);
+        }
+    }
+    let applied = v1
+        .db()
+        .apply_changes(
+            &changes,
+            |row| {
+                let Some(hooks) = hooks.get(row.uid.as_str()) else {
+                    return Vec::new();
+                };
+                let kind = match row.status.as_str() {
+                    "delivered" => "sms.delivered",
+                    "expired" => "sms.expired",
+                    _ => "sms.failed",
+                };
+                let data = webhooks::message_data(row);
+                webhooks::event_rows(hooks, &row.uid, kind, data, row.webhook_url.as_deref(), now)
+            },
+            now,
+        )
+        .await?;
+    if applied.events > 0 {
+        webhooks::wake(v1);
+    }
+    Ok(applied)
+}
+
+/// One change per message: its first final receipt in the batch decides (a message's
+/// final state is reported once), else its first receipt.
+fn reduce(events: &[ReceiptEvent], at: i64) -> Vec<Change> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<Change> = Vec::with_capacity(events.len());
+    for event in events {
+        let (status, is_final) = stat_state(&event.stat);
+        let change = Change {
+            id: event.id.to_string(),
+            status,
+            error_code: (is_final && status != "delivered").then(|| event.err.clone()),
+            connector: event.connector.to_string(),
+            at,
+            is_final,
+        };
+        match index.get(&*event.id) {
+            Some(&i) if is_final && !out[i].is_final => out[i] = change,
+            Some(_) => {}
+            None => {
+                index.insert(&event.id, out.len());
+                out.push(change);
+            }
+        }
+    }
+    out
+}
+
+fn publish_receipt(v1: &V1, event: &ReceiptEvent) {
+    let (status, is_final) = stat_state(&event.stat);
+    let error = (is_final && status != "delivered").then_some(event.err.as_str());
+    v1.inner.hub.publish(
+        &event.uid,
+        json!({
+            "type": "receipt",
+            "message_id": event.id.as_ref(),
+            "status": status,
+            "final": is_final,
+            "stat": event.stat,
+            "error_code": error,
+            "connector": event.connector.as_ref(),
+            "operator_message_id": event.operator_id,
+            "part": event.part + 1,
+            "at": rfc3339(now_us()),
+        }),
+    );
+}
+
+/// Parks the receipts of `missing` messages until their records are written, then
+/// looks again: a record written meanwhile (its writer may have looked for parked
+/// receipts before these were parked) takes its receipts at once.
+async fn park_missing(v1: &V1, events: &[ReceiptEvent], missing: &[String]) {
+    let missing_set: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
+    for event in events.iter().filter(|e| missing_set.contains(&*e.id)) {
+        park(v1, event.clone());
+    }
+    match v1.db().existing(missing).await {
+        Ok(found) if !found.is_empty() => {
+            let found: Vec<String> = found.into_iter().collect();
+            replay_early(v1, &found).await;
+        }
+        Ok(_) => {}
+        Err(error) => warn!(%error, "records of early receipts not read"),
+    }
+}
+
+/// MO messages for the API's users: `sms.mo` webhook events (stored before the
+/// operator is answered) and the WebSocket.
+pub async fn follow_mo(
+    v1: V1,
+    mut mo: mpsc::Receiver<Observed<MoEvent>>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let got = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = mo.recv_many(&mut batch, BATCH) => got,
+        };
+        if got == 0 {
+            return;
+        }
+        let events: Vec<MoEvent> = batch.iter().map(|o| o.event.clone()).collect();
+        let now = now_us();
+        let data: Vec<Value> = events.iter().map(|e| mo_data(e, now)).collect();
+        let stored = until_stored(&shutdown, "MO webhook events", || async {
+            let mut rows = Vec::new();
+            for (event, data) in events.iter().zip(&data) {
+                let hooks = webhooks::hooks_of(&v1, &event.uid).await?;
+                rows.extend(webhooks::event_rows(
+                    &hooks,
+                    &event.uid,
+                    "sms.mo",
+                    data.clone(),
+                    None,
+                    now,
+                ));
+            }
+            v1.db().insert_events(&rows, now).await?;
+            Ok(rows.len())
+        })
+        .await;
+        let Some(written) = stored else {
+            // Stopping: the operator hears an error for these and sends them again.
+            return;
+        };
+        if written > 0 {
+            webhooks::wake(&v1);
+        }
+        for (event, data) in events.iter().zip(data) {
+            let mut ws = data;
+            ws["type"] = json!("mo");
+            v1.inner.hub.publish(&event.uid, ws);
+        }
+        for observed in batch.drain(..) {
+            observed.done();
+        }
+    }
+}
+
+fn mo_data(event: &MoEvent, now: i64) -> Value {
+    json!({
+        "message_id": event.id.as_ref(),
+        "from": event.from,
+        "to": event.to,
+        "text": smpp_core::text::decode(&event.content, event.data_coding),
+        "data_coding": event.data_coding,
+        "connector": event.connector.as_ref(),
+        "received_at": rfc3339(now),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(id: &str, stat: &str, part: usize) -> ReceiptEvent {
+        ReceiptEvent {
+            id: Arc::from(id),
+            uid: Arc::from("u"),
+            connector: Arc::from("c"),
+            operator_id: String::new(),
+            stat: stat.into(),
+            err: "001".into(),
+            part,
+        }
+    }
+
+    #[test]
+    fn the_first_final_receipt_of_a_message_decides() {
+        let changes = reduce(
+            &[
+                receipt("a", "ENROUTE", 0),
+                receipt("b", "DELIVRD", 0),
+                receipt("a", "UNDELIV", 1),
+                receipt("a", "DELIVRD", 0),
+                receipt("b", "ENROUTE", 1),
+            ],
+            7,
+        );
+        assert_eq!(changes.len(), 2);
+        assert_eq!((changes[0].id.as_str(), changes[0].status), ("a", "failed"));
+        assert_eq!(changes[0].error_code.as_deref(), Some("001"));
+        assert!(changes[0].is_final);
+        assert_eq!(
+            (changes[1].id.as_str(), changes[1].status),
+            ("b", "delivered")
+        );
+        assert_eq!(changes[1].error_code, None);
+    }
+}
