@@ -75,7 +75,15 @@ impl Observers {
         Subscription { receipts, mo }
     }
 
+    /// The live subscribers' senders. Every receipt reads this: the write lock is taken
+    /// only to forget a subscriber that went away.
     fn senders<T>(&self, pick: impl Fn(&Subscriber) -> mpsc::Sender<T>) -> Vec<mpsc::Sender<T>> {
+        {
+            let subscribers = self.subscribers.read();
+            if subscribers.iter().all(|s| !s.receipts.is_closed()) {
+                return subscribers.iter().map(pick).collect();
+            }
+        }
         let mut subscribers = self.subscribers.write();
         subscribers.retain(|s| !s.receipts.is_closed());
         subscribers.iter().map(pick).collect()
