@@ -296,6 +296,32 @@ async fn connector(admin: &mut Client, out: &Out, command: ConnectorCmd) -> anyh
                 .into_inner()
                 .connectors,
         ),
+        ConnectorCmd::Show { cid } => out.connectors(&[admin
+            .get_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Add(a) => out.connectors(&[admin
+            .add_smpp_connector(a.into_connector())
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Edit(e) => out.connectors(&[admin
+            .update_smpp_connector(e.into_update())
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Start { cid } => out.connectors(&[admin
+            .start_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Stop { cid } => out.connectors(&[admin
+            .stop_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Remove { cid } => out.done(
+            &admin
+                .remove_smpp_connector(pb::ConnectorRef { cid })
+                .await?
+                .into_inner(),
+        ),
         ConnectorCmd::AddHttp { cid, url, method } => {
             let c = pb::HttpConnector { cid, url, method };
             let added = admin.add_http_connector(c).await?.into_inner();

@@ -5,7 +5,7 @@
 //! - [`apply`]: every change goes through one funnel: validate the whole new
 //!   configuration, persist it, swap it into the gateway, audit it;
 //! - [`convert`]: protobuf messages to and from the router's config structs;
-//! - [`service`] / [`tables`] / [`accounts`] / [`stats`]: the RPCs;
+//! - [`service`] / [`tables`] / [`connectors`] / [`accounts`] / [`stats`]: the RPCs;
 //! - [`auth`]: bearer tokens; the token's name is the audit actor.
 //!
 //! Health (`grpc.health.v1`) and reflection are served without a token: they reveal
@@ -14,6 +14,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod auth;
+pub mod connectors;
 pub mod convert;
 mod objects;
 pub mod service;

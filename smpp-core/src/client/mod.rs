@@ -37,11 +37,22 @@ pub struct Uplink<S, H> {
 
 impl<S: SubmitSource, H: UplinkHandler> Uplink<S, H> {
     pub fn new(config: UplinkConfig, source: S, handler: Arc<H>) -> Self {
+        Self::with_stats(config, source, handler, Arc::new(UplinkStats::default()))
+    }
+
+    /// Counting into `stats`: a link stopped and started again (or reconfigured) by its
+    /// owner keeps one set of counters. Run one uplink at a time on a set.
+    pub fn with_stats(
+        config: UplinkConfig,
+        source: S,
+        handler: Arc<H>,
+        stats: Arc<UplinkStats>,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             source,
             handler,
-            stats: Arc::new(UplinkStats::default()),
+            stats,
             retry: VecDeque::new(),
         }
     }
