@@ -131,7 +131,7 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
     } else {
         None
     };
-    Ok(UplinkConfig {
+    let config = UplinkConfig {
         id: c.cid.clone(),
         address: format!("{}:{}", c.host, c.port),
         system_id: c.username.clone(),
@@ -148,7 +148,9 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
         max_reconnect_delay: on_loss.max(on_failure).max(Duration::from_secs(1)),
         tls,
         ..UplinkConfig::default()
-    })
+    };
+    smpp_core::client::check_bind(&config).map_err(|e| invalid(&e.to_string()))?;
+    Ok(config)
 }
 
 #[cfg(test)]

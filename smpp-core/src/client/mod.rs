@@ -141,6 +141,13 @@ impl<S: SubmitSource, H: UplinkHandler> Uplink<S, H> {
     }
 }
 
+/// Whether the bind's fields fit SMPP 3.4's lengths (system_id 15, password 8,
+/// system_type 12, address_range 40): a link whose bind cannot be encoded would only
+/// retry for ever, so owners check before they start one.
+pub fn check_bind(config: &UplinkConfig) -> Result<(), ConnectError> {
+    connection::bind_pdu(config).map(|_| ())
+}
+
 /// `base · 2^(failures−1)`, capped, with jitter in [50 %, 100 %] so that many links
 /// dropped together do not reconnect in lockstep.
 fn backoff(base: Duration, failures: u32, config: &UplinkConfig) -> Duration {
