@@ -1,4 +1,5 @@
-//! The gRPC admin API (`smsgw.admin.v1`, the jCli replacement) and its Stats service.
+//! The gRPC admin API (`smsgw.admin.v1`, the jCli replacement), its Stats service, and
+//! billing's own service (`smsgw.billing.v1`) mounted beside them.
 //!
 //! - [`store`]: the router configuration's home in the billing store, seeded once from
 //!   smsgw.toml;
@@ -25,7 +26,10 @@ pub mod tables;
 use std::sync::Arc;
 
 use billing::EngineCharging;
-use proto::admin::{admin_server::AdminServer, stats_server::StatsServer};
+use proto::{
+    admin::{admin_server::AdminServer, stats_server::StatsServer},
+    billing::billing_server::BillingServer,
+};
 use router::{Gateway, RouterConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +56,7 @@ pub fn state(
     Arc::new(AdminState::new(gateway, charging, store, current))
 }
 
-/// Serves Admin and Stats (token-checked), health and reflection on `listener` until
+/// Serves Admin, Stats and Billing (token-checked), health and reflection on `listener` until
 /// `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
@@ -67,8 +71,12 @@ pub async fn serve(
     health
         .set_serving::<StatsServer<stats::StatsService>>()
         .await;
+    health
+        .set_serving::<BillingServer<billing::grpc::BillingService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::admin::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(proto::billing::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     tonic::transport::Server::builder()
@@ -79,7 +87,13 @@ pub async fn serve(
             auth.clone(),
         ))
         .add_service(StatsServer::with_interceptor(
-            stats::StatsService::new(state),
+            stats::StatsService::new(state.clone()),
+            auth.clone(),
+        ))
+        // Billing (balance, top-up, rate, and the charging calls of a remote router) on
+        // the same engine the gateway charges through, behind the same tokens.
+        .add_service(BillingServer::with_interceptor(
+            billing::grpc::BillingService::new(state.charging.engine().clone()),
             auth,
         ))
         .serve_with_incoming_shutdown(
