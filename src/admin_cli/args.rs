@@ -15,6 +15,10 @@ pub struct AdminArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub endpoint: String,
+    /// PEM CA certificate(s) to trust for an https endpoint (`[admin.tls]` with a private
+    /// CA or a self-signed certificate); default: the public web PKI roots.
+    #[arg(long, env = "SMSGW_ADMIN_CA")]
+    pub ca_file: Option<PathBuf>,
     /// Bearer token (one of `[admin] tokens`).
     #[arg(long, env = "SMSGW_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -10,7 +10,7 @@ use tonic::{
     Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
 pub use args::AdminArgs;
@@ -38,8 +38,21 @@ impl Interceptor for Bearer {
 type Client = AdminClient<InterceptedService<Channel, Bearer>>;
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(args.endpoint.clone())
-        .context("bad --endpoint")?
+    let mut endpoint = Endpoint::from_shared(args.endpoint.clone()).context("bad --endpoint")?;
+    if args.endpoint.starts_with("https://") {
+        let tls = match &args.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls).context("TLS set-up")?;
+    } else if args.ca_file.is_some() {
+        anyhow::bail!("--ca-file needs an https:// endpoint");
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot reach the admin API at {}", args.endpoint))?;

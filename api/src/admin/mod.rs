@@ -9,6 +9,8 @@
 //! - [`service`] / [`tables`] / [`connectors`] / [`accounts`] / [`stats`]: the RPCs;
 //! - [`auth`]: bearer tokens; the token's name is the audit actor.
 //!
+//! [`tls_incoming`]: TLS when `[admin.tls]` names a certificate.
+//!
 //! Health (`grpc.health.v1`) and reflection are served without a token: they reveal
 //! only the schema and liveness.
 
@@ -22,6 +24,7 @@ pub mod service;
 pub mod stats;
 pub mod store;
 pub mod tables;
+pub mod tls_incoming;
 
 use std::sync::Arc;
 
@@ -56,14 +59,11 @@ pub fn state(
     Arc::new(AdminState::new(gateway, charging, store, current))
 }
 
-/// Serves Admin, Stats and Billing (token-checked), health and reflection on `listener` until
-/// `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+/// Admin, Stats and Billing (token-checked), health and reflection, ready to serve.
+async fn services(
     state: Arc<AdminState>,
     auth: Auth,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
+) -> Result<tonic::transport::server::Router, ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<AdminServer<service::AdminService>>()
@@ -79,7 +79,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::billing::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    Ok(tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AdminServer::with_interceptor(
@@ -95,11 +95,39 @@ pub async fn serve(
         .add_service(BillingServer::with_interceptor(
             billing::grpc::BillingService::new(state.charging.engine().clone()),
             auth,
-        ))
+        )))
+}
+
+/// Serves the admin services in clear on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    services(state, auth)
+        .await?
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown.cancelled_owned(),
         )
+        .await?;
+    Ok(())
+}
+
+/// Serves the admin services over TLS (`tls` must offer ALPN `h2`, see
+/// [`tls_incoming::server_tls`]) until `shutdown` is cancelled.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: tls::TlsAcceptor,
+    state: Arc<AdminState>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let incoming = tls_incoming::incoming(listener, tls, shutdown.clone());
+    services(state, auth)
+        .await?
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
 }
