@@ -7,12 +7,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { std::env::set_var("PROTOC", protoc) };
     }
     println!("cargo:rerun-if-changed=proto");
+    // The services' descriptors are embedded for gRPC server reflection (grpcurl).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .file_descriptor_set_path(out.join("billing_descriptor.bin"))
         .compile_protos(&["proto/billing.proto"], &["proto"])?;
-    // The admin API's descriptors are embedded for gRPC server reflection (grpcurl).
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -43,9 +43,11 @@ pub struct Parts {
     pub current: RouterConfig,
 }
 
-/// Starts the admin listener unless `[admin] enabled = false`.
+/// Starts the admin listener unless `[admin] enabled = false`; over TLS when
+/// `[admin.tls]` names a certificate (paths relative to `base_dir`).
 pub async fn spawn(
     section: &AdminSection,
+    base_dir: &Path,
     parts: Parts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
@@ -59,13 +61,34 @@ pub async fn spawn(
     if auth.is_empty() {
         warn!("[admin] has no tokens (nor SMSGW_ADMIN_TOKEN): every admin call is refused");
     }
+    let tls = match &section.tls {
+        Some(t) => {
+            let cert = base_dir.join(&t.cert);
+            let tls = admin::tls_incoming::server_tls(tls::CertFiles {
+                cert: cert.clone(),
+                key: base_dir.join(&t.key),
+            })
+            .context("cannot load the admin TLS certificate ([admin.tls])")?;
+            crate::serve::spawn_reload_on_sighup(
+                tls.clone(),
+                cert.display().to_string(),
+                Some(parts.charging.engine().clone()),
+            );
+            Some(tls.acceptor)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(section.listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", section.listen))?;
-    info!(listen = %section.listen, "admin gRPC listener (smsgw admin, grpcurl)");
+    info!(listen = %section.listen, tls = tls.is_some(), "admin gRPC listener (smsgw admin, grpcurl)");
     let state = admin::state(parts.gateway, parts.charging, parts.store, parts.current);
     Ok(Some(tokio::spawn(async move {
-        if let Err(error) = admin::serve(listener, state, auth, shutdown).await {
+        let served = match tls {
+            Some(tls) => admin::serve_tls(listener, tls, state, auth, shutdown).await,
+            None => admin::serve(listener, state, auth, shutdown).await,
+        };
+        if let Err(error) = served {
             warn!(%error, "admin listener stopped");
         }
     })))

@@ -243,6 +243,8 @@ pub struct AdminSection {
     pub enabled: bool,
     pub listen: SocketAddr,
     pub tokens: Vec<AdminToken>,
+    /// `[admin.tls]`: serve gRPC over TLS with this certificate (reloaded on SIGHUP).
+    pub tls: Option<TlsSection>,
 }
 
 impl Default for AdminSection {
@@ -251,6 +253,7 @@ impl Default for AdminSection {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             tokens: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -177,6 +177,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
 
     let admin = admin_serve::spawn(
         &config.admin,
+        &loaded.base_dir,
         admin_serve::Parts {
             gateway: gateway.clone(),
             charging: charging.clone(),
@@ -324,7 +325,7 @@ fn spawn_health_audit(
 }
 
 /// SIGHUP reloads the TLS certificate; each attempt goes to the audit log.
-fn spawn_reload_on_sighup(
+pub(crate) fn spawn_reload_on_sighup(
     tls: tls::ServerTls,
     cert_path: String,
     audit: Option<billing::BillingEngine>,

@@ -211,3 +211,93 @@ fn admin_cli_lists_and_adds_users() {
     );
     assert!(stdout(&balance).contains("USD"), "{balance:?}");
 }
+
+#[test]
+fn admin_api_over_tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = dir.path().join("admin-cert.pem");
+    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+    std::fs::write(
+        dir.path().join("admin-key.pem"),
+        generated.signing_key.serialize_pem(),
+    )
+    .expect("write key");
+    let addr = free_port();
+    let config = dir.path().join("smsgw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[smpp]
+listen = "{smpp}"
+[http]
+enabled = false
+[durability]
+mode = "memory"
+dir = "journal"
+[storage]
+url = "sqlite://smsgw.db"
+[admin]
+listen = "{addr}"
+tokens = [{{ name = "ops", token = "{TOKEN}" }}]
+[admin.tls]
+cert = "admin-cert.pem"
+key = "admin-key.pem"
+[[router.groups]]
+gid = "g1"
+[[router.users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g1"
+"#,
+            smpp = free_port(),
+        ),
+    )
+    .expect("write config");
+    let log = std::fs::File::create(dir.path().join("serve.log")).expect("log");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_smsgw"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start smsgw"),
+    );
+
+    let tls_endpoint = format!("https://localhost:{}", addr.port());
+    let ca = cert.to_str().expect("utf-8 path");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let out = admin(
+            &tls_endpoint,
+            Some(TOKEN),
+            &["--ca-file", ca, "user", "list"],
+        );
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "admin API over TLS never answered: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(stdout(&listed).contains("bank"), "{}", stdout(&listed));
+
+    // In clear, or without trusting the certificate, the CLI gets nowhere.
+    let plain = admin(&format!("http://{addr}"), Some(TOKEN), &["user", "list"]);
+    assert!(!plain.status.success(), "{plain:?}");
+    let untrusted = admin(&tls_endpoint, Some(TOKEN), &["user", "list"]);
+    assert!(!untrusted.status.success(), "{untrusted:?}");
+    // TLS does not replace the token.
+    let no_token = admin(&tls_endpoint, None, &["--ca-file", ca, "user", "list"]);
+    assert!(!no_token.status.success(), "{no_token:?}");
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr).contains("token"),
+        "{no_token:?}"
+    );
+}

@@ -12,6 +12,16 @@ use crate::ledger::MessageMeta;
 use crate::money::{Currency, Micros};
 use crate::tariff::{RateQuery, RateSource};
 
+/// The authenticated caller's name, put in a request's extensions by whatever checked
+/// its credentials (the admin server's token check). When present it is the actor of
+/// top-ups and adjustments in the ledger and the audit log, whatever the request claims.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+fn caller<T>(request: &Request<T>) -> Option<String> {
+    request.extensions().get::<Caller>().map(|c| c.0.clone())
+}
+
 #[derive(Clone)]
 pub struct BillingService {
     engine: BillingEngine,
@@ -191,7 +201,11 @@ impl billing_server::Billing for BillingService {
         request: Request<pb::TopUpRequest>,
     ) -> Result<Response<pb::LedgerReply>, Status> {
         let origin = origin_of(&request);
-        let r = request.into_inner();
+        let caller = caller(&request);
+        let mut r = request.into_inner();
+        if let Some(name) = caller {
+            r.actor = name;
+        }
         let out = self
             .engine
             .top_up(LedgerRequest {
@@ -217,7 +231,11 @@ impl billing_server::Billing for BillingService {
         request: Request<pb::AdjustRequest>,
     ) -> Result<Response<pb::LedgerReply>, Status> {
         let origin = origin_of(&request);
-        let r = request.into_inner();
+        let caller = caller(&request);
+        let mut r = request.into_inner();
+        if let Some(name) = caller {
+            r.actor = name;
+        }
         let out = self
             .engine
             .adjust(LedgerRequest {

@@ -21,4 +21,8 @@ pub mod admin {
 pub mod billing {
     #![allow(clippy::all, clippy::pedantic, rustdoc::invalid_html_tags)]
     tonic::include_proto!("smsgw.billing.v1");
+
+    /// Encoded `FileDescriptorSet` of billing.proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("billing_descriptor");
 }

@@ -284,7 +284,7 @@ impl Default for SmppCredConfig {
 }
 
 /// An SMPP uplink to an operator (Jasmin `smppccm`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     pub cid: String,

@@ -61,6 +61,8 @@ pub trait MessageQueue: Send + Sync + 'static {
         self.len() == 0
     }
     fn capacity(&self) -> usize;
+    /// New bounds for new traffic (a connector reconfigured live); what waits stays.
+    fn set_bounds(&self, capacity: usize, max_bytes: usize);
     /// Bytes held by the parts waiting (see [`Queued::bytes`]).
     fn bytes(&self) -> usize;
     /// The byte bound for new traffic.
@@ -75,8 +77,8 @@ pub struct MemoryQueue {
     items: Mutex<VecDeque<Queued>>,
     len: AtomicUsize,
     bytes: AtomicUsize,
-    capacity: usize,
-    max_bytes: usize,
+    capacity: AtomicUsize,
+    max_bytes: AtomicUsize,
     notify: Notify,
 }
 
@@ -86,8 +88,8 @@ impl MemoryQueue {
             items: Mutex::new(VecDeque::new()),
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
-            capacity: capacity.max(1),
-            max_bytes: max_bytes.max(PART_OVERHEAD_BYTES),
+            capacity: AtomicUsize::new(capacity.max(1)),
+            max_bytes: AtomicUsize::new(max_bytes.max(PART_OVERHEAD_BYTES)),
             notify: Notify::new(),
         }
     }
@@ -98,8 +100,9 @@ impl MessageQueue for MemoryQueue {
         let added: usize = items.iter().map(Queued::bytes).sum();
         {
             let mut q = self.items.lock();
-            if q.len() + items.len() > self.capacity
-                || self.bytes.load(Ordering::Relaxed) + added > self.max_bytes
+            if q.len() + items.len() > self.capacity.load(Ordering::Relaxed)
+                || self.bytes.load(Ordering::Relaxed) + added
+                    > self.max_bytes.load(Ordering::Relaxed)
             {
                 return Err(items);
             }
@@ -143,7 +146,13 @@ impl MessageQueue for MemoryQueue {
     }
 
     fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    fn set_bounds(&self, capacity: usize, max_bytes: usize) {
+        self.capacity.store(capacity.max(1), Ordering::Relaxed);
+        self.max_bytes
+            .store(max_bytes.max(PART_OVERHEAD_BYTES), Ordering::Relaxed);
     }
 
     fn bytes(&self) -> usize {
@@ -151,7 +160,7 @@ impl MessageQueue for MemoryQueue {
     }
 
     fn max_bytes(&self) -> usize {
-        self.max_bytes
+        self.max_bytes.load(Ordering::Relaxed)
     }
 
     fn notify(&self) -> &Notify {

@@ -15,6 +15,10 @@ pub struct AdminArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub endpoint: String,
+    /// PEM CA certificate(s) to trust for an https endpoint (`[admin.tls]` with a private
+    /// CA or a self-signed certificate); default: the public web PKI roots.
+    #[arg(long, env = "SMSGW_ADMIN_CA")]
+    pub ca_file: Option<PathBuf>,
     /// Bearer token (one of `[admin] tokens`).
     #[arg(long, env = "SMSGW_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -54,7 +58,7 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: InterceptorCmd,
     },
-    /// SMPP uplinks (read-only) and HTTP connectors.
+    /// SMPP client connectors (uplinks to operators) and HTTP connectors.
     Connector {
         #[command(subcommand)]
         command: ConnectorCmd,
@@ -324,6 +328,30 @@ pub enum InterceptorCmd {
 #[derive(Subcommand, Debug)]
 pub enum ConnectorCmd {
     List,
+    /// One connector's status: started, bound, pending parts, counters, options.
+    Show {
+        #[arg(long)]
+        cid: String,
+    },
+    /// Add an SMPP client connector; it starts at once unless --stopped.
+    Add(SmppAdd),
+    /// Change an SMPP connector's options: only its uplink restarts, queued parts wait.
+    Edit(SmppEdit),
+    /// Start an SMPP connector's uplink (and at every start of the gateway).
+    Start {
+        #[arg(long)]
+        cid: String,
+    },
+    /// Stop (unbind) an SMPP connector; messages routed to it wait in its queue.
+    Stop {
+        #[arg(long)]
+        cid: String,
+    },
+    /// Remove an SMPP connector (refused while a route uses it or parts wait for it).
+    Remove {
+        #[arg(long)]
+        cid: String,
+    },
     AddHttp {
         #[arg(long)]
         cid: String,
@@ -336,6 +364,85 @@ pub enum ConnectorCmd {
         #[arg(long)]
         cid: String,
     },
+}
+
+/// Options of an SMPP connector shared by add and edit (smsgw.toml `[[connectors]]`).
+#[derive(Args, Debug)]
+pub struct SmppOptions {
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    /// The system_id we bind with.
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    /// transceiver, transmitter or receiver.
+    #[arg(long)]
+    bind: Option<String>,
+    /// submit_sm per second; 0 = no cap.
+    #[arg(long)]
+    submit_throughput: Option<f64>,
+    #[arg(long)]
+    window: Option<u32>,
+    /// Other options as a JSON object, e.g. '{"queue_capacity": 5000, "tls": true}'.
+    #[arg(long)]
+    config_json: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SmppAdd {
+    #[arg(long)]
+    cid: String,
+    /// Stored stopped: start it later with `connector start`.
+    #[arg(long)]
+    stopped: bool,
+    #[command(flatten)]
+    options: SmppOptions,
+}
+
+impl SmppAdd {
+    pub fn into_connector(self) -> pb::SmppConnector {
+        let o = self.options;
+        pb::SmppConnector {
+            cid: self.cid,
+            host: o.host.unwrap_or_default(),
+            port: o.port.map_or(0, u32::from),
+            username: o.username.unwrap_or_default(),
+            password: o.password.unwrap_or_default(),
+            bind: o.bind.unwrap_or_default(),
+            start: Some(!self.stopped),
+            submit_throughput: o.submit_throughput,
+            window: o.window,
+            config_json: o.config_json.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SmppEdit {
+    #[arg(long)]
+    cid: String,
+    #[command(flatten)]
+    options: SmppOptions,
+}
+
+impl SmppEdit {
+    pub fn into_update(self) -> pb::SmppConnectorUpdate {
+        let o = self.options;
+        pb::SmppConnectorUpdate {
+            cid: self.cid,
+            host: o.host,
+            port: o.port.map(u32::from),
+            username: o.username,
+            password: o.password,
+            bind: o.bind,
+            submit_throughput: o.submit_throughput,
+            window: o.window,
+            config_json: o.config_json.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

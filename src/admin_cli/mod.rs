@@ -10,7 +10,7 @@ use tonic::{
     Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
 pub use args::AdminArgs;
@@ -38,8 +38,21 @@ impl Interceptor for Bearer {
 type Client = AdminClient<InterceptedService<Channel, Bearer>>;
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(args.endpoint.clone())
-        .context("bad --endpoint")?
+    let mut endpoint = Endpoint::from_shared(args.endpoint.clone()).context("bad --endpoint")?;
+    if args.endpoint.starts_with("https://") {
+        let tls = match &args.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls).context("TLS set-up")?;
+    } else if args.ca_file.is_some() {
+        anyhow::bail!("--ca-file needs an https:// endpoint");
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot reach the admin API at {}", args.endpoint))?;
@@ -295,6 +308,32 @@ async fn connector(admin: &mut Client, out: &Out, command: ConnectorCmd) -> anyh
                 .await?
                 .into_inner()
                 .connectors,
+        ),
+        ConnectorCmd::Show { cid } => out.connectors(&[admin
+            .get_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Add(a) => out.connectors(&[admin
+            .add_smpp_connector(a.into_connector())
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Edit(e) => out.connectors(&[admin
+            .update_smpp_connector(e.into_update())
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Start { cid } => out.connectors(&[admin
+            .start_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Stop { cid } => out.connectors(&[admin
+            .stop_connector(pb::ConnectorRef { cid })
+            .await?
+            .into_inner()]),
+        ConnectorCmd::Remove { cid } => out.done(
+            &admin
+                .remove_smpp_connector(pb::ConnectorRef { cid })
+                .await?
+                .into_inner(),
         ),
         ConnectorCmd::AddHttp { cid, url, method } => {
             let c = pb::HttpConnector { cid, url, method };

@@ -152,7 +152,17 @@ impl Out {
                         c.target.clone(),
                         c.bind.clone(),
                         if c.kind == "smpp" {
+                            c.started.to_string()
+                        } else {
+                            "-".into()
+                        },
+                        if c.kind == "smpp" {
                             c.bound.to_string()
+                        } else {
+                            "-".into()
+                        },
+                        if c.kind == "smpp" {
+                            c.pending.to_string()
                         } else {
                             "-".into()
                         },
@@ -168,7 +178,9 @@ impl Out {
                     "kind",
                     "target",
                     "bind",
+                    "started",
                     "bound",
+                    "pending",
                     "submitted",
                     "failed",
                     "receipts",

@@ -18,7 +18,7 @@ use rustls::{
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
-pub use tokio_rustls::{TlsAcceptor, TlsConnector};
+pub use tokio_rustls::{TlsAcceptor, TlsConnector, server::TlsStream};
 use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,11 @@ impl fmt::Debug for ServerTls {
 
 impl ServerTls {
     pub fn load(files: CertFiles) -> Result<Self, TlsError> {
+        Self::load_with_alpn(files, Vec::new())
+    }
+
+    /// Offering these ALPN protocols: gRPC clients insist on `h2`.
+    pub fn load_with_alpn(files: CertFiles, alpn: Vec<Vec<u8>>) -> Result<Self, TlsError> {
         let provider = provider();
         let key = load_certified_key(&files, &provider)?;
         let cert = Arc::new(ReloadableCert {
@@ -146,10 +151,11 @@ impl ServerTls {
             provider: provider.clone(),
             current: ArcSwap::from_pointee(key),
         });
-        let config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(cert.clone());
+        config.alpn_protocols = alpn;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             cert,

@@ -5,7 +5,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use billing::{AuditEvent, EngineCharging, UserAccount};
-use router::{Gateway, RouterConfig, Snapshot};
+use router::{Gateway, RouterConfig, Snapshot, gateway::LinkError};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tonic::Status;
@@ -62,8 +62,9 @@ impl AdminState {
         let mut current = self.current.lock().await;
         let mut next = current.clone();
         edit(&mut next)?;
-        // SMPP connectors are fixed at start: routes may only name those.
-        let smpp: HashSet<&str> = current.connectors.iter().map(|c| c.cid.as_str()).collect();
+        router::gateway::check_connectors(&next)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let smpp: HashSet<&str> = next.connectors.iter().map(|c| c.cid.as_str()).collect();
         let snapshot = Snapshot::build(&next, &|cid| smpp.contains(cid))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
@@ -88,9 +89,20 @@ impl AdminState {
             .save(&next, &change.actor.name, change.action)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        self.gateway
-            .replace(&next)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Connectors first (a new route may name a new one), then the rest; only the
+        // uplinks whose connector changed restart.
+        if let Err(error) = self.gateway.reconfigure(&next).await {
+            // Validated above, so only a race (a part queued for a connector being
+            // removed) lands here: the stored version goes back to the one in force.
+            if let Err(e) = self
+                .store
+                .save(&current, &change.actor.name, "revert")
+                .await
+            {
+                warn!(error = %e, "could not store the configuration back after a refused change");
+            }
+            return Err(link_status(error));
+        }
         let detail = json!({
             "version": version,
             "before": view(&current).map(redact),
@@ -126,6 +138,14 @@ impl AdminState {
         if let Err(error) = self.charging.engine().record_audit(event).await {
             warn!(%error, action, "could not write the admin change to the audit log");
         }
+    }
+}
+
+/// A refused live change of the connectors as a gRPC status.
+pub fn link_status(error: LinkError) -> Status {
+    match error {
+        LinkError::Busy { .. } => Status::failed_precondition(error.to_string()),
+        LinkError::Config(e) => Status::invalid_argument(e.to_string()),
     }
 }
 

@@ -76,6 +76,10 @@ impl Interceptor for Auth {
         let origin = request
             .remote_addr()
             .map_or_else(|| "grpc".to_owned(), |a| format!("grpc {a}"));
+        // Billing's RPCs take their ledger actor from the same check.
+        request
+            .extensions_mut()
+            .insert(billing::grpc::Caller(name.clone()));
         request.extensions_mut().insert(Actor { name, origin });
         Ok(request)
     }

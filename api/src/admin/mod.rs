@@ -1,12 +1,15 @@
-//! The gRPC admin API (`smsgw.admin.v1`, the jCli replacement) and its Stats service.
+//! The gRPC admin API (`smsgw.admin.v1`, the jCli replacement), its Stats service, and
+//! billing's own service (`smsgw.billing.v1`) mounted beside them.
 //!
 //! - [`store`]: the router configuration's home in the billing store, seeded once from
 //!   smsgw.toml;
 //! - [`apply`]: every change goes through one funnel: validate the whole new
 //!   configuration, persist it, swap it into the gateway, audit it;
 //! - [`convert`]: protobuf messages to and from the router's config structs;
-//! - [`service`] / [`tables`] / [`accounts`] / [`stats`]: the RPCs;
+//! - [`service`] / [`tables`] / [`connectors`] / [`accounts`] / [`stats`]: the RPCs;
 //! - [`auth`]: bearer tokens; the token's name is the audit actor.
+//!
+//! [`tls_incoming`]: TLS when `[admin.tls]` names a certificate.
 //!
 //! Health (`grpc.health.v1`) and reflection are served without a token: they reveal
 //! only the schema and liveness.
@@ -14,17 +17,22 @@
 pub mod accounts;
 pub mod apply;
 pub mod auth;
+pub mod connectors;
 pub mod convert;
 mod objects;
 pub mod service;
 pub mod stats;
 pub mod store;
 pub mod tables;
+pub mod tls_incoming;
 
 use std::sync::Arc;
 
 use billing::EngineCharging;
-use proto::admin::{admin_server::AdminServer, stats_server::StatsServer};
+use proto::{
+    admin::{admin_server::AdminServer, stats_server::StatsServer},
+    billing::billing_server::BillingServer,
+};
 use router::{Gateway, RouterConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -51,14 +59,11 @@ pub fn state(
     Arc::new(AdminState::new(gateway, charging, store, current))
 }
 
-/// Serves Admin and Stats (token-checked), health and reflection on `listener` until
-/// `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+/// Admin, Stats and Billing (token-checked), health and reflection, ready to serve.
+async fn services(
     state: Arc<AdminState>,
     auth: Auth,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
+) -> Result<tonic::transport::server::Router, ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<AdminServer<service::AdminService>>()
@@ -66,11 +71,15 @@ pub async fn serve(
     health
         .set_serving::<StatsServer<stats::StatsService>>()
         .await;
+    health
+        .set_serving::<BillingServer<billing::grpc::BillingService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::admin::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(proto::billing::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    Ok(tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AdminServer::with_interceptor(
@@ -78,13 +87,47 @@ pub async fn serve(
             auth.clone(),
         ))
         .add_service(StatsServer::with_interceptor(
-            stats::StatsService::new(state),
-            auth,
+            stats::StatsService::new(state.clone()),
+            auth.clone(),
         ))
+        // Billing (balance, top-up, rate, and the charging calls of a remote router) on
+        // the same engine the gateway charges through, behind the same tokens.
+        .add_service(BillingServer::with_interceptor(
+            billing::grpc::BillingService::new(state.charging.engine().clone()),
+            auth,
+        )))
+}
+
+/// Serves the admin services in clear on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    services(state, auth)
+        .await?
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown.cancelled_owned(),
         )
+        .await?;
+    Ok(())
+}
+
+/// Serves the admin services over TLS (`tls` must offer ALPN `h2`, see
+/// [`tls_incoming::server_tls`]) until `shutdown` is cancelled.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: tls::TlsAcceptor,
+    state: Arc<AdminState>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let incoming = tls_incoming::incoming(listener, tls, shutdown.clone());
+    services(state, auth)
+        .await?
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
 }

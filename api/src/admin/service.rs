@@ -294,6 +294,36 @@ impl Admin for AdminService {
         )))
     }
 
+    async fn get_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Connector> {
+        self.get_connector_now(request).await
+    }
+
+    async fn add_smpp_connector(
+        &self,
+        request: Request<pb::SmppConnector>,
+    ) -> Reply<pb::Connector> {
+        self.add_smpp_now(request).await
+    }
+
+    async fn update_smpp_connector(
+        &self,
+        request: Request<pb::SmppConnectorUpdate>,
+    ) -> Reply<pb::Connector> {
+        self.update_smpp_now(request).await
+    }
+
+    async fn start_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Connector> {
+        self.set_started(request, true).await
+    }
+
+    async fn stop_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Connector> {
+        self.set_started(request, false).await
+    }
+
+    async fn remove_smpp_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Done> {
+        self.remove_smpp_now(request).await
+    }
+
     async fn add_http_connector(
         &self,
         request: Request<pb::HttpConnector>,

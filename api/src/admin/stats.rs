@@ -9,11 +9,12 @@ use std::sync::{
 use proto::admin::{self as pb, stats_server::Stats};
 use router::{
     RouterConfig,
+    config::ConnectorConfig,
     stats::{ConnectorCounters, UserCounters},
 };
 use tonic::{Request, Response, Status};
 
-use super::apply::AdminState;
+use super::apply::{AdminState, redact};
 
 pub struct StatsService {
     state: Arc<AdminState>,
@@ -56,22 +57,34 @@ fn connector_counters(cid: &str, bound: bool, c: &ConnectorCounters) -> pb::Conn
     }
 }
 
+/// One SMPP connector's status: whether its uplink runs and is bound, its counters, the
+/// parts waiting for it, and its options (password redacted).
+pub fn smpp_connector(state: &AdminState, c: &ConnectorConfig) -> pb::Connector {
+    let live = state.gateway.connector(&c.cid);
+    let bound = live.as_ref().is_some_and(|l| l.is_bound());
+    let config_json = serde_json::to_value(c)
+        .map(|v| redact(v).to_string())
+        .unwrap_or_default();
+    pb::Connector {
+        cid: c.cid.clone(),
+        kind: "smpp".into(),
+        target: format!("{}:{}", c.host, c.port),
+        bind: c.bind.clone(),
+        bound,
+        started: state.gateway.is_started(&c.cid),
+        counters: live.map(|l| connector_counters(&c.cid, bound, &l.counters)),
+        config_json,
+        pending: state.gateway.pending_on(&c.cid) as u64,
+    }
+}
+
 /// SMPP uplinks (with bind state and counters) then HTTP connectors.
 pub fn connectors(state: &AdminState, config: &RouterConfig) -> pb::ConnectorList {
-    let mut list = Vec::new();
-    for c in &config.connectors {
-        let live = state.gateway.connector(&c.cid);
-        let bound = live.is_some_and(|l| l.is_bound());
-        list.push(pb::Connector {
-            cid: c.cid.clone(),
-            kind: "smpp".into(),
-            target: format!("{}:{}", c.host, c.port),
-            bind: c.bind.clone(),
-            bound,
-            started: c.start,
-            counters: live.map(|l| connector_counters(&c.cid, bound, &l.counters)),
-        });
-    }
+    let mut list: Vec<pb::Connector> = config
+        .connectors
+        .iter()
+        .map(|c| smpp_connector(state, c))
+        .collect();
     for c in &config.http_connectors {
         list.push(pb::Connector {
             cid: c.cid.clone(),
@@ -81,6 +94,8 @@ pub fn connectors(state: &AdminState, config: &RouterConfig) -> pb::ConnectorLis
             bound: false,
             started: true,
             counters: None,
+            config_json: String::new(),
+            pending: 0,
         });
     }
     pb::ConnectorList { connectors: list }

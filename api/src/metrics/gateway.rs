@@ -46,7 +46,7 @@ impl Collector for GatewayCollector {
         let mut users = self.0.all_user_counters();
         users.sort_by(|a, b| a.0.cmp(&b.0));
         encode_users(&mut encoder, &users)?;
-        let mut connectors: Vec<&Arc<Connector>> = self.0.connectors().collect();
+        let mut connectors: Vec<Arc<Connector>> = self.0.connectors();
         connectors.sort_by(|a, b| a.cid.cmp(&b.cid));
         encode_connectors(&mut encoder, &connectors)?;
 
@@ -139,7 +139,7 @@ fn encode_users(encoder: &mut DescriptorEncoder<'_>, users: UserRows<'_>) -> fmt
 
 fn encode_connectors(
     encoder: &mut DescriptorEncoder<'_>,
-    connectors: &[&Arc<Connector>],
+    connectors: &[Arc<Connector>],
 ) -> fmt::Result {
     let per = |pick: fn(&ConnectorCounters) -> &AtomicU64| {
         connectors
@@ -205,7 +205,7 @@ fn encode_connectors(
     )?;
     let uplink = |pick: fn(&smpp_core::client::UplinkStats) -> u64| {
         connectors.iter().map(move |c| {
-            let value = c.stats.get().map_or(0, |s| pick(s));
+            let value = pick(&c.stats);
             (connector(&c.cid), value)
         })
     };
@@ -280,13 +280,9 @@ fn encode_connectors(
 /// named in the LCR cost table.
 fn encode_health(
     encoder: &mut DescriptorEncoder<'_>,
-    connectors: &[&Arc<Connector>],
+    connectors: &[Arc<Connector>],
 ) -> fmt::Result {
-    let lcr: Vec<&Arc<Connector>> = connectors
-        .iter()
-        .copied()
-        .filter(|c| c.lcr_managed)
-        .collect();
+    let lcr: Vec<&Arc<Connector>> = connectors.iter().filter(|c| c.lcr_managed).collect();
     gauges(
         encoder,
         "smsgw_connector_health_score",

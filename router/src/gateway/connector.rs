@@ -1,11 +1,7 @@
 //! A connector (an SMPP uplink to an operator) as the pipeline sees it, and the mapping
 //! from Jasmin's connector options to the uplink's configuration.
 
-use std::{
-    path::Path,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use smpp_core::{
     BindKind,
@@ -14,8 +10,8 @@ use smpp_core::{
 
 use crate::{
     config::{ConfigError, ConnectorConfig},
-    lcr::Health,
-    queue::MessageQueue,
+    lcr::{Health, HealthSettings},
+    queue::{MemoryQueue, MessageQueue},
     stats::ConnectorCounters,
 };
 
@@ -28,9 +24,12 @@ const MIN_THROUGHPUT: f64 = 1.0 / 86_400.0;
 pub struct Connector {
     pub cid: Arc<str>,
     pub config: ConnectorConfig,
+    /// Kept when the connector is reconfigured: what waits here is not lost.
     pub queue: Arc<dyn MessageQueue>,
-    pub stats: OnceLock<Arc<UplinkStats>>,
-    pub counters: ConnectorCounters,
+    /// The uplink's link counters, one set across stops, starts and edits.
+    pub stats: Arc<UplinkStats>,
+    /// Kept across edits too, so a connector's counters are its whole life's.
+    pub counters: Arc<ConnectorCounters>,
     /// Health score, state and circuit breaker (meaningful for `lcr_managed` ones).
     pub health: Health,
     /// Named in the LCR cost table: its uplink hands unanswered messages back when the
@@ -39,8 +38,40 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// A connector with an empty queue and fresh counters.
+    pub fn new(config: ConnectorConfig, health: &HealthSettings, lcr_managed: bool) -> Self {
+        Self {
+            cid: Arc::from(config.cid.as_str()),
+            queue: Arc::new(MemoryQueue::new(
+                config.queue_capacity,
+                config.queue_max_bytes,
+            )),
+            stats: Arc::new(UplinkStats::default()),
+            counters: Arc::new(ConnectorCounters::default()),
+            health: Health::new(health, config.target_dlr, config.submit_throughput),
+            lcr_managed,
+            config,
+        }
+    }
+
+    /// This connector with new options: same queue (with the new bounds), counters and
+    /// link statistics; the health window starts again (its targets may have changed).
+    pub fn reconfigured(&self, config: ConnectorConfig, health: &HealthSettings) -> Self {
+        self.queue
+            .set_bounds(config.queue_capacity, config.queue_max_bytes);
+        Self {
+            cid: self.cid.clone(),
+            queue: self.queue.clone(),
+            stats: self.stats.clone(),
+            counters: self.counters.clone(),
+            health: Health::new(health, config.target_dlr, config.submit_throughput),
+            lcr_managed: self.lcr_managed,
+            config,
+        }
+    }
+
     pub fn is_bound(&self) -> bool {
-        self.stats.get().is_some_and(|s| s.is_bound())
+        self.stats.is_bound()
     }
 }
 
@@ -49,6 +80,15 @@ impl Connector {
 /// panicking inside the uplink's task later.
 pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
     let invalid = |what: &str| ConfigError::Invalid(format!("connector {}: {what}", c.cid));
+    if c.cid.trim().is_empty() {
+        return Err(ConfigError::Invalid("connector: cid is required".into()));
+    }
+    if c.host.trim().is_empty() || c.port == 0 {
+        return Err(invalid(&format!(
+            "host and port are required, got {:?}:{}",
+            c.host, c.port
+        )));
+    }
     let bind: BindKind = c.bind.parse().map_err(|e: String| invalid(&e))?;
     let delay = |name: &str, v: f64| {
         if v.is_finite() && (0.0..=MAX_DELAY_SECS).contains(&v) {
@@ -91,7 +131,7 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
     } else {
         None
     };
-    Ok(UplinkConfig {
+    let config = UplinkConfig {
         id: c.cid.clone(),
         address: format!("{}:{}", c.host, c.port),
         system_id: c.username.clone(),
@@ -108,7 +148,9 @@ pub fn uplink_config(c: &ConnectorConfig) -> Result<UplinkConfig, ConfigError> {
         max_reconnect_delay: on_loss.max(on_failure).max(Duration::from_secs(1)),
         tls,
         ..UplinkConfig::default()
-    })
+    };
+    smpp_core::client::check_bind(&config).map_err(|e| invalid(&e.to_string()))?;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use crate::stats::UserCounters;
 
 impl Gateway {
     /// Every SMPP connector, in no particular order.
-    pub fn connectors(&self) -> impl Iterator<Item = &Arc<Connector>> {
-        self.connectors.values()
+    pub fn connectors(&self) -> Vec<Arc<Connector>> {
+        self.connectors.load().values().cloned().collect()
     }
 
     /// The counters of every user that has sent or received something since the start.

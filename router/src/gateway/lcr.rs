@@ -89,6 +89,10 @@ impl LcrState {
         })
     }
 
+    pub(super) fn health_settings(&self) -> &crate::lcr::HealthSettings {
+        &self.config.health
+    }
+
     pub(super) fn network_of(&self, addr: &str) -> Option<NetworkPick> {
         let registry = self.registry.load();
         let r = registry.resolve(addr)?;
@@ -180,9 +184,8 @@ impl Gateway {
 
     fn ranked(&self, mcc: u16, mnc: u16) -> Vec<Candidate> {
         let serving = self.lcr.costs.serving(mcc, mnc);
-        lcr::rank(serving, &|cid| {
-            self.connectors.get(cid).map(|c| self.facts(c))
-        })
+        let connectors = self.connectors.load();
+        lcr::rank(serving, &|cid| connectors.get(cid).map(|c| self.facts(c)))
     }
 
     /// The ranked usable candidates for a network, and the first one's cost.
@@ -217,7 +220,7 @@ impl Gateway {
             .enumerate()
             .position(|(i, (cid, _))| {
                 trail.tried & (1 << i) == 0
-                    && self.connectors.get(cid).is_some_and(|c| {
+                    && self.connectors.load().get(cid).is_some_and(|c| {
                         c.is_bound()
                             && !c.health.breaker_open()
                             && c.health.state() != HealthState::Failed
@@ -227,7 +230,7 @@ impl Gateway {
         trail.tried |= 1 << i;
         trail.at = i;
         let cid = trail.candidates[i].0.clone();
-        if let Some(c) = self.connectors.get(&cid) {
+        if let Some(c) = self.connectors.load().get(&cid) {
             c.health.routed();
         }
         f.connector = cid;
@@ -253,7 +256,7 @@ impl Gateway {
         stat: &str,
         submitted_at: chrono::DateTime<chrono::Local>,
     ) {
-        if let Some(c) = self.connectors.get(cid)
+        if let Some(c) = self.connectors.load().get(cid)
             && c.lcr_managed
         {
             let latency = (chrono::Local::now() - submitted_at)
@@ -281,9 +284,10 @@ impl Gateway {
     /// is published (audit log, metrics). A connector that turned FAILED gives its
     /// queued LcrRoute parts to their next candidates.
     pub(super) fn health_tick(&self) {
-        for c in self.connectors.values().filter(|c| c.lcr_managed) {
+        for c in self.connectors.load().values().filter(|c| c.lcr_managed) {
             let bound = c.is_bound();
-            if let Some(s) = c.stats.get() {
+            {
+                let s = &c.stats;
                 let answered = s.accepted.load(Ordering::Relaxed)
                     + s.rejected.load(Ordering::Relaxed)
                     + s.throttled.load(Ordering::Relaxed);
@@ -332,6 +336,7 @@ impl Gateway {
     pub fn health_snapshot(&self) -> Vec<(Arc<str>, f64, HealthState, bool, bool)> {
         let mut v: Vec<_> = self
             .connectors
+            .load()
             .values()
             .filter(|c| c.lcr_managed)
             .map(|c| {
@@ -352,7 +357,8 @@ impl Gateway {
     /// bound alternative, LcrRoute parts to their next candidate. With `lcr_only`, only
     /// LcrRoute parts move (the uplink is up but should not be used).
     pub(super) fn move_queue(&self, cid: &Arc<str>, lcr_only: bool) {
-        let Some(connector) = self.connectors.get(cid) else {
+        let connectors = self.connectors.load();
+        let Some(connector) = connectors.get(cid) else {
             return;
         };
         let mut keep = Vec::new();
@@ -373,7 +379,7 @@ impl Gateway {
                     _ => None,
                 }
             };
-            match target.and_then(|t| self.connectors.get(&t)) {
+            match target.and_then(|t| connectors.get(&t)) {
                 Some(other) => {
                     other.queue.push_front(item);
                     moved += 1;

@@ -39,7 +39,7 @@ impl Gateway {
         if let Some(r) = receipts::parse(&msg) {
             return self.on_receipt(cid, r).await;
         }
-        if let Some(c) = self.connectors.get(cid) {
+        if let Some(c) = self.connectors.load().get(cid) {
             bump(&c.counters.mo);
         }
         self.on_mo(msg, true).await

@@ -13,6 +13,7 @@ mod connector;
 mod delivery;
 mod export;
 mod lcr;
+mod links;
 mod mo;
 mod mt;
 mod observers;
@@ -26,7 +27,7 @@ mod uplink;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -36,12 +37,13 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use proto::charging::{Charging, Unmetered};
-use smpp_core::{client::Uplink, server::SessionRegistry, throttle::TokenBucket};
+use smpp_core::{server::SessionRegistry, throttle::TokenBucket};
 use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use connector::{Connector, uplink_config};
 pub use lcr::{Explanation, LcrState};
+pub use links::{LinkChanges, LinkError, check_connectors};
 pub use observers::{NotStored, Observed, Subscription};
 pub use query::MessageStatus;
 pub use restore::RestoreReport;
@@ -53,12 +55,11 @@ use crate::{
     idmap::{IdMap, MemoryIdMap},
     journaling::{Journal, NoJournal},
     model::Message,
-    queue::{MemoryQueue, QueueSource},
     reassembly::MoReassembler,
     receipts::{MultipartState, PendingStore},
     refusal::Refusal,
     snapshot::Snapshot,
-    stats::{ConnectorCounters, UserCounters},
+    stats::UserCounters,
     user::User,
 };
 
@@ -101,7 +102,9 @@ const INFLIGHT_SHARDS: usize = 32;
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     settings: Settings,
-    connectors: HashMap<Arc<str>, Arc<Connector>>,
+    /// Read on the message path without locks; replaced whole by `links` (admin changes).
+    connectors: ArcSwap<links::Connectors>,
+    links: links::Links,
     inflight: Vec<Mutex<HashMap<u64, InFlight>>>,
     next_tag: AtomicU64,
     charging: Arc<dyn Charging>,
@@ -140,38 +143,25 @@ impl Gateway {
         deps: Deps,
     ) -> Result<GatewayHandle, ConfigError> {
         let lcr_state = Arc::new(LcrState::build(&config)?);
-        let mut connectors = HashMap::new();
-        for c in &config.connectors {
-            uplink_config(c)?;
-            let cid: Arc<str> = Arc::from(c.cid.as_str());
-            let lcr_managed = lcr_state.costs.connectors().any(|m| *m == cid);
-            let connector = Arc::new(Connector {
-                cid: cid.clone(),
-                config: c.clone(),
-                queue: Arc::new(MemoryQueue::new(c.queue_capacity, c.queue_max_bytes)),
-                stats: OnceLock::new(),
-                counters: ConnectorCounters::default(),
-                health: crate::lcr::Health::new(
-                    &config.lcr.health,
-                    c.target_dlr,
-                    c.submit_throughput,
-                ),
-                lcr_managed,
-            });
-            if connectors.insert(cid, connector).is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "connector {} defined twice",
-                    c.cid
-                )));
-            }
-        }
+        links::check_connectors(&config)?;
+        let connectors: links::Connectors = config
+            .connectors
+            .iter()
+            .map(|c| {
+                let cid: Arc<str> = Arc::from(c.cid.as_str());
+                let lcr_managed = lcr_state.costs.connectors().any(|m| *m == cid);
+                let connector = Connector::new(c.clone(), &config.lcr.health, lcr_managed);
+                (cid, Arc::new(connector))
+            })
+            .collect();
         let snapshot = Snapshot::build(&config, &|cid| connectors.contains_key(cid))?;
         let s = &config.settings;
         let (health_tx, _) = broadcast::channel(256);
         let gateway = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             settings: s.clone(),
-            connectors,
+            connectors: ArcSwap::from_pointee(connectors),
+            links: links::Links::new(shutdown.clone()),
             inflight: (0..INFLIGHT_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -194,33 +184,16 @@ impl Gateway {
             health_tx,
         });
 
-        let mut tasks = Vec::new();
-        for connector in gateway.connectors.values() {
-            let handler = Arc::new(smpp_front::UplinkSide::new(
-                gateway.clone(),
-                connector.cid.clone(),
-            ));
-            let weak = Arc::downgrade(&gateway);
-            let source = QueueSource::new(
-                connector.queue.clone(),
-                Arc::new(move |tag| {
-                    if let Some(g) = weak.upgrade() {
-                        g.expired(tag);
-                    }
-                }),
-            );
-            let mut uplink_settings = uplink_config(&connector.config)?;
-            if connector.lcr_managed {
-                // A message that gets no answer moves to the next operator at once.
-                uplink_settings.hand_back_on_loss = true;
-                uplink_settings.max_attempts = 1;
-            }
-            let uplink = Uplink::new(uplink_settings, source, handler);
-            let _ = connector.stats.set(uplink.stats());
+        for connector in gateway.connectors.load().values() {
             if connector.config.start {
-                tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
+                gateway.start_uplink(connector)?;
             }
         }
+        // Uplinks come and go with admin changes; this task ends when they all have.
+        let g = gateway.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            g.links.join_at_shutdown().await;
+        })];
         let g = gateway.clone();
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -232,7 +205,7 @@ impl Gateway {
                 }
             }
         }));
-        if gateway.connectors.values().any(|c| c.lcr_managed) {
+        if gateway.connectors.load().values().any(|c| c.lcr_managed) {
             let g = gateway.clone();
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
@@ -268,12 +241,17 @@ impl Gateway {
             .collect()
     }
 
-    /// Replace users, groups, filters, routes, interceptors and HTTP connectors at once.
-    /// SMPP connectors are fixed at start.
-    /// Applies a new configuration at once; the bound sessions of users it disables or
-    /// removes are unbound.
+    /// Replace users, groups, filters, routes, interceptors and HTTP connectors at once;
+    /// SMPP connectors change through [`Gateway::reconfigure`]. The bound sessions of
+    /// users it disables or removes are unbound.
     pub fn replace(&self, config: &RouterConfig) -> Result<(), ConfigError> {
-        let snapshot = Snapshot::build(config, &|cid| self.connectors.contains_key(cid))?;
+        let connectors = self.connectors.load();
+        let snapshot = Snapshot::build(config, &|cid| connectors.contains_key(cid))?;
+        self.install(snapshot);
+        Ok(())
+    }
+
+    fn install(&self, snapshot: Snapshot) {
         let directory_ok = |system_id: &str| snapshot.directory.may_bind(system_id);
         let mut ended: Vec<Arc<str>> = self
             .registry
@@ -288,15 +266,14 @@ impl Gateway {
             let sessions = self.registry.unbind(&system_id);
             tracing::info!(sessions, "user disabled or removed: its sessions unbind");
         }
-        Ok(())
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
     }
 
-    pub fn connector(&self, cid: &str) -> Option<&Arc<Connector>> {
-        self.connectors.get(cid)
+    pub fn connector(&self, cid: &str) -> Option<Arc<Connector>> {
+        self.connectors.load().get(cid).cloned()
     }
 
     pub fn registry(&self) -> &Arc<SessionRegistry> {

@@ -271,13 +271,23 @@ impl Gateway {
                 let bound = route
                     .targets
                     .iter()
-                    .find(|cid| self.connectors.get(*cid).is_some_and(|c| c.is_bound()))
+                    .find(|cid| {
+                        self.connectors
+                            .load()
+                            .get(*cid)
+                            .is_some_and(|c| c.is_bound())
+                    })
                     .ok_or(Refusal::NoBoundConnector)?;
                 (bound, Some(Arc::<[Arc<str>]>::from(route.targets.clone())))
             }
             RouteKind::Lcr => return Err(Refusal::NoRoute),
         };
-        let connector = self.connectors.get(cid).ok_or(Refusal::NoRoute)?.clone();
+        let connector = self
+            .connectors
+            .load()
+            .get(cid)
+            .ok_or(Refusal::NoRoute)?
+            .clone();
         if msg.source.addr.is_empty()
             && let Some(src) = &connector.config.src_addr
         {
@@ -307,7 +317,12 @@ impl Gateway {
         let network = network.ok_or(Refusal::NoRoute)?;
         let (trail, first_cost) = self.lcr_pick(&network).ok_or(Refusal::NoBoundConnector)?;
         let cid = trail.current();
-        let connector = self.connectors.get(cid).ok_or(Refusal::NoRoute)?.clone();
+        let connector = self
+            .connectors
+            .load()
+            .get(cid)
+            .ok_or(Refusal::NoRoute)?
+            .clone();
         connector.health.routed();
         if msg.source.addr.is_empty()
             && let Some(src) = &connector.config.src_addr

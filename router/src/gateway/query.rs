@@ -142,7 +142,7 @@ impl Gateway {
         if tags.iter().any(|(_, c)| c != cid) {
             return false;
         }
-        let Some(connector) = self.connectors.get(cid) else {
+        let Some(connector) = self.connector(cid) else {
             return false;
         };
         let queue = &connector.queue;
@@ -239,7 +239,7 @@ impl Gateway {
             }
             self.rebuild(f, *tag)
         };
-        let queue = self.connectors.get(cid).map(|c| c.queue.clone());
+        let queue = self.connectors.load().get(cid).map(|c| c.queue.clone());
         match (item, queue) {
             (Some(item), Some(queue)) => {
                 queue.push_front(item);

@@ -146,7 +146,7 @@ impl Gateway {
         let is_final = stat.is_some();
         let _span =
             tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat).entered();
-        if let Some(c) = self.connectors.get(cid) {
+        if let Some(c) = self.connectors.load().get(cid) {
             c.counters.receipt(&r.stat, entry.submitted_at, is_final);
         }
         if is_final {
@@ -255,6 +255,7 @@ impl Gateway {
 
     fn id_form(&self, cid: &str) -> IdForm {
         self.connectors
+            .load()
             .get(cid)
             .map_or(IdForm::default(), |c| c.config.dlr_id_form)
     }
@@ -290,7 +291,7 @@ impl Gateway {
                 _ => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         };
-        if let Some(c) = self.connectors.get(cid) {
+        if let Some(c) = self.connectors.load().get(cid) {
             bump(&c.counters.receipts_unmatched);
         }
         match ambiguous {

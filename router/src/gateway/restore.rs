@@ -38,7 +38,7 @@ impl Gateway {
         for record in records {
             match record {
                 Restored::Part(p) => {
-                    let Some(connector) = self.connectors.get(&p.connector).cloned() else {
+                    let Some(connector) = self.connectors.load().get(&p.connector).cloned() else {
                         warn!(id = %p.message.id, connector = %p.connector, "replayed message for an unknown connector: refunded");
                         self.charging.refund(&p.charge_key, "UNKNOWN_CONNECTOR");
                         report.dropped += 1;

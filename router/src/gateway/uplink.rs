@@ -39,7 +39,7 @@ impl Gateway {
     /// A part's validity ended in the queue: drop, refund, report EXPIRED.
     pub(super) fn expired(&self, tag: u64) {
         let Some(f) = self.take(tag) else { return };
-        if let Some(c) = self.connectors.get(&f.connector) {
+        if let Some(c) = self.connectors.load().get(&f.connector) {
             bump(&c.counters.expired);
         }
         self.charging.refund(&f.charge_key, "EXPIRED");
@@ -67,7 +67,7 @@ impl Gateway {
             debug!(tag = result.tag, "result for an unknown part");
             return;
         };
-        let Some(connector) = self.connectors.get(cid).cloned() else {
+        let Some(connector) = self.connectors.load().get(cid).cloned() else {
             return;
         };
         connector.counters.submit_answered(&result);
@@ -162,7 +162,12 @@ impl Gateway {
             .as_ref()?
             .iter()
             .find(|cid| {
-                **cid != f.connector && self.connectors.get(*cid).is_some_and(|c| c.is_bound())
+                **cid != f.connector
+                    && self
+                        .connectors
+                        .load()
+                        .get(*cid)
+                        .is_some_and(|c| c.is_bound())
             })
             .cloned()
     }
@@ -185,7 +190,7 @@ impl Gateway {
             self.fail(&f, u32::from(CommandStatus::EsmeRsyserr));
             return;
         };
-        let Some(connector) = self.connectors.get(&f.connector).cloned() else {
+        let Some(connector) = self.connectors.load().get(&f.connector).cloned() else {
             return;
         };
         self.track(tag, f);
@@ -197,7 +202,7 @@ impl Gateway {
             self.fail(&f, u32::from(CommandStatus::EsmeRsyserr));
             return;
         };
-        let Some(connector) = self.connectors.get(&f.connector).cloned() else {
+        let Some(connector) = self.connectors.load().get(&f.connector).cloned() else {
             return;
         };
         self.track(tag, f);

@@ -157,7 +157,7 @@ pub(crate) async fn connect(config: &UplinkConfig) -> Result<Link, ConnectError>
     }
 }
 
-fn bind_pdu(config: &UplinkConfig) -> Result<Pdu, ConnectError> {
+pub(crate) fn bind_pdu(config: &UplinkConfig) -> Result<Pdu, ConnectError> {
     let system_id = COctetString::from_string(config.system_id.clone())
         .map_err(|_| ConnectError::Field("system_id (max 15)"))?;
     let password = COctetString::from_string(config.password.clone())

@@ -37,11 +37,22 @@ pub struct Uplink<S, H> {
 
 impl<S: SubmitSource, H: UplinkHandler> Uplink<S, H> {
     pub fn new(config: UplinkConfig, source: S, handler: Arc<H>) -> Self {
+        Self::with_stats(config, source, handler, Arc::new(UplinkStats::default()))
+    }
+
+    /// Counting into `stats`: a link stopped and started again (or reconfigured) by its
+    /// owner keeps one set of counters. Run one uplink at a time on a set.
+    pub fn with_stats(
+        config: UplinkConfig,
+        source: S,
+        handler: Arc<H>,
+        stats: Arc<UplinkStats>,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             source,
             handler,
-            stats: Arc::new(UplinkStats::default()),
+            stats,
             retry: VecDeque::new(),
         }
     }
@@ -128,6 +139,13 @@ impl<S: SubmitSource, H: UplinkHandler> Uplink<S, H> {
         .instrument(span)
         .await
     }
+}
+
+/// Whether the bind's fields fit SMPP 3.4's lengths (system_id 15, password 8,
+/// system_type 12, address_range 40): a link whose bind cannot be encoded would only
+/// retry for ever, so owners check before they start one.
+pub fn check_bind(config: &UplinkConfig) -> Result<(), ConnectError> {
+    connection::bind_pdu(config).map(|_| ())
 }
 
 /// `base · 2^(failures−1)`, capped, with jitter in [50 %, 100 %] so that many links
