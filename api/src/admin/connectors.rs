@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     apply::{AdminState, Change},
-    auth::actor,
+    auth::{Actor, actor},
     convert::invalid,
     service::{AdminService, done, json},
     stats,
@@ -146,6 +146,26 @@ impl AdminService {
         Ok(Response::new(self.status(&config, &cid)?))
     }
 
+    /// One change to one connector through the funnel, answered with its new status.
+    async fn change_connector(
+        &self,
+        actor: &Actor,
+        action: &str,
+        cid: &str,
+        edit: impl FnOnce(&mut RouterConfig) -> Result<(), Status>,
+    ) -> Reply<pb::Connector> {
+        let change = Change {
+            actor,
+            action,
+            subject: format!("connector:{cid}"),
+        };
+        let config = self
+            .state
+            .change(change, edit, |c| json(find(c, cid)))
+            .await?;
+        Ok(Response::new(self.status(&config, cid)?))
+    }
+
     pub(super) async fn add_smpp_now(
         &self,
         request: Request<pb::SmppConnector>,
@@ -153,26 +173,14 @@ impl AdminService {
         let actor = actor(&request)?;
         let connector = new_connector(request.into_inner())?;
         let cid = connector.cid.clone();
-        let change = Change {
-            actor: &actor,
-            action: "connector.smpp.add",
-            subject: format!("connector:{cid}"),
-        };
-        let config = self
-            .state
-            .change(
-                change,
-                |c| {
-                    if find(c, &cid).is_some() || c.http_connectors.iter().any(|h| h.cid == cid) {
-                        return Err(Status::already_exists(format!("connector {cid:?} exists")));
-                    }
-                    c.connectors.push(connector);
-                    Ok(())
-                },
-                |c| json(find(c, &cid)),
-            )
-            .await?;
-        Ok(Response::new(self.status(&config, &cid)?))
+        self.change_connector(&actor, "connector.smpp.add", &cid, |c| {
+            if find(c, &cid).is_some() || c.http_connectors.iter().any(|h| h.cid == cid) {
+                return Err(Status::already_exists(format!("connector {cid:?} exists")));
+            }
+            c.connectors.push(connector);
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn update_smpp_now(
@@ -182,25 +190,13 @@ impl AdminService {
         let actor = actor(&request)?;
         let update = request.into_inner();
         let cid = update.cid.clone();
-        let change = Change {
-            actor: &actor,
-            action: "connector.smpp.update",
-            subject: format!("connector:{cid}"),
-        };
-        let config = self
-            .state
-            .change(
-                change,
-                |c| {
-                    let slot = c.connectors.iter_mut().find(|x| x.cid == cid);
-                    let slot = slot.ok_or_else(|| no_connector(&cid))?;
-                    *slot = updated(slot, update)?;
-                    Ok(())
-                },
-                |c| json(find(c, &cid)),
-            )
-            .await?;
-        Ok(Response::new(self.status(&config, &cid)?))
+        self.change_connector(&actor, "connector.smpp.update", &cid, |c| {
+            let slot = c.connectors.iter_mut().find(|x| x.cid == cid);
+            let slot = slot.ok_or_else(|| no_connector(&cid))?;
+            *slot = updated(slot, update)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Start or stop: the stored `start` flag changes, and with it the uplink.
@@ -211,28 +207,17 @@ impl AdminService {
     ) -> Reply<pb::Connector> {
         let actor = actor(&request)?;
         let cid = request.into_inner().cid;
-        let change = Change {
-            actor: &actor,
-            action: if on {
-                "connector.smpp.start"
-            } else {
-                "connector.smpp.stop"
-            },
-            subject: format!("connector:{cid}"),
+        let action = if on {
+            "connector.smpp.start"
+        } else {
+            "connector.smpp.stop"
         };
-        let config = self
-            .state
-            .change(
-                change,
-                |c| {
-                    let slot = c.connectors.iter_mut().find(|x| x.cid == cid);
-                    slot.ok_or_else(|| no_connector(&cid))?.start = on;
-                    Ok(())
-                },
-                |c| json(find(c, &cid)),
-            )
-            .await?;
-        Ok(Response::new(self.status(&config, &cid)?))
+        self.change_connector(&actor, action, &cid, |c| {
+            let slot = c.connectors.iter_mut().find(|x| x.cid == cid);
+            slot.ok_or_else(|| no_connector(&cid))?.start = on;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn remove_smpp_now(

@@ -452,31 +452,40 @@ async fn record(
     Ok(Response::new(Full::new(Bytes::from_static(b"ACK/Jasmin"))))
 }
 
+/// Serves HTTP/1 on a loopback port with `handle` until `shutdown`; returns the port.
+pub async fn serve_http<F, Fut>(shutdown: &CancellationToken, handle: F) -> u16
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+    port
+}
+
 impl Hook {
     pub async fn start(shutdown: &CancellationToken) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind hook");
-        let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = seen.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let seen = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| record(seen.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let port = serve_http(shutdown, move |req| record(shared.clone(), req)).await;
         Self {
             base: format!("http://127.0.0.1:{port}"),
             seen,

@@ -13,13 +13,9 @@ use std::{
 
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
-use hyper::{
-    Request, Response, body::Bytes, body::Incoming, server::conn::http1, service::service_fn,
-};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, body::Bytes, body::Incoming};
 use parking_lot::Mutex;
 use sha2::Sha256;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// One request the receiver got.
@@ -70,34 +66,15 @@ async fn receive(r: Receiver, req: Request<Incoming>) -> Result<Response<Full<By
 
 impl Receiver {
     pub async fn start(shutdown: &CancellationToken, status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let r = Receiver {
-            base: format!("http://127.0.0.1:{port}"),
+        let mut r = Receiver {
+            base: String::new(),
             got: Arc::default(),
             status: Arc::new(AtomicU16::new(status)),
             delay_ms: Arc::default(),
         };
         let shared = r.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let r = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| receive(r.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let port = super::serve_http(shutdown, move |req| receive(shared.clone(), req)).await;
+        r.base = format!("http://127.0.0.1:{port}");
         r
     }
 

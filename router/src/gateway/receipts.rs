@@ -111,6 +111,23 @@ impl Gateway {
         }
     }
 
+    /// A failure on the submit path, heard by the observers (REST v1 state, webhooks,
+    /// WebSocket) like a receipt, for the HTTP-sent messages they keep records of.
+    pub(super) fn observe_failure(&self, f: &InFlight, stat: &str, err: String) {
+        if !matches!(f.message.origin, Origin::Http) {
+            return;
+        }
+        self.observers.failure(ReceiptEvent {
+            id: f.message.id.clone(),
+            uid: f.message.uid.clone(),
+            connector: f.connector.clone(),
+            operator_id: String::new(),
+            stat: stat.to_owned(),
+            err,
+            part: f.part,
+        });
+    }
+
     pub(super) fn http_dlr_level1(&self, entry: &DlrEntry, dlr: &DlrRequest, status: &str) {
         if dlr.url.is_empty() {
             return;
@@ -273,8 +290,15 @@ impl Gateway {
             match self.idmap.get(cid, &r.id, form) {
                 Lookup::Found(entry) => {
                     let (durable, event) = self.deliver_receipt(cid, &entry, &r);
-                    let (journaled, observed) =
-                        tokio::join!(durable.wait(), self.observers.receipt(event));
+                    // Only HTTP-sent messages have records on the API's side; an SMPP
+                    // client's receipt must not wait for the API's database.
+                    let observed = async {
+                        match entry.origin {
+                            Origin::Http => self.observers.receipt(event).await,
+                            Origin::Smpp { .. } => Ok(()),
+                        }
+                    };
+                    let (journaled, observed) = tokio::join!(durable.wait(), observed);
                     if let Err(error) = journaled {
                         warn!(%error, "receipt not journaled: operator asked to resend");
                         return CommandStatus::EsmeRsyserr;

@@ -50,15 +50,7 @@ impl Gateway {
             part: f.part,
             outcome: FinalOutcome::Expired,
         });
-        self.observers.failure(crate::receipts::ReceiptEvent {
-            id: f.message.id.clone(),
-            uid: f.message.uid.clone(),
-            connector: f.connector.clone(),
-            operator_id: String::new(),
-            stat: "EXPIRED".to_owned(),
-            err: "000".to_owned(),
-            part: f.part,
-        });
+        self.observe_failure(&f, "EXPIRED", "000".to_owned());
         self.report_failure(&f, "EXPIRED", "ESME_RUNKNOWNERR", "000");
     }
 
@@ -284,16 +276,7 @@ impl Gateway {
             part: f.part,
             outcome: FinalOutcome::Failed { status },
         });
-        // Observers (REST v1 state, webhooks, WebSocket) hear of it like of a receipt.
-        self.observers.failure(crate::receipts::ReceiptEvent {
-            id: f.message.id.clone(),
-            uid: f.message.uid.clone(),
-            connector: f.connector.clone(),
-            operator_id: String::new(),
-            stat: "UNDELIV".to_owned(),
-            err: name.clone(),
-            part: f.part,
-        });
+        self.observe_failure(f, "UNDELIV", name.clone());
         self.report_failure(f, "UNDELIV", &name, "099");
     }
 }
