@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use benches::sim::{SimConfig, Simulator};
 use smpp_core::BindKind;
+use smpp_testkit::sim::{SimConfig, Simulator};
 use support::{Client, Gateway, bind_client, free_port, record_reached, submit, wait_until};
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -118,10 +118,7 @@ async fn sim(stop: &CancellationToken) -> (u16, support::Reached) {
 }
 
 fn reached(reached: &support::Reached, n: u64) -> bool {
-    reached
-        .lock()
-        .expect("lock")
-        .contains(&format!("99890{n:07}"))
+    reached.reached(&format!("99890{n:07}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,13 @@
 
 use std::{collections::HashSet, net::SocketAddr, process::Command, sync::Arc, time::Duration};
 
-use benches::sim::{SimConfig, Simulator};
 use smpp_core::{
     BindKind,
     client::{Uplink, UplinkConfig},
+};
+use smpp_testkit::{
+    operator::Operator,
+    sim::{SimConfig, Simulator},
 };
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -115,65 +118,13 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
     assert_reconciles(&config);
 }
 
-/// The operator in a runtime of its own, so that dropping it kills every socket at once,
-/// like a crashed SMSC.
-struct Operator {
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Operator {
-    fn start(addr: SocketAddr, reached: Reached) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut sim = Simulator::new(SimConfig::default());
-        let mut recorded = sim.record_submits();
-        // The simulator records a submit before it answers it. The record is drained on a
-        // thread outside the operator's runtime, so that killing the runtime cannot drop
-        // records of submits the gateway already saw answered.
-        std::thread::spawn(move || {
-            while let Some(submit) = recorded.blocking_recv() {
-                let destination = submit.pdu.destination_addr.as_str().to_owned();
-                reached.lock().unwrap().insert(destination);
-            }
-        });
-        runtime.spawn(async move {
-            let listener = loop {
-                match TcpListener::bind(addr).await {
-                    Ok(listener) => break listener,
-                    // The old process's port may linger a moment.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            };
-            let _ = sim.run(listener, CancellationToken::new()).await;
-        });
-        Self {
-            runtime: Some(runtime),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_operator_delays_messages_but_loses_none() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let operator_addr = free_port();
-    let reached: Reached = Arc::default();
-    let mut operator = Operator::start(operator_addr, reached.clone());
+    let reached = Reached::new();
+    let mut operator = Operator::start_into(operator_addr, SimConfig::default(), reached.clone());
 
     let gateway_addr = free_port();
     let config = write_config(
@@ -207,13 +158,13 @@ async fn a_crashed_operator_delays_messages_but_loses_none() {
         tx.send(submit(n)).await.unwrap();
     }
     wait_until("a third at the operator", || {
-        reached.lock().unwrap().len() as u64 >= MESSAGES / 3
+        destinations(&reached).len() as u64 >= MESSAGES / 3
     })
     .await;
     operator.kill();
     // The gateway keeps accepting into its queue while the operator is away.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _operator = Operator::start(operator_addr, reached.clone());
+    let _operator = Operator::start_into(operator_addr, SimConfig::default(), reached.clone());
 
     wait_until("an answer for every message", || {
         client.answered.lock().unwrap().len() as u64 == MESSAGES

@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use benches::sim::{SimConfig, Simulator};
 use smpp_core::BindKind;
+use smpp_testkit::sim::{SimConfig, Simulator};
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 

@@ -6,80 +6,23 @@
 mod support;
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use benches::sim::{SimConfig, Simulator};
 use smpp_core::BindKind;
+use smpp_testkit::{operator::Operator, sim::SimConfig};
 use support::*;
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const MESSAGES: u64 = 600;
 
-/// Destination → when it reached the operator.
-type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-/// An operator in a runtime of its own: dropping the runtime drops every socket at once,
-/// like a crashed SMSC.
-struct Operator {
-    runtime: Option<tokio::runtime::Runtime>,
-    arrivals: Arrivals,
-}
-
-impl Operator {
-    fn start(addr: SocketAddr, config: SimConfig) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut sim = Simulator::new(config);
-        let mut recorded = sim.record_submits();
-        let arrivals: Arrivals = Arc::default();
-        let into = arrivals.clone();
-        std::thread::spawn(move || {
-            while let Some(submit) = recorded.blocking_recv() {
-                let destination = submit.pdu.destination_addr.as_str().to_owned();
-                into.lock()
-                    .unwrap()
-                    .entry(destination)
-                    .or_insert_with(Instant::now);
-            }
-        });
-        runtime.spawn(async move {
-            let listener = TcpListener::bind(addr).await.unwrap();
-            let _ = sim.run(listener, CancellationToken::new()).await;
-        });
-        Self {
-            runtime: Some(runtime),
-            arrivals,
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-
-    fn has(&self, destination: &str) -> bool {
-        self.arrivals.lock().unwrap().contains_key(destination)
-    }
-
-    fn count(&self) -> usize {
-        self.arrivals.lock().unwrap().len()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Distinct destinations that reached `operator`.
+fn count(operator: &Operator) -> usize {
+    first_arrivals(&operator.record).len()
 }
 
 fn write_config(dir: &Path, gateway: SocketAddr, ops: [SocketAddr; 3]) -> PathBuf {
@@ -198,7 +141,7 @@ async fn killing_the_cheapest_operator_under_load_loses_nothing_and_bills_the_ca
         }
     });
     wait_until("a third at the cheapest operator", || {
-        a.count() as u64 >= MESSAGES / 3
+        count(&a) as u64 >= MESSAGES / 3
     })
     .await;
     let killed_at = Instant::now();
@@ -214,28 +157,25 @@ async fn killing_the_cheapest_operator_under_load_loses_nothing_and_bills_the_ca
     wait_until("every accepted message at an operator", || {
         accepted.keys().all(|n| {
             let d = destination(n);
-            a.has(&d) || b.has(&d) || c.has(&d)
+            a.record.reached(&d) || b.record.reached(&d) || c.record.reached(&d)
         })
     })
     .await;
-    let first_at_b = b
-        .arrivals
-        .lock()
-        .unwrap()
+    let first_at_b = first_arrivals(&b.record)
         .values()
         .copied()
         .filter(|at| *at >= killed_at)
         .min()
         .map(|at| at - killed_at);
-    let taken_by_a = a.count();
+    let taken_by_a = count(&a);
     eprintln!(
         "kill → first message accepted by opb: {first_at_b:?}; opa took {taken_by_a}, \
          opb {}, opc {}",
-        b.count(),
-        c.count()
+        count(&b),
+        count(&c)
     );
     assert!(first_at_b.is_some_and(|d| d < Duration::from_secs(3)));
-    assert_eq!(c.count(), 0, "opb is cheaper than opc and healthy");
+    assert_eq!(count(&c), 0, "opb is cheaper than opc and healthy");
 
     stop.cancel();
     let _ = task.await;

@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
-use benches::sim::{SimConfig, Simulator};
 use smpp_core::BindKind;
+use smpp_testkit::sim::{SimConfig, Simulator};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},

@@ -52,7 +52,7 @@ async fn an_added_user_binds_and_submits_at_once() {
     assert_eq!(added.uid, "u2");
 
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
-    let outcome = client.send("255700000001", b"hello").await;
+    let outcome = client.send_text("255700000001", b"hello").await;
     assert!(
         matches!(outcome, SubmitOutcome::Accepted { .. }),
         "{outcome:?}"
@@ -146,19 +146,17 @@ async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
     // One operator for both runs: the stored connector keeps its port.
     let sim_stop = tokio_util::sync::CancellationToken::new();
     let _stop = sim_stop.clone().drop_guard();
-    let (sim_port, submits) = admin_support::start_sim(&sim_stop).await;
-    let submits = {
-        let stack = Stack::start_on(&url, "", sim_port, submits).await;
+    let sim = admin_support::start_sim(&sim_stop).await;
+    {
+        let stack = Stack::start_on(&url, "", &sim).await;
         assert_eq!(stack.origin, Origin::Seeded);
         let mut admin = stack.admin(Some(TOKEN)).await;
         admin.add_user(new_user()).await.expect("add");
         stack.shutdown.cancel();
-        let mut stack = stack;
-        std::mem::replace(&mut stack.submits, tokio::sync::mpsc::unbounded_channel().1)
-    };
+    }
     // The file now differs (a user u9 the store never saw): reported, not applied.
     let extra = "[[users]]\nuid = \"u9\"\nusername = \"nine\"\npassword = \"pw\"\ngid = \"g1\"\n";
-    let mut stack = Stack::start_on(&url, extra, sim_port, submits).await;
+    let mut stack = Stack::start_on(&url, extra, &sim).await;
     assert_eq!(stack.origin, Origin::StoredFileDiffers);
     let mut admin = stack.admin(Some(TOKEN)).await;
     let users = admin
@@ -171,7 +169,7 @@ async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
     assert!(uids.contains(&"u2"), "{uids:?}");
     assert!(!uids.contains(&"u9"), "{uids:?}");
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
-    let outcome = client.send("255700000002", b"after restart").await;
+    let outcome = client.send_text("255700000002", b"after restart").await;
     assert!(
         matches!(outcome, SubmitOutcome::Accepted { .. }),
         "{outcome:?}"
@@ -188,7 +186,7 @@ async fn disabling_a_user_unbinds_its_sessions() {
     let mut admin = stack.admin(Some(TOKEN)).await;
     admin.add_user(new_user()).await.expect("add");
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank2", "pw2").await;
-    let outcome = client.send("255700000001", b"before").await;
+    let outcome = client.send_text("255700000001", b"before").await;
     assert!(
         matches!(outcome, SubmitOutcome::Accepted { .. }),
         "{outcome:?}"

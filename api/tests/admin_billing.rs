@@ -99,7 +99,7 @@ async fn balance_top_up_and_rate_over_grpc_behind_the_admin_tokens() {
 
     // The gateway charges the same engine: a message sent now shows in the balance.
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank", "pw").await;
-    let outcome = client.send("255700000001", b"charged").await;
+    let outcome = client.send_text("255700000001", b"charged").await;
     assert!(
         matches!(outcome, SubmitOutcome::Accepted { .. }),
         "{outcome:?}"

@@ -7,11 +7,9 @@ mod admin_support;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use admin_support::{Client, Stack, TOKEN, WAIT, connect_esme, start_sim, wait_until};
-use benches::sim::ReceivedSubmit;
+use admin_support::{Client, Sim, Stack, TOKEN, WAIT, connect_esme, start_sim, wait_until};
 use proto::admin as pb;
 use smpp_core::client::SubmitOutcome;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -96,24 +94,22 @@ async fn wait_bound(admin: &mut Admin, cid: &str) {
 }
 
 async fn accepted(client: &mut Client, to: &str, text: &str) {
-    let outcome = client.send(to, text.as_bytes()).await;
+    let outcome = client.send_text(to, text.as_bytes()).await;
     assert!(
         matches!(outcome, SubmitOutcome::Accepted { .. }),
         "{text}: {outcome:?}"
     );
 }
 
-async fn next_text(submits: &mut UnboundedReceiver<ReceivedSubmit>) -> String {
-    let got = tokio::time::timeout(WAIT, submits.recv())
-        .await
-        .expect("submit_sm at the operator in time")
-        .expect("simulator running");
+async fn next_text(operator: &Sim) -> String {
+    let got = operator.next_submit().await;
     String::from_utf8_lossy(got.pdu.short_message().as_ref()).into_owned()
 }
 
-async fn nothing_arrives(submits: &mut UnboundedReceiver<ReceivedSubmit>) {
-    let got = tokio::time::timeout(Duration::from_millis(700), submits.recv()).await;
-    assert!(got.is_err(), "nothing should reach this operator: {got:?}");
+async fn nothing_arrives(operator: &Sim) {
+    operator
+        .no_more_submits_within(Duration::from_millis(700))
+        .await;
 }
 
 #[tokio::test]
@@ -122,8 +118,10 @@ async fn a_connector_added_live_carries_messages_waits_when_stopped_and_follows_
     let mut stack = Stack::start(&sqlite(&dir), "").await;
     let sims = CancellationToken::new();
     let _sims = sims.clone().drop_guard();
-    let (port_b, mut at_b) = start_sim(&sims).await;
-    let (port_c, mut at_c) = start_sim(&sims).await;
+    let at_b = start_sim(&sims).await;
+    let port_b = at_b.port;
+    let at_c = start_sim(&sims).await;
+    let port_c = at_c.port;
     let mut admin = admin(&stack, TOKEN).await;
     let op1_connects = || {
         stack
@@ -150,7 +148,7 @@ async fn a_connector_added_live_carries_messages_waits_when_stopped_and_follows_
 
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank", "pw").await;
     accepted(&mut client, "99100", "first").await;
-    assert_eq!(next_text(&mut at_b).await, "first");
+    assert_eq!(next_text(&at_b).await, "first");
 
     // Stopped: unbound, and what is routed to it is accepted and waits.
     let stopped = admin
@@ -162,7 +160,7 @@ async fn a_connector_added_live_carries_messages_waits_when_stopped_and_follows_
     for n in 1..=3 {
         accepted(&mut client, "99100", &format!("waiting {n}")).await;
     }
-    nothing_arrives(&mut at_b).await;
+    nothing_arrives(&at_b).await;
     assert_eq!(status(&mut admin, "opb").await.pending, 3);
 
     // Started again: they arrive, in order.
@@ -173,7 +171,7 @@ async fn a_connector_added_live_carries_messages_waits_when_stopped_and_follows_
         .into_inner();
     assert!(started.started);
     for n in 1..=3 {
-        assert_eq!(next_text(&mut at_b).await, format!("waiting {n}"));
+        assert_eq!(next_text(&at_b).await, format!("waiting {n}"));
     }
     let opb = stack.gateway.connector("opb").expect("opb");
     wait_until(|| opb.counters.submitted.load(Ordering::Relaxed) == 4).await;
@@ -191,8 +189,8 @@ async fn a_connector_added_live_carries_messages_waits_when_stopped_and_follows_
     assert_eq!(edited.target, format!("127.0.0.1:{port_c}"));
     wait_bound(&mut admin, "opb").await;
     accepted(&mut client, "99100", "after edit").await;
-    assert_eq!(next_text(&mut at_c).await, "after edit");
-    nothing_arrives(&mut at_b).await;
+    assert_eq!(next_text(&at_c).await, "after edit");
+    nothing_arrives(&at_b).await;
     // The counters are the connector's whole life's, across the edit.
     let opb = stack.gateway.connector("opb").expect("opb");
     wait_until(|| opb.counters.submitted.load(Ordering::Relaxed) == 5).await;
@@ -234,10 +232,11 @@ async fn connectors_come_back_after_a_restart_as_they_were_left() {
     let url = sqlite(&dir);
     let sims = CancellationToken::new();
     let _sims = sims.clone().drop_guard();
-    let (port_a, at_a) = start_sim(&sims).await;
-    let (port_b, mut at_b) = start_sim(&sims).await;
-    let at_a = {
-        let mut stack = Stack::start_on(&url, "", port_a, at_a).await;
+    let at_a = start_sim(&sims).await;
+    let at_b = start_sim(&sims).await;
+    let port_b = at_b.port;
+    {
+        let stack = Stack::start_on(&url, "", &at_a).await;
         let mut admin = admin(&stack, TOKEN).await;
         admin
             .add_smpp_connector(connector("opb", port_b, true))
@@ -249,12 +248,11 @@ async fn connectors_come_back_after_a_restart_as_they_were_left() {
             .await
             .expect("add spare, stopped");
         stack.shutdown.cancel();
-        std::mem::replace(&mut stack.submits, tokio::sync::mpsc::unbounded_channel().1)
-    };
+    }
     // Let the first gateway's uplinks unbind before the second binds.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let stack = Stack::start_on(&url, "", port_a, at_a).await;
+    let stack = Stack::start_on(&url, "", &at_a).await;
     let mut admin = admin(&stack, TOKEN).await;
     wait_bound(&mut admin, "opb").await;
     let spare = status(&mut admin, "spare").await;
@@ -270,7 +268,7 @@ async fn connectors_come_back_after_a_restart_as_they_were_left() {
 
     let mut client = connect_esme(&stack.shutdown, stack.smpp_port, "bank", "pw").await;
     accepted(&mut client, "99100", "after restart").await;
-    assert_eq!(next_text(&mut at_b).await, "after restart");
+    assert_eq!(next_text(&at_b).await, "after restart");
 }
 
 #[tokio::test]
@@ -278,7 +276,8 @@ async fn connector_changes_are_refused_with_their_reason() {
     let stack = Stack::start("memory:", "").await;
     let sims = CancellationToken::new();
     let _sims = sims.clone().drop_guard();
-    let (port_b, mut at_b) = start_sim(&sims).await;
+    let at_b = start_sim(&sims).await;
+    let port_b = at_b.port;
 
     // A bad token learns nothing, whether the connector exists or not.
     let mut intruder = admin(&stack, "wrong").await;
@@ -404,7 +403,7 @@ async fn connector_changes_are_refused_with_their_reason() {
         .start_connector(pb::ConnectorRef { cid: "opb".into() })
         .await
         .expect("start");
-    assert_eq!(next_text(&mut at_b).await, "held");
+    assert_eq!(next_text(&at_b).await, "held");
     let deadline = tokio::time::Instant::now() + WAIT;
     while status(&mut admin, "opb").await.pending > 0 {
         assert!(tokio::time::Instant::now() < deadline, "drained in time");

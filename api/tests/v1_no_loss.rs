@@ -13,10 +13,10 @@ use std::{
 };
 
 use api::v1::{NewKey, Scope};
-use benches::sim::SimStats;
 use common::{Reply, Setup, receiver::Receiver};
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
+use smpp_testkit::sim::SimStats;
 use sqlx::{Connection, Executor, SqliteConnection};
 
 /// More messages than the 4096 receipts a broadcast hand-off kept.

@@ -1,5 +1,6 @@
-//! Tools for tests and benchmarks: an SMSC simulator that plays the operator, and an
-//! SMPP load generator that plays the client.
+//! Tools for benchmarks: the SMSC simulator that plays the operator (it lives in the
+//! SMPP test kit, `smpp-testkit`, and is re-exported here for the `smsc-sim` binary), and
+//! an SMPP load generator that plays the client.
 
 pub mod load;
-pub mod sim;
+pub use smpp_testkit::sim;

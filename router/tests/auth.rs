@@ -3,7 +3,6 @@
 //! stall the async runtime.
 
 mod common;
-mod raw_esme;
 
 use std::sync::{
     Arc, OnceLock,
@@ -12,8 +11,8 @@ use std::sync::{
 
 use common::start_gateway;
 use futures_util::future::join_all;
-use raw_esme::RawEsme;
 use smpp_core::rusmpp::CommandStatus;
+use smpp_testkit::raw::RawEsme;
 use tokio_util::sync::CancellationToken;
 
 /// Binds verified at once in the stall tests.

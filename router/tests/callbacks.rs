@@ -8,13 +8,13 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use benches::sim::SimConfig;
 use common::{
-    Hook, HookRequest, Shutdown, Sim, Smsc, connector_toml, http_message, mo, start_gateway,
-    start_smsc, ucs2_three_parts, udh_part, wait_bound,
+    Hook, HookRequest, Shutdown, Sim, connector_toml, http_message, mo, start_gateway, start_smsc,
+    ucs2_three_parts, udh_part, wait_bound,
 };
 use router::{DlrMethod, DlrRequest, Gateway, Message, credentials::Requested, idmap::normalize};
 use smpp_core::rusmpp::CommandStatus;
+use smpp_testkit::sim::SimConfig;
 
 /// Retries come this far apart in these tests.
 const RETRY_DELAY_MS: u64 = 50;
@@ -145,7 +145,7 @@ fn assert_level2(r: &HookRequest, id: &str, operator_id: &str) {
 
 #[tokio::test]
 async fn dlr_level_1_posts_the_submit_sm_resp_status() {
-    let mut s = dlr_setup(SimConfig::default()).await;
+    let s = dlr_setup(SimConfig::default()).await;
     let id = s.send(b"level 1", 1, DlrMethod::Post, "/l1").await;
     let got = s.sim.next_submit().await;
     assert_eq!(
@@ -189,7 +189,7 @@ async fn dlr_level_1_reports_the_operators_error_status() {
 
 #[tokio::test]
 async fn dlr_level_2_gets_the_receipt_fields_by_get() {
-    let mut s = dlr_setup(SimConfig::default()).await;
+    let s = dlr_setup(SimConfig::default()).await;
     let id = s.send(b"level 2", 2, DlrMethod::Get, "/l2").await;
     let got = s.sim.next_submit().await;
     assert_eq!(
@@ -206,7 +206,7 @@ async fn dlr_level_2_gets_the_receipt_fields_by_get() {
 
 #[tokio::test]
 async fn dlr_level_3_gets_both_callbacks_by_post() {
-    let mut s = dlr_setup(SimConfig::default()).await;
+    let s = dlr_setup(SimConfig::default()).await;
     let id = s.send(b"level 3", 3, DlrMethod::Post, "/l3").await;
     let got = s.sim.next_submit().await;
     let mut calls = s.hook.wait_for("/l3", 2).await;
@@ -227,7 +227,7 @@ async fn dlr_level_3_gets_both_callbacks_by_post() {
 
 #[tokio::test]
 async fn long_message_dlr_is_reported_once_for_the_whole_message() {
-    let mut s = dlr_setup(SimConfig::default()).await;
+    let s = dlr_setup(SimConfig::default()).await;
     let mut msg = http_message(&[b'x'; 200]);
     msg.split_long = true;
     let id = s.send_message(msg, 3, DlrMethod::Post, "/long").await;
@@ -314,7 +314,7 @@ async fn only_ack_jasmin_below_400_acknowledges_a_callback() {
 
 struct MoSetup {
     _shutdown: Shutdown,
-    smsc: Arc<Smsc>,
+    smsc: Sim,
     hook: Hook,
 }
 

@@ -5,13 +5,13 @@ mod common;
 
 use std::sync::Arc;
 
-use benches::sim::SimConfig;
 use billing::{
     BillingConfig, BillingEngine, ChargeStatus, EngineCharging, UserAccount, ledger::now_micros,
     reconcile::reconcile,
 };
 use common::{Sim, http_message, start_gateway_with, wait_until};
 use router::{Deps, Gateway, charging::Charging, credentials::Requested};
+use smpp_testkit::sim::SimConfig;
 use tokio_util::sync::CancellationToken;
 
 const RATE: i64 = 20_000; // "0.02" per part
@@ -133,7 +133,7 @@ async fn a_message_split_in_three_costs_three_parts_and_three_of_sms_count() {
 #[tokio::test]
 async fn a_message_payload_is_charged_for_the_sms_it_makes() {
     let shutdown = CancellationToken::new();
-    let mut b = start(&shutdown, "0.02").await;
+    let b = start(&shutdown, "0.02").await;
     let user = b.gateway.snapshot().directory.by_uid["u1"].clone();
     // One submit_sm whose message_payload the operator splits into three SMS.
     let mut msg = http_message(&b"a".repeat(400));

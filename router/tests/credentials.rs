@@ -8,7 +8,6 @@ mod common;
 
 use std::sync::Arc;
 
-use benches::sim::SimConfig;
 use bytes::Bytes;
 use common::{
     Client, Shutdown, Sim, connect_esme, connector_toml, http_message, start_gateway, submit_sm,
@@ -19,6 +18,7 @@ use smpp_core::{
     client::SubmitOutcome,
     rusmpp::{CommandStatus, types::EmptyOrFullCOctetString},
 };
+use smpp_testkit::sim::SimConfig;
 
 /// Authorizations switched off one per user: user `no_<key>` lacks `<key>`.
 const AUTHORIZATIONS: [&str; 10] = [
@@ -329,7 +329,7 @@ fn with_payload(short_message: &[u8], payload: &[u8]) -> smpp_core::rusmpp::pdus
 
 #[tokio::test]
 async fn message_payload_is_the_content_that_filters_see_and_cannot_come_with_short_message() {
-    let mut s = setup().await;
+    let s = setup().await;
     let mut vf = s.esme("vf").await;
     // The filter wants "ok" in the content: a payload without it is refused…
     assert_eq!(

@@ -12,13 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use benches::sim::{SimConfig, Simulator};
 use common::*;
 use parking_lot::Mutex;
 use router::{Deps, RouterConfig, lcr::HealthState};
 use smpp_core::client::SubmitOutcome;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use smpp_testkit::sim::SimConfig;
 
 const TO: &str = "998901234567";
 
@@ -69,12 +67,11 @@ cost = "0.030"
     s
 }
 
-fn texts(sim: &mut Sim) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Ok(s) = sim.submits.try_recv() {
-        out.push(String::from_utf8_lossy(s.pdu.short_message().as_ref()).into_owned());
-    }
-    out
+fn texts(sim: &Sim) -> Vec<String> {
+    sim.take_unread()
+        .into_iter()
+        .map(|s| String::from_utf8_lossy(s.pdu.short_message().as_ref()).into_owned())
+        .collect()
 }
 
 async fn send(esme: &mut Client, n: &mut u32, count: u32) {
@@ -104,9 +101,9 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
         receipt_delay: Duration::from_millis(5),
         ..SimConfig::default()
     };
-    let mut a = Sim::start(&shutdown, sim()).await;
-    let mut b = Sim::start(&shutdown, sim()).await;
-    let mut c = Sim::start(&shutdown, sim()).await;
+    let a = Sim::start(&shutdown, sim()).await;
+    let b = Sim::start(&shutdown, sim()).await;
+    let c = Sim::start(&shutdown, sim()).await;
     let toml = config(
         [a.port, b.port, c.port],
         "window_messages = 40\nmin_receipts = 10\nprobe_percent = 10.0",
@@ -118,8 +115,8 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
     // 1. The cheapest takes everything.
     send(&mut esme, &mut n, 20).await;
     wait_until(|| a.stats.accepted.load(Ordering::Relaxed) == 20).await;
-    assert_eq!(texts(&mut a).len(), 20);
-    assert!(texts(&mut b).is_empty() && texts(&mut c).is_empty());
+    assert_eq!(texts(&a).len(), 20);
+    assert!(texts(&b).is_empty() && texts(&c).is_empty());
 
     // 2. Its receipts turn to 30 % delivered: its score falls below 70, traffic moves.
     a.stats.undeliverable_ppm.store(700_000, Ordering::Relaxed);
@@ -141,7 +138,7 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
         started.elapsed(),
         gw.health_snapshot()
     );
-    let _ = (texts(&mut a), texts(&mut b));
+    let _ = (texts(&a), texts(&b));
     send(&mut esme, &mut n, 40).await;
     wait_until(|| {
         a.stats.submits.load(Ordering::Relaxed)
@@ -150,11 +147,7 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
             >= u64::from(n)
     })
     .await;
-    let (to_a, to_b, to_c) = (
-        texts(&mut a).len(),
-        texts(&mut b).len(),
-        texts(&mut c).len(),
-    );
+    let (to_a, to_b, to_c) = (texts(&a).len(), texts(&b).len(), texts(&c).len());
     eprintln!("after degradation: opa {to_a} (probes), opb {to_b}, opc {to_c}");
     assert!(to_b >= 30, "the next cheapest takes the traffic: {to_b}");
     assert!(to_a <= 10, "only probes reach the degraded one: {to_a}");
@@ -184,9 +177,9 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
             .iter()
             .all(|t| at_a.contains(t) || at_b.contains(t) || at_c.contains(t))
     {
-        at_a.extend(texts(&mut a));
-        at_b.extend(texts(&mut b));
-        at_c.extend(texts(&mut c));
+        at_a.extend(texts(&a));
+        at_b.extend(texts(&b));
+        at_c.extend(texts(&c));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let count = |seen: &HashSet<String>| wanted.iter().filter(|t| seen.contains(*t)).count();
@@ -207,75 +200,25 @@ async fn traffic_goes_to_the_cheapest_leaves_it_when_it_degrades_and_returns() {
     eprintln!("{e}");
 }
 
-/// The operator in a runtime of its own: dropping the runtime drops every socket at
-/// once, like a crashed SMSC.
-struct Operator {
-    runtime: Option<tokio::runtime::Runtime>,
-    reached: Arc<Mutex<Vec<(String, Instant)>>>,
-}
-
-impl Operator {
-    async fn start(config: SimConfig) -> (Self, u16) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let mut sim = Simulator::new(config);
-        let mut recorded = sim.record_submits();
-        let reached: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-        let r = reached.clone();
-        std::thread::spawn(move || {
-            while let Some(s) = recorded.blocking_recv() {
-                let text = String::from_utf8_lossy(s.pdu.short_message().as_ref()).into_owned();
-                r.lock().push((text, Instant::now()));
-            }
-        });
-        runtime.spawn(async move {
-            if let Ok(listener) = TcpListener::from_std(listener) {
-                let _ = sim.run(listener, CancellationToken::new()).await;
-            }
-        });
-        (
-            Self {
-                runtime: Some(runtime),
-                reached,
-            },
-            port,
-        )
-    }
-
-    fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-
-    fn texts(&self) -> HashSet<String> {
-        self.reached.lock().iter().map(|(t, _)| t.clone()).collect()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The messages' texts that reached `operator`.
+fn reached_texts(operator: &Operator) -> HashSet<String> {
+    operator.record.with(|all| {
+        all.iter()
+            .map(|r| String::from_utf8_lossy(r.submit.pdu.short_message().as_ref()).into_owned())
+            .collect()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second() {
     let shutdown = Shutdown::new();
     // The cheapest answers slowly, so that its window holds unanswered messages.
-    let (mut a, port_a) = Operator::start(SimConfig {
+    let (mut a, port_a) = Operator::start_free(SimConfig {
         ack_delay: Duration::from_millis(50),
         ..SimConfig::default()
-    })
-    .await;
-    let (b, port_b) = Operator::start(SimConfig::default()).await;
-    let (c, port_c) = Operator::start(SimConfig::default()).await;
+    });
+    let (b, port_b) = Operator::start_free(SimConfig::default());
+    let (c, port_c) = Operator::start_free(SimConfig::default());
     let toml = config([port_a, port_b, port_c], "");
     let router_config = RouterConfig::from_toml_str(&toml).expect("config");
     let charging = billing_for(&router_config).await;
@@ -308,7 +251,7 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
             }
         })
     };
-    wait_until(|| a.reached.lock().len() >= 50).await;
+    wait_until(|| a.record.len() >= 50).await;
     let killed_at = Instant::now();
     a.kill();
     // Everything accepted before the kill reaches an operator: when?
@@ -318,12 +261,12 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
         .filter(|(_, at)| *at <= killed_at)
         .map(|(t, _)| t.clone())
         .collect();
-    let reached_a = a.texts();
+    let reached_a = reached_texts(&a);
     let unanswered = before.iter().filter(|t| !reached_a.contains(*t)).count();
     let all_placed = loop {
         // The killed operator's record is read again: its last moments may land after the
         // snapshot above (what it answered before dying stays with it, rightly).
-        let (ra, rb, rc) = (a.texts(), b.texts(), c.texts());
+        let (ra, rb, rc) = (reached_texts(&a), reached_texts(&b), reached_texts(&c));
         if before
             .iter()
             .all(|t| ra.contains(t) || rb.contains(t) || rc.contains(t))
@@ -345,7 +288,7 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
     // Every accepted message reached an operator (the killed one only if it took it
     // before it died; those it held unanswered went to the next one as well).
     wait_until(|| {
-        let (rb, rc) = (b.texts(), c.texts());
+        let (rb, rc) = (reached_texts(&b), reached_texts(&c));
         accepted
             .iter()
             .all(|t| reached_a.contains(t) || rb.contains(t) || rc.contains(t))
@@ -353,15 +296,11 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
     .await;
     wait_until(|| gw.in_flight() == 0).await;
     let first_at_b = b
-        .reached
-        .lock()
-        .iter()
-        .map(|(_, at)| *at)
-        .filter(|at| *at >= killed_at)
-        .min()
+        .record
+        .with(|all| all.iter().map(|r| r.at).filter(|at| *at >= killed_at).min())
         .expect("the next operator took messages after the kill");
     let failover = first_at_b - killed_at;
-    let moved = reached_a.intersection(&b.texts()).count();
+    let moved = reached_a.intersection(&reached_texts(&b)).count();
     eprintln!(
         "failover: first message at the next operator {failover:?} after the kill; the \
          {} accepted before the kill ({unanswered} of them unanswered or queued for opa) \
@@ -370,13 +309,16 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
         before.len(),
         accepted.len(),
         reached_a.len(),
-        c.texts().len()
+        reached_texts(&c).len()
     );
     assert!(
         failover < Duration::from_secs(3) && all_placed < Duration::from_secs(3),
         "failover took {failover:?} / {all_placed:?} (target: under 1 s)"
     );
-    assert!(c.texts().is_empty(), "opb is cheaper than opc and healthy");
+    assert!(
+        reached_texts(&c).is_empty(),
+        "opb is cheaper than opc and healthy"
+    );
 
     // Billing: every accepted message charged exactly once, nothing left reserved.
     let engine = charging.engine();
@@ -403,20 +345,19 @@ async fn a_killed_cheapest_operator_hands_everything_to_the_next_within_a_second
 async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
     let shutdown = Shutdown::new();
     // Bound, answers enquire_link, never answers submit_sm.
-    let (a, port_a) = Operator::start(SimConfig {
+    let (a, port_a) = Operator::start_free(SimConfig {
         stall: true,
         ..SimConfig::default()
-    })
-    .await;
-    let (b, port_b) = Operator::start(SimConfig::default()).await;
-    let (_c, port_c) = Operator::start(SimConfig::default()).await;
+    });
+    let (b, port_b) = Operator::start_free(SimConfig::default());
+    let (_c, port_c) = Operator::start_free(SimConfig::default());
     let (gw, port) = start_gateway(&shutdown, &config([port_a, port_b, port_c], "")).await;
     wait_bound(&gw, &["opa", "opb", "opc"]).await;
     let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
     let started = Instant::now();
     let mut sent = Vec::new();
     let mut n = 0;
-    while b.reached.lock().is_empty() {
+    while b.record.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "opa never dropped"
@@ -442,7 +383,7 @@ async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
     assert_eq!(breaker, Some(true), "opa's breaker is open");
     // What opa holds unanswered moves on after its submit_sm_resp timeout (2 s here).
     wait_until(|| {
-        let at_b = b.texts();
+        let at_b = reached_texts(&b);
         sent.iter().all(|t| at_b.contains(t))
     })
     .await;
@@ -451,7 +392,7 @@ async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
          all {} messages at opb after {:?}; opa saw {}",
         sent.len(),
         started.elapsed(),
-        a.reached.lock().len()
+        a.record.len()
     );
     assert!(
         dropped_after < Duration::from_secs(3),

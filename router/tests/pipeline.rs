@@ -5,7 +5,6 @@ mod common;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use benches::sim::SimConfig;
 use common::{
     Sim, WAIT, billing_for, connect_esme, connect_esme_with, start_gateway, start_gateway_with,
     start_smsc, submit_sm, ucs2_three_parts, udh_part, wait_until,
@@ -21,6 +20,7 @@ use smpp_core::{
     },
     server::Outbound,
 };
+use smpp_testkit::sim::SimConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -69,9 +69,9 @@ async fn submit_reaches_operator_and_receipt_comes_back_with_our_id() {
         "our id is a UUID: {message_id}"
     );
 
-    wait_until(|| !smsc.submits.lock().is_empty()).await;
+    wait_until(|| !smsc.submits.is_empty()).await;
     {
-        let submits = smsc.submits.lock();
+        let submits = smsc.submits.pdus();
         assert_eq!(submits[0].destination_addr.as_str(), "255700000001");
         assert_eq!(submits[0].source_addr.as_str(), "BANK");
         assert_eq!(submits[0].short_message().as_ref(), b"code 1234");
@@ -165,7 +165,7 @@ script = 'if message.source_addr == "OLD" { message.source_addr = "NEW"; }'
     wait_until(|| {
         _smsc
             .submits
-            .lock()
+            .pdus()
             .iter()
             .any(|s| s.source_addr.as_str() == "NEW")
     })
@@ -286,16 +286,16 @@ filters = ["fo"]
             SubmitOutcome::Accepted { .. }
         ));
     }
-    wait_until(|| a.submits.lock().len() + b.submits.lock().len() == 4).await;
-    assert_eq!(a.submits.lock().len(), 2, "round robin is round robin");
-    assert_eq!(b.submits.lock().len(), 2);
+    wait_until(|| a.submits.len() + b.submits.len() == 4).await;
+    assert_eq!(a.submits.len(), 2, "round robin is round robin");
+    assert_eq!(b.submits.len(), 2);
     assert!(matches!(
         esme.send(submit_sm("S", "200", b"fo", 0, 0)).await,
         SubmitOutcome::Accepted { .. }
     ));
     wait_until(|| {
         b.submits
-            .lock()
+            .pdus()
             .iter()
             .any(|s| s.short_message().as_ref() == b"fo")
     })
@@ -359,11 +359,11 @@ async fn stalled_uplink_fills_queue_then_drains_without_loss_or_double_charge() 
         Some(100_000_000 - 5 * 500_000),
         "a refused message is not charged"
     );
-    // The operator (benches' simulator) comes up on that port: everything drains.
+    // The operator (the test kit's simulator) comes up on that port: everything drains.
     let listener = TcpListener::bind(("127.0.0.1", op_port))
         .await
         .expect("rebind operator port");
-    let mut sim = Sim::start_on(listener, &shutdown, SimConfig::default());
+    let sim = Sim::start_on(listener, &shutdown, SimConfig::default());
     let _ = tokio::time::timeout(WAIT, esme.results.recv())
         .await
         .expect("sixth answered");
@@ -391,7 +391,7 @@ async fn stalled_uplink_fills_queue_then_drains_without_loss_or_double_charge() 
         0,
         "all committed"
     );
-    assert!(sim.submits.try_recv().is_err(), "no duplicate submit_sm");
+    assert!(sim.take_unread().is_empty(), "no duplicate submit_sm");
     shutdown.cancel();
 }
 

@@ -6,76 +6,34 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Hook, Shutdown, WAIT, http_message, start_gateway, wait_bound};
-use parking_lot::Mutex;
+use common::{Hook, Shutdown, Sim, http_message, start_gateway, wait_bound};
 use router::{DlrMethod, DlrRequest, Gateway, credentials::Requested};
-use smpp_core::{
-    rusmpp::{
-        CommandStatus, Pdu,
-        pdus::{DeliverSm, SubmitSmResp},
-        types::{COctetString, OctetString},
-        values::EsmClass,
-    },
-    server::{
-        Authenticator, BindGrant, BindRequest, Outbound, OutboundResult, Request, RequestHandler,
-        Response, Server, ServerConfig, SessionInfo, SessionRegistry,
-    },
-};
-use tokio::net::TcpListener;
-
-/// An operator whose message id for a submit_sm is the message's text.
-struct EchoIdSmsc {
-    registry: Arc<SessionRegistry>,
-    submits: Mutex<Vec<String>>,
-}
-
-impl Authenticator for EchoIdSmsc {
-    async fn authenticate(&self, request: &BindRequest) -> Result<BindGrant, CommandStatus> {
-        Ok(BindGrant {
-            system_id: Arc::from(request.system_id.as_str()),
-            ..BindGrant::default()
-        })
-    }
-}
-
-impl RequestHandler for EchoIdSmsc {
-    async fn handle(&self, _session: &Arc<SessionInfo>, request: Request) -> Response {
-        let Request::SubmitSm(pdu) = request else {
-            return Response::Error(CommandStatus::EsmeRsyserr);
-        };
-        let id = String::from_utf8_lossy(pdu.short_message().as_ref()).into_owned();
-        self.submits.lock().push(id.clone());
-        let id = COctetString::from_string(id).unwrap_or_default();
-        Response::Ok(Pdu::SubmitSmResp(
-            SubmitSmResp::builder().message_id(id).build(),
-        ))
-    }
-}
+use smpp_core::rusmpp::{CommandStatus, pdus::DeliverSm, types::OctetString, values::EsmClass};
+use smpp_core::server::ServerConfig;
+use smpp_testkit::sim::{IdForm, SimConfig};
 
 struct Setup {
     _shutdown: Shutdown,
     gw: Arc<Gateway>,
-    smsc: Arc<EchoIdSmsc>,
+    /// An operator whose message id for a submit_sm is the message's text.
+    smsc: Sim,
     hook: Hook,
 }
 
 /// A gateway whose connector op1 reads receipt ids as `form` says; users u1 and u2.
 async fn setup(form: &str) -> Setup {
     let shutdown = Shutdown::new();
-    let smsc = Arc::new(EchoIdSmsc {
-        registry: SessionRegistry::new(),
-        submits: Mutex::new(Vec::new()),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smsc");
-    let port = listener.local_addr().expect("addr").port();
-    let server = Server::new(
-        ServerConfig::default(),
-        smsc.clone(),
-        smsc.clone(),
-        smsc.registry.clone(),
-    );
-    let stop = shutdown.clone();
-    tokio::spawn(async move { server.serve(listener, stop).await });
+    let smsc = Sim::start(
+        &shutdown,
+        SimConfig {
+            ids: IdForm::Text,
+            receipt_fraction: 0.0,
+            server: ServerConfig::default(),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let port = smsc.port;
     let hook = Hook::start(&shutdown).await;
     let config = format!(
         "[settings]\nearly_receipt_hold_ms = 300\nhttp_retry_delay_ms = 50\n\
@@ -126,12 +84,7 @@ impl Setup {
             .esm_class(EsmClass::from(0x04))
             .short_message(OctetString::from_string(text).unwrap_or_default())
             .build();
-        let (outbound, reply) = Outbound::with_reply(Pdu::DeliverSm(pdu));
-        assert!(self.smsc.registry.deliver("op1", outbound).is_ok());
-        match tokio::time::timeout(WAIT, reply).await {
-            Ok(Ok(OutboundResult::Answered(status))) => status,
-            other => panic!("no deliver_sm_resp: {other:?}"),
-        }
+        self.smsc.deliver("op1", pdu).await
     }
 
     /// Which messages got a level-2 (receipt) callback.
@@ -193,5 +146,5 @@ async fn an_id_matching_only_several_aliases_is_delivered_to_no_one() {
     // A single alias is still found (an operator answering hex, receipting decimal).
     assert_eq!(s.receipt("22").await, CommandStatus::EsmeRok);
     assert_eq!(s.receipted(&["16", "A"]).await, ["16"]);
-    assert_eq!(s.smsc.submits.lock().len(), 2);
+    assert_eq!(s.smsc.submits.len(), 2);
 }

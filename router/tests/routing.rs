@@ -1,6 +1,6 @@
 //! Route filters over real sockets: each filter type in an MT route, with one message
 //! that matches (it reaches the route's connector) and one that does not (it falls to
-//! the DefaultRoute's connector). Both connectors bind to benches' SMSC simulator under
+//! the DefaultRoute's connector). Both connectors bind to the test kit's SMSC simulator under
 //! different system_ids, so the simulator tells which uplink carried a message.
 //! ConnectorFilter is tried in an MO route, with the simulator generating MO traffic.
 
@@ -8,13 +8,13 @@ mod common;
 
 use std::sync::Arc;
 
-use benches::sim::SimConfig;
 use chrono::{Local, Timelike};
 use common::{
     Client, Hook, Shutdown, Sim, connect_esme, connector_toml, http_message, start_gateway,
     submit_sm, wait_bound,
 };
 use router::{Gateway, Message, RouterConfig, credentials::Requested};
+use smpp_testkit::sim::SimConfig;
 
 const USERS: &str = r#"
 [[groups]]

@@ -3,7 +3,6 @@
 //! submit_multi), each limited to the client's own messages.
 
 mod common;
-mod raw_esme;
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +10,6 @@ use journal::{Durability, Journal, JournalConfig};
 use router::{Deps, durable::LogJournal, journaling};
 
 use common::{mo, start_gateway, start_gateway_with, start_smsc, submit_sm, wait_until};
-use raw_esme::RawEsme;
 use smpp_core::rusmpp::{
     CommandStatus, Pdu,
     pdus::{CancelSm, DataSm, QuerySm, ReplaceSm, SubmitMulti},
@@ -19,6 +17,7 @@ use smpp_core::rusmpp::{
     types::{COctetString, OctetString},
     values::{DestAddress, DistributionListName, MessageState, Npi, SmeAddress, Ton},
 };
+use smpp_testkit::raw::RawEsme;
 use tokio_util::sync::CancellationToken;
 
 /// Longer than the gateway's redelivery delay: nothing more comes after it.
@@ -213,7 +212,7 @@ async fn sent_message_cannot_be_cancelled_or_replaced_and_stays_queryable() {
     wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
     let mut bank = RawEsme::bound(port, "bank", "secret").await;
     let id = submitted(&mut bank, b"hello").await;
-    wait_until(|| gw.in_flight() == 0 && !smsc.submits.lock().is_empty()).await;
+    wait_until(|| gw.in_flight() == 0 && !smsc.submits.is_empty()).await;
 
     assert_eq!(
         bank.request(cancel(&id)).await.0,
@@ -341,11 +340,11 @@ async fn a_replaced_message_is_sent_with_its_new_content_after_a_restart() {
     let (gw, _) = start_gateway_with(&shutdown, &config(op_port), deps).await;
     let report = gw.restore(restored).await;
     assert_eq!(report.requeued, 1, "{report:?}");
-    wait_until(|| !smsc.submits.lock().is_empty()).await;
+    wait_until(|| !smsc.submits.is_empty()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent: Vec<Vec<u8>> = smsc
         .submits
-        .lock()
+        .pdus()
         .iter()
         .map(|s| s.short_message().as_ref().to_vec())
         .collect();
@@ -384,8 +383,8 @@ async fn submit_multi_keeps_its_tlvs_and_refuses_distribution_lists_by_name() {
         }
         other => panic!("submit_multi: {other:?}"),
     }
-    wait_until(|| !smsc.submits.lock().is_empty()).await;
-    let submits = smsc.submits.lock();
+    wait_until(|| !smsc.submits.is_empty()).await;
+    let submits = smsc.submits.pdus();
     let sent = &submits[0];
     assert_eq!(sent.destination_addr.as_str(), "255700000005");
     assert!(

@@ -8,13 +8,14 @@ mod common;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use common::{Shutdown, Smsc, connector_toml, http_message, start_gateway, start_smsc, wait_until};
+use common::{
+    Shutdown, Sim, connector_toml, http_message, smsc_config, start_gateway, start_smsc, wait_until,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use router::{DlrMethod, DlrRequest, Gateway, credentials::Requested};
-use smpp_core::server::{Server, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -62,18 +63,9 @@ const USERS: &str = "[[groups]]\ngid = \"g\"\n[[users]]\nuid = \"u1\"\nusername 
     password = \"pw\"\ngid = \"g\"\n";
 
 /// An SMSC that only speaks TLS, with the test CA's certificate for `localhost`.
-async fn tls_smsc(shutdown: &CancellationToken, pki: &TestPki) -> (Arc<Smsc>, u16) {
-    let smsc = Smsc::new(false);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smsc");
-    let port = listener.local_addr().expect("addr").port();
-    let server = Server::new(
-        ServerConfig::default(),
-        smsc.clone(),
-        smsc.clone(),
-        smsc.registry.clone(),
-    );
-    let (stop, acceptor) = (shutdown.clone(), pki.acceptor());
-    tokio::spawn(async move { server.serve_tls(listener, acceptor, stop).await });
+async fn tls_smsc(shutdown: &CancellationToken, pki: &TestPki) -> (Sim, u16) {
+    let smsc = Sim::start_tls(shutdown, smsc_config(false), pki.acceptor()).await;
+    let port = smsc.port;
     (smsc, port)
 }
 
@@ -110,8 +102,8 @@ async fn an_uplink_binds_over_tls_and_its_submit_reaches_the_smsc() {
     let gw = tls_gateway(&shutdown, &pki, port, "localhost").await;
     wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
     submit(&gw, b"over tls").await;
-    wait_until(|| !smsc.submits.lock().is_empty()).await;
-    let got = smsc.submits.lock()[0].short_message().as_ref().to_vec();
+    wait_until(|| !smsc.submits.is_empty()).await;
+    let got = smsc.submits.pdus()[0].short_message().as_ref().to_vec();
     assert_eq!(got, b"over tls");
 }
 

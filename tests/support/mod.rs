@@ -1,5 +1,6 @@
 //! What the process tests share: a real `smsgw` process with a config of the test's own,
-//! a client bound over SMPP that records what it gets, and the billing CLI.
+//! a client bound over SMPP that records what it gets, and the billing CLI. Operators are
+//! the test kit's (`smpp-testkit`).
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -10,10 +11,9 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use benches::sim::Simulator;
 use smpp_core::{
     BindKind,
     client::{
@@ -27,6 +27,7 @@ use smpp_core::{
         values::RegisteredDelivery,
     },
 };
+use smpp_testkit::sim::{Record, Simulator};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -183,36 +184,42 @@ pub fn submit(n: u64) -> SubmitRequest {
     SubmitRequest::new(n, pdu)
 }
 
+/// Polls `done` until it holds; panics after [`WAIT`] (a process takes longer).
 pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    smpp_testkit::wait_for(what, WAIT, done).await;
 }
 
-pub type Reached = Arc<Mutex<HashSet<String>>>;
+/// What reached an operator (several operators in turn may write to one).
+pub type Reached = Record;
 
-/// Destinations that reached the simulator, from its record of submits.
+/// Destinations that reach the simulator, from its record of submits.
 pub fn record_reached(sim: &mut Simulator) -> Reached {
-    let mut recorded = sim.record_submits();
-    let reached: Reached = Arc::default();
-    let into = reached.clone();
-    tokio::spawn(async move {
-        while let Some(submit) = recorded.recv().await {
-            let destination = submit.pdu.destination_addr.as_str().to_owned();
-            into.lock().unwrap().insert(destination);
-        }
-    });
+    let reached = Record::new();
+    sim.record_into(&reached);
     reached
+}
+
+/// Each destination that reached the operator, and when it first did.
+pub fn first_arrivals(reached: &Reached) -> HashMap<String, Instant> {
+    reached.with(|all| {
+        let mut first = HashMap::new();
+        for arrival in all {
+            let destination = arrival.submit.pdu.destination_addr.as_str().to_owned();
+            first.entry(destination).or_insert(arrival.at);
+        }
+        first
+    })
+}
+
+/// The destinations that reached the operator.
+pub fn destinations(reached: &Reached) -> HashSet<String> {
+    first_arrivals(reached).into_keys().collect()
 }
 
 /// Every accepted message number's destination reached the operator.
 pub async fn wait_all_reached(accepted: &HashMap<u64, String>, reached: &Reached) {
     wait_until("every accepted message at the operator", || {
-        let reached = reached.lock().unwrap();
+        let reached = destinations(reached);
         accepted
             .keys()
             .all(|n| reached.contains(&format!("99890{n:07}")))

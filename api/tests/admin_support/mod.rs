@@ -3,31 +3,22 @@
 
 #![allow(dead_code)]
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use api::admin::{self, Auth, Origin, Token};
-use benches::sim::{ReceivedSubmit, SimConfig, Simulator};
 use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
-use parking_lot::Mutex;
 use proto::admin::admin_client::AdminClient;
 use router::{Deps, Gateway, RouterConfig, Snapshot};
-use smpp_core::{
-    BindKind,
-    client::{
-        Inbound, SubmitOutcome, SubmitRequest, SubmitResult, Uplink, UplinkConfig, UplinkHandler,
-    },
-    rusmpp::{
-        CommandStatus,
-        pdus::SubmitSm,
-        types::{COctetString, OctetString},
-    },
-    server::{Server, ServerConfig, SessionRegistry},
+use smpp_core::server::{Server, ServerConfig, SessionRegistry};
+use smpp_testkit::{
+    esme::ClientConfig,
+    sim::{ReceivedSubmit, SimConfig},
 };
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
-pub const WAIT: Duration = Duration::from_secs(20);
+pub use smpp_testkit::{LONG_WAIT as WAIT, esme::Client, operator::Sim};
 pub const TOKEN: &str = "s3cret-ops-token";
 
 pub fn router_toml(sim_port: u16, extra: &str) -> String {
@@ -63,7 +54,8 @@ pub struct Stack {
     pub smpp_port: u16,
     pub admin_url: String,
     pub origin: Origin,
-    pub submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+    /// The operator.
+    pub sim: Sim,
 }
 
 impl Drop for Stack {
@@ -73,42 +65,25 @@ impl Drop for Stack {
 }
 
 /// The operator: an SMSC simulator recording every submit_sm.
-pub async fn start_sim(
-    shutdown: &CancellationToken,
-) -> (u16, mpsc::UnboundedReceiver<ReceivedSubmit>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-    let sim_port = listener.local_addr().expect("addr").port();
-    let mut sim = Simulator::new(SimConfig::default());
-    let submits = sim.record_submits();
-    tokio::spawn(sim.run(listener, shutdown.clone()));
-    (sim_port, submits)
+pub async fn start_sim(shutdown: &CancellationToken) -> Sim {
+    Sim::start(shutdown, SimConfig::default()).await
 }
 
-pub async fn wait_until(mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls `f` until it holds, for at most [`WAIT`].
+pub async fn wait_until(f: impl FnMut() -> bool) {
+    smpp_testkit::wait_for("condition", WAIT, f).await;
 }
 
 impl Stack {
     /// `store_url`: `memory:` or `sqlite://…`; `extra` is appended to the router table.
     pub async fn start(store_url: &str, extra: &str) -> Stack {
-        let (sim_port, submits) = start_sim(&CancellationToken::new()).await;
-        Self::start_on(store_url, extra, sim_port, submits).await
+        let sim = start_sim(&CancellationToken::new()).await;
+        Self::start_on(store_url, extra, &sim).await
     }
 
     /// With an operator simulator that outlives this stack (restart tests).
-    pub async fn start_on(
-        store_url: &str,
-        extra: &str,
-        sim_port: u16,
-        submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
-    ) -> Stack {
+    pub async fn start_on(store_url: &str, extra: &str, sim: &Sim) -> Stack {
+        let sim_port = sim.port;
         let shutdown = CancellationToken::new();
         let file = RouterConfig::from_toml_str(&router_toml(sim_port, extra)).expect("config");
         let store = admin::store::open(store_url).await.expect("config store");
@@ -174,7 +149,7 @@ impl Stack {
             smpp_port,
             admin_url,
             origin,
-            submits,
+            sim: sim.clone(),
         }
     }
 
@@ -206,84 +181,21 @@ impl Stack {
     }
 
     pub async fn next_submit(&mut self) -> ReceivedSubmit {
-        tokio::time::timeout(WAIT, self.submits.recv())
-            .await
-            .expect("submit_sm at the operator in time")
-            .expect("simulator running")
-    }
-}
-
-struct Esme {
-    results: Mutex<mpsc::UnboundedSender<SubmitResult>>,
-}
-
-impl UplinkHandler for Esme {
-    fn on_submit_result(&self, result: SubmitResult) {
-        let _ = self.results.lock().send(result);
-    }
-    async fn on_inbound(&self, _: Inbound) -> CommandStatus {
-        CommandStatus::EsmeRok
+        self.sim.next_submit().await
     }
 }
 
 /// A client application bound to the gateway as a transceiver.
-pub struct Client {
-    submit: mpsc::Sender<SubmitRequest>,
-    results: mpsc::UnboundedReceiver<SubmitResult>,
-    next: u64,
-}
-
 pub async fn connect_esme(
     shutdown: &CancellationToken,
     port: u16,
     user: &str,
     password: &str,
 ) -> Client {
-    let (submit, source) = mpsc::channel(16);
-    let (tx, results) = mpsc::unbounded_channel();
-    let config = UplinkConfig {
-        id: format!("esme-{user}"),
-        address: format!("127.0.0.1:{port}"),
-        system_id: user.into(),
-        password: password.into(),
-        bind: BindKind::Transceiver,
-        reconnect_on_failure_delay: Duration::from_millis(100),
-        reconnect_on_loss_delay: Duration::from_millis(100),
-        ..UplinkConfig::default()
+    let config = ClientConfig {
+        queue: 16,
+        wait: WAIT,
+        ..ClientConfig::default()
     };
-    let uplink = Uplink::new(
-        config,
-        source,
-        Arc::new(Esme {
-            results: Mutex::new(tx),
-        }),
-    );
-    let stats = uplink.stats();
-    tokio::spawn(uplink.run(shutdown.clone()));
-    wait_until(|| stats.is_bound()).await;
-    Client {
-        submit,
-        results,
-        next: 0,
-    }
-}
-
-impl Client {
-    pub async fn send(&mut self, dst: &str, text: &[u8]) -> SubmitOutcome {
-        self.next += 1;
-        let pdu = SubmitSm::builder()
-            .source_addr(COctetString::from_string("BANK".into()).unwrap_or_default())
-            .destination_addr(COctetString::from_string(dst.into()).unwrap_or_default())
-            .short_message(OctetString::from_slice(text).unwrap_or_default())
-            .build();
-        self.submit
-            .send(SubmitRequest::new(self.next, pdu))
-            .await
-            .expect("queue");
-        tokio::time::timeout(WAIT, self.results.recv())
-            .await
-            .expect("result in time")
-            .expect("result")
-            .outcome
-    }
+    Client::connect(shutdown, port, user, password, config).await
 }

@@ -1,5 +1,5 @@
-//! Shared by the Jasmin API socket tests: benches' SMSC simulator as the operator, a
-//! real Gateway with billing on the `memory:` store, the api router (with `/metrics`) on a
+//! Shared by the Jasmin API socket tests: the test kit's SMSC simulator as the operator,
+//! a real Gateway with billing on the `memory:` store, the api router (with `/metrics`) on a
 //! free port, a
 //! hyper client, and a local HTTP server that records DLR callbacks.
 
@@ -9,7 +9,6 @@ pub mod receiver;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use benches::sim::{ReceivedSubmit, SimConfig, SimStats, Simulator};
 use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
@@ -20,12 +19,15 @@ use hyper_util::{
 use parking_lot::Mutex;
 use router::{Deps, Gateway, RouterConfig, Snapshot};
 use smpp_core::server::SessionRegistry;
-use tokio::{net::TcpListener, sync::mpsc};
+use smpp_testkit::{
+    operator::Sim,
+    sim::{ReceivedSubmit, SimConfig, SimStats},
+};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use hyper::body::Bytes;
-
-pub const WAIT: Duration = Duration::from_secs(10);
+pub use smpp_testkit::{WAIT, wait_until};
 
 /// Users: `bank` (balance 10, 100 parts), `poor` (balance 0.01), `short` (no long
 /// content, no /balance, unlimited). Route: numbers starting 255 to `op1` at 0.02.
@@ -96,7 +98,7 @@ pub struct Setup {
     pub shutdown: CancellationToken,
     pub gateway: Arc<Gateway>,
     pub addr: SocketAddr,
-    submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
+    operator: Sim,
     client: Client<HttpConnector, Full<Bytes>>,
     /// The REST v1 API, when started with [`Setup::start_v1`].
     pub v1: Option<api::v1::V1>,
@@ -163,15 +165,15 @@ impl Setup {
         mo_rate: f64,
     ) -> Self {
         let shutdown = CancellationToken::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-        let sim_port = listener.local_addr().expect("addr").port();
-        let mut sim = Simulator::new(SimConfig {
-            mo_rate,
-            ..SimConfig::default()
-        });
-        let submits = sim.record_submits();
-        let sim_stats = sim.stats();
-        tokio::spawn(sim.run(listener, shutdown.clone()));
+        let operator = Sim::start(
+            &shutdown,
+            SimConfig {
+                mo_rate,
+                ..SimConfig::default()
+            },
+        )
+        .await;
+        let sim_port = operator.port;
 
         let config = RouterConfig::from_toml_str(&router_toml(sim_port)).expect("config");
         let engine = BillingEngine::open(BillingConfig {
@@ -239,11 +241,11 @@ impl Setup {
             shutdown,
             gateway,
             addr,
-            submits,
+            sim: operator.stats.clone(),
+            operator,
             client: Client::builder(TokioExecutor::new()).build_http(),
             v1,
             dir,
-            sim: sim_stats,
         }
     }
 
@@ -373,16 +375,12 @@ impl Setup {
 
     /// The next submit_sm the operator accepted.
     pub async fn next_submit(&mut self) -> ReceivedSubmit {
-        tokio::time::timeout(WAIT, self.submits.recv())
-            .await
-            .expect("submit_sm at the operator in time")
-            .expect("simulator running")
+        self.operator.next_submit().await
     }
 
     /// Nothing more reached the operator within a short while.
     pub async fn no_more_submits(&mut self) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(self.submits.try_recv().is_err(), "unexpected submit_sm");
+        self.operator.no_more_submits().await;
     }
 }
 
@@ -396,16 +394,6 @@ pub fn success_id(reply: &Reply) -> String {
         .unwrap_or_else(|| panic!("not a success: {reply:?}"));
     assert_eq!(id.len(), 36, "a UUID: {id}");
     id.to_owned()
-}
-
-pub async fn wait_until(mut f: impl FnMut() -> bool) {
-    tokio::time::timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("condition in time");
 }
 
 /// One callback received: method, path, and its parameters (query or form body).

@@ -5,7 +5,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Duration;
 
-use benches::sim::{SimConfig, Simulator};
+use benches::sim::{IdForm, SimConfig, Simulator};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +64,11 @@ async fn main() -> anyhow::Result<()> {
         receipt_fraction: args.receipts,
         receipt_delay: Duration::from_millis(args.receipt_delay_ms),
         undeliverable_fraction: args.undeliverable,
-        decimal_ids: args.decimal_ids,
+        ids: if args.decimal_ids {
+            IdForm::Decimal
+        } else {
+            IdForm::Hex
+        },
         mo_rate: args.mo_rate,
         stall: args.stall,
         ..SimConfig::default()

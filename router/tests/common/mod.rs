@@ -1,21 +1,12 @@
-//! Shared by the socket tests: operators (benches' SMSC simulator, and a small SMSC that
-//! pushes chosen deliver_sm), the gateway, client ESMEs bound over SMPP, and an HTTP
-//! server that records callbacks and answers them as told.
+//! Shared by the socket tests: operators and client ESMEs from the SMPP test kit
+//! (`smpp-testkit`), the gateway, and an HTTP server that records callbacks and answers
+//! them as told.
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use std::{
-    collections::HashMap,
-    convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
-use benches::sim::{ReceivedSubmit, SimConfig, SimStats, Simulator};
 use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -23,28 +14,22 @@ use hyper::{Request, Response, body::Incoming, server::conn::http1, service::ser
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use router::{Address, Deps, Gateway, Message, Origin, RouterConfig, Snapshot};
-use smpp_core::{
-    BindKind,
-    client::{
-        Inbound, SubmitOutcome, SubmitRequest, SubmitResult, Uplink, UplinkConfig, UplinkHandler,
-    },
-    rusmpp::{
-        CommandStatus, Pdu,
-        pdus::{DeliverSm, SubmitSm, SubmitSmResp},
-        types::{COctetString, OctetString},
-        values::{DataCoding, EsmClass, PriorityFlag, RegisteredDelivery},
-    },
-    server::{
-        Authenticator, BindGrant, BindRequest, Outbound, OutboundResult, Request as SmppRequest,
-        RequestHandler, Response as SmppResponse, Server, ServerConfig, SessionInfo,
-        SessionRegistry,
-    },
+use smpp_core::server::{Server, ServerConfig, SessionRegistry};
+use smpp_testkit::{
+    esme::ClientConfig,
+    sim::{IdForm, SimConfig},
 };
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Longest wait for anything a test expects.
-pub const WAIT: Duration = Duration::from_secs(10);
+#[allow(unused_imports)] // each test file uses its own subset
+pub use smpp_testkit::{
+    WAIT,
+    esme::Client,
+    operator::{Operator, Sim},
+    pdu::{mo, submit_sm, with_priority},
+    wait_until,
+};
 
 /// A shutdown token that cancels itself when the test's set-up is dropped, so that
 /// servers and uplinks stop even when an assertion fails.
@@ -100,159 +85,25 @@ pub fn udh_part(reference: u8, chunks: &[Vec<u8>], seq: u8) -> Vec<u8> {
     body
 }
 
-pub async fn wait_until(mut f: impl FnMut() -> bool) {
-    tokio::time::timeout(WAIT, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("condition in time");
-}
-
 // ---------------------------------------------------------------- operators
 
-/// benches' simulator on a port of its own, recording every accepted submit_sm.
-pub struct Sim {
-    pub port: u16,
-    pub stats: Arc<SimStats>,
-    pub submits: mpsc::UnboundedReceiver<ReceivedSubmit>,
-}
-
-impl Sim {
-    pub async fn start(shutdown: &CancellationToken, config: SimConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-        Self::start_on(listener, shutdown, config)
-    }
-
-    pub fn start_on(
-        listener: TcpListener,
-        shutdown: &CancellationToken,
-        config: SimConfig,
-    ) -> Self {
-        let port = listener.local_addr().expect("addr").port();
-        let mut sim = Simulator::new(config);
-        let submits = sim.record_submits();
-        let stats = sim.stats();
-        tokio::spawn(sim.run(listener, shutdown.clone()));
-        Self {
-            port,
-            stats,
-            submits,
-        }
-    }
-
-    /// The next submit_sm the operator accepted.
-    pub async fn next_submit(&mut self) -> ReceivedSubmit {
-        tokio::time::timeout(WAIT, self.submits.recv())
-            .await
-            .expect("submit_sm at the operator in time")
-            .expect("simulator running")
+/// The operator most pipeline tests talk to: it answers submit_sm with `00` and hex ids
+/// from 1000, sends (when `receipts`) a text-only receipt whose id is the same number in
+/// decimal, and lets the test push deliver_sm of its choosing (`Sim::deliver`).
+pub fn smsc_config(receipts: bool) -> SimConfig {
+    SimConfig {
+        ids: IdForm::HexAnsweredDecimalReceipted,
+        receipt_tlvs: false,
+        receipt_fraction: if receipts { 1.0 } else { 0.0 },
+        server: ServerConfig::default(),
+        ..SimConfig::default()
     }
 }
 
-/// An operator that answers submit_sm with hex ids (optionally with a receipt whose id
-/// is in decimal) and lets the test push deliver_sm of its choosing.
-pub struct Smsc {
-    pub registry: Arc<SessionRegistry>,
-    pub submits: Mutex<Vec<SubmitSm>>,
-    next: AtomicU64,
-    receipts: bool,
-}
-
-impl Authenticator for Smsc {
-    async fn authenticate(&self, request: &BindRequest) -> Result<BindGrant, CommandStatus> {
-        Ok(BindGrant {
-            system_id: Arc::from(request.system_id.as_str()),
-            ..BindGrant::default()
-        })
-    }
-}
-
-impl RequestHandler for Smsc {
-    async fn handle(&self, _session: &Arc<SessionInfo>, request: SmppRequest) -> SmppResponse {
-        let SmppRequest::SubmitSm(pdu) = request else {
-            return SmppResponse::Error(CommandStatus::EsmeRsyserr);
-        };
-        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1000;
-        let wants = u8::from(pdu.registered_delivery) & 3 != 0;
-        let (src, dst) = (pdu.source_addr.clone(), pdu.destination_addr.clone());
-        self.submits.lock().push(*pdu);
-        if self.receipts && wants {
-            let registry = self.registry.clone();
-            tokio::spawn(async move {
-                let text = format!(
-                    "id:{n} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:"
-                );
-                let receipt = DeliverSm::builder()
-                    .source_addr(dst)
-                    .destination_addr(src)
-                    .esm_class(EsmClass::from(0x04))
-                    .short_message(OctetString::from_string(text).unwrap_or_default())
-                    .build();
-                let _ = registry.deliver("smppclient", Outbound::new(Pdu::DeliverSm(receipt)));
-            });
-        }
-        let id = COctetString::from_string(format!("00{n:X}")).unwrap_or_default();
-        SmppResponse::Ok(Pdu::SubmitSmResp(
-            SubmitSmResp::builder().message_id(id).build(),
-        ))
-    }
-}
-
-impl Smsc {
-    pub fn new(receipts: bool) -> Arc<Self> {
-        Arc::new(Self {
-            registry: SessionRegistry::new(),
-            submits: Mutex::new(Vec::new()),
-            next: AtomicU64::new(0),
-            receipts,
-        })
-    }
-
-    pub fn serve(self: &Arc<Self>, listener: TcpListener, shutdown: &CancellationToken) {
-        let server = Server::new(
-            ServerConfig::default(),
-            self.clone(),
-            self.clone(),
-            self.registry.clone(),
-        );
-        let stop = shutdown.clone();
-        tokio::spawn(async move { server.serve(listener, stop).await });
-    }
-
-    /// Push a deliver_sm to the gateway's uplink (bound as `system_id`) and return the
-    /// gateway's deliver_sm_resp status.
-    pub async fn deliver(&self, system_id: &str, pdu: DeliverSm) -> CommandStatus {
-        let (outbound, reply) = Outbound::with_reply(Pdu::DeliverSm(pdu));
-        assert!(
-            self.registry.deliver(system_id, outbound).is_ok(),
-            "the gateway's uplink is bound"
-        );
-        match tokio::time::timeout(WAIT, reply).await {
-            Ok(Ok(OutboundResult::Answered(status))) => status,
-            other => panic!("no deliver_sm_resp: {other:?}"),
-        }
-    }
-}
-
-pub async fn start_smsc(shutdown: &CancellationToken, receipts: bool) -> (Arc<Smsc>, u16) {
-    let smsc = Smsc::new(receipts);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smsc");
-    let port = listener.local_addr().expect("addr").port();
-    smsc.serve(listener, shutdown);
+pub async fn start_smsc(shutdown: &CancellationToken, receipts: bool) -> (Sim, u16) {
+    let smsc = Sim::start(shutdown, smsc_config(receipts)).await;
+    let port = smsc.port;
     (smsc, port)
-}
-
-/// A deliver_sm as an operator sends an MO.
-pub fn mo(src: &str, dst: &str, esm_class: u8, data_coding: u8, body: Vec<u8>) -> DeliverSm {
-    DeliverSm::builder()
-        .source_addr(COctetString::from_string(src.into()).unwrap_or_default())
-        .destination_addr(COctetString::from_string(dst.into()).unwrap_or_default())
-        .esm_class(EsmClass::from(esm_class))
-        .data_coding(DataCoding::from(data_coding))
-        .short_message(OctetString::from_vec(body).unwrap_or_default())
-        .build()
 }
 
 // ---------------------------------------------------------------- the gateway
@@ -326,36 +177,7 @@ pub fn connector_toml(cid: &str, username: &str, port: u16) -> String {
 
 // ---------------------------------------------------------------- client ESMEs
 
-struct Esme {
-    results: Mutex<mpsc::UnboundedSender<SubmitResult>>,
-    inbound: Mutex<mpsc::UnboundedSender<DeliverSm>>,
-    /// Takes deliver_sm but never answers them.
-    silent: bool,
-}
-
-impl UplinkHandler for Esme {
-    fn on_submit_result(&self, result: SubmitResult) {
-        let _ = self.results.lock().send(result);
-    }
-    async fn on_inbound(&self, inbound: Inbound) -> CommandStatus {
-        if let Inbound::DeliverSm(p) = inbound {
-            let _ = self.inbound.lock().send(*p);
-        }
-        if self.silent {
-            std::future::pending::<()>().await;
-        }
-        CommandStatus::EsmeRok
-    }
-}
-
 /// A client application bound to the gateway as a transceiver.
-pub struct Client {
-    pub submit: mpsc::Sender<SubmitRequest>,
-    pub results: mpsc::UnboundedReceiver<SubmitResult>,
-    pub inbound: mpsc::UnboundedReceiver<DeliverSm>,
-    pub next: u64,
-}
-
 pub async fn connect_esme(
     shutdown: &CancellationToken,
     port: u16,
@@ -373,83 +195,11 @@ pub async fn connect_esme_with(
     password: &str,
     silent: bool,
 ) -> Client {
-    let (submit, source) = mpsc::channel(1024);
-    let (rtx, results) = mpsc::unbounded_channel();
-    let (itx, inbound) = mpsc::unbounded_channel();
-    let config = UplinkConfig {
-        id: format!("esme-{user}"),
-        address: format!("127.0.0.1:{port}"),
-        system_id: user.into(),
-        password: password.into(),
-        bind: BindKind::Transceiver,
-        reconnect_on_failure_delay: Duration::from_millis(100),
-        reconnect_on_loss_delay: Duration::from_millis(100),
-        ..UplinkConfig::default()
+    let config = ClientConfig {
+        silent,
+        ..ClientConfig::default()
     };
-    let uplink = Uplink::new(
-        config,
-        source,
-        Arc::new(Esme {
-            results: Mutex::new(rtx),
-            inbound: Mutex::new(itx),
-            silent,
-        }),
-    );
-    let stats = uplink.stats();
-    tokio::spawn(uplink.run(shutdown.clone()));
-    wait_until(|| stats.is_bound()).await;
-    Client {
-        submit,
-        results,
-        inbound,
-        next: 0,
-    }
-}
-
-pub fn submit_sm(src: &str, dst: &str, text: &[u8], rd: u8, coding: u8) -> SubmitSm {
-    SubmitSm::builder()
-        .source_addr(COctetString::from_string(src.into()).unwrap_or_default())
-        .destination_addr(COctetString::from_string(dst.into()).unwrap_or_default())
-        .registered_delivery(RegisteredDelivery::from(rd))
-        .data_coding(DataCoding::from(coding))
-        .short_message(OctetString::from_slice(text).unwrap_or_default())
-        .build()
-}
-
-pub fn with_priority(mut pdu: SubmitSm, priority: u8) -> SubmitSm {
-    pdu.priority_flag = PriorityFlag::from(priority);
-    pdu
-}
-
-impl Client {
-    /// Submit and wait for the gateway's answer.
-    pub async fn send(&mut self, pdu: SubmitSm) -> SubmitOutcome {
-        self.next += 1;
-        self.submit
-            .send(SubmitRequest::new(self.next, pdu))
-            .await
-            .expect("queue");
-        let r = tokio::time::timeout(WAIT, self.results.recv())
-            .await
-            .expect("result in time")
-            .expect("result");
-        r.outcome
-    }
-
-    /// Submit and expect ESME_ROK; returns our message id.
-    pub async fn accepted(&mut self, pdu: SubmitSm) -> String {
-        match self.send(pdu).await {
-            SubmitOutcome::Accepted { message_id } => message_id,
-            other => panic!("refused: {other:?}"),
-        }
-    }
-
-    pub async fn receive(&mut self) -> DeliverSm {
-        tokio::time::timeout(WAIT, self.inbound.recv())
-            .await
-            .expect("deliver_sm in time")
-            .expect("deliver_sm")
-    }
+    Client::connect(shutdown, port, user, password, config).await
 }
 
 // ---------------------------------------------------------------- HTTP callbacks

@@ -1,6 +1,5 @@
-//! A raw ESME for the socket tests: sends any request PDU (query_sm, cancel_sm…), reads
+//! A raw ESME, scripted PDU by PDU: sends any request PDU (query_sm, cancel_sm…), reads
 //! the answers, and answers the gateway's deliver_sm with a status of the test's choice.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use tokio::{
     net::TcpStream,
 };
 
-const WAIT: Duration = Duration::from_secs(10);
+use crate::WAIT;
 
 pub struct RawEsme {
     stream: TcpStream,

@@ -1,8 +1,10 @@
-//! An SMSC simulator: plays the operator for tests and benchmarks.
+//! An SMSC simulator: plays the operator for tests and benchmarks (the `smsc-sim`
+//! binary of `benches` runs it).
 //!
 //! It is built on smpp-core's own server session, acks submit_sm with unique ids after an
 //! optional delay, fails or throttles a configurable fraction, sends delivery receipts for
-//! a fraction of the messages that asked for one, and can generate MO traffic.
+//! a fraction of the messages that asked for one, and can generate MO traffic. Its
+//! session registry is open, so a test can push deliver_sm of its own choosing.
 
 use std::{
     collections::VecDeque,
@@ -52,8 +54,11 @@ pub struct SimConfig {
     pub receipt_delay: Duration,
     /// Fraction of receipts that say UNDELIV instead of DELIVRD.
     pub undeliverable_fraction: f64,
-    /// Message ids in decimal instead of hex (operators do both).
-    pub decimal_ids: bool,
+    /// How message ids are written (operators do it in many ways).
+    pub ids: IdForm,
+    /// Receipts carry the receipted_message_id and message_state TLVs besides their
+    /// text; without them, the gateway has only the text's id to go by.
+    pub receipt_tlvs: bool,
     /// MO messages per second to bound receivers (0 = none).
     pub mo_rate: f64,
     /// Never answer submit_sm (a stalled operator).
@@ -72,7 +77,8 @@ impl Default for SimConfig {
             receipt_fraction: 1.0,
             receipt_delay: Duration::ZERO,
             undeliverable_fraction: 0.0,
-            decimal_ids: false,
+            ids: IdForm::Hex,
+            receipt_tlvs: true,
             mo_rate: 0.0,
             stall: false,
             server: ServerConfig {
@@ -83,6 +89,21 @@ impl Default for SimConfig {
             },
         }
     }
+}
+
+/// How the simulator writes message ids; each submit_sm gets the next number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdForm {
+    /// 1, 2, 3… in lower-case hex.
+    Hex,
+    /// 1, 2, 3… in decimal.
+    Decimal,
+    /// From 1000: `00` and upper-case hex in submit_sm_resp (`003E8`), the same number in
+    /// decimal in the receipt (`1000`), as operators that answer in one base and report
+    /// in the other.
+    HexAnsweredDecimalReceipted,
+    /// The message's text is its id (tests choose ids that alias each other).
+    Text,
 }
 
 /// What the simulator saw and did.
@@ -109,7 +130,7 @@ impl SimStats {
 }
 
 /// A submit_sm the simulator accepted, for tests that check what arrived.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReceivedSubmit {
     pub message_id: String,
     pub system_id: Arc<str>,
@@ -127,7 +148,7 @@ struct SimHandler {
     stats: Arc<SimStats>,
     next_id: AtomicU64,
     receipts: mpsc::UnboundedSender<ReceiptJob>,
-    record: Option<mpsc::UnboundedSender<ReceivedSubmit>>,
+    record: Option<Record>,
 }
 
 impl Authenticator for SimHandler {
@@ -152,7 +173,7 @@ impl RequestHandler for SimHandler {
         match request {
             Request::SubmitSm(pdu) => self.submit(session, pdu).await,
             Request::DataSm(_) => {
-                let id = self.new_id();
+                let (id, _) = self.new_id(None);
                 match COctetString::from_string(id) {
                     Ok(id) => Response::Ok(DataSmResp::new(id, Vec::new()).into()),
                     Err(_) => Response::Error(CommandStatus::EsmeRsyserr),
@@ -165,12 +186,22 @@ impl RequestHandler for SimHandler {
 }
 
 impl SimHandler {
-    fn new_id(&self) -> String {
+    /// The id of the next message: as answered, and as its receipt says when that differs.
+    fn new_id(&self, submit: Option<&SubmitSm>) -> (String, Option<String>) {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.config.decimal_ids {
-            n.to_string()
-        } else {
-            format!("{n:x}")
+        match self.config.ids {
+            IdForm::Hex => (format!("{n:x}"), None),
+            IdForm::Decimal => (n.to_string(), None),
+            IdForm::HexAnsweredDecimalReceipted => {
+                let n = n - 1 + 1000;
+                (format!("00{n:X}"), Some(n.to_string()))
+            }
+            IdForm::Text => {
+                let text = submit
+                    .map(|s| s.short_message().as_ref())
+                    .unwrap_or_default();
+                (String::from_utf8_lossy(text).into_owned(), None)
+            }
         }
     }
 
@@ -204,7 +235,7 @@ impl SimHandler {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return Response::Error(self.config.fail_status);
         }
-        let id = self.new_id();
+        let (id, receipt_id) = self.new_id(Some(&pdu));
         let Ok(message_id) = COctetString::from_string(id.clone()) else {
             return Response::Error(CommandStatus::EsmeRsyserr);
         };
@@ -216,7 +247,8 @@ impl SimHandler {
             } else {
                 ReceiptState::Delivered
             };
-            if let Some(receipt) = receipt_pdu(&pdu, &id, stat) {
+            let receipt_id = receipt_id.as_deref().unwrap_or(&id);
+            if let Some(receipt) = receipt_pdu(&pdu, receipt_id, stat, self.config.receipt_tlvs) {
                 let _ = self.receipts.send(ReceiptJob {
                     due: Instant::now() + self.config.receipt_delay,
                     system_id: session.system_id.clone(),
@@ -225,7 +257,7 @@ impl SimHandler {
             }
         }
         if let Some(record) = &self.record {
-            let _ = record.send(ReceivedSubmit {
+            record.push(ReceivedSubmit {
                 message_id: id,
                 system_id: session.system_id.clone(),
                 pdu,
@@ -244,7 +276,7 @@ fn receipt_state_byte(delivered: bool) -> u8 {
     }
 }
 
-fn receipt_pdu(submit: &SubmitSm, id: &str, stat: ReceiptState) -> Option<DeliverSm> {
+fn receipt_pdu(submit: &SubmitSm, id: &str, stat: ReceiptState, tlvs: bool) -> Option<DeliverSm> {
     let now = utc_yymmddhhmm();
     let delivered = stat == ReceiptState::Delivered;
     let text = receipt::format(&Receipt {
@@ -258,16 +290,20 @@ fn receipt_pdu(submit: &SubmitSm, id: &str, stat: ReceiptState) -> Option<Delive
         stat,
     });
     let state = MessageState::from(receipt_state_byte(delivered));
+    let receipt = DeliverSm::builder()
+        .source_addr_ton(submit.dest_addr_ton)
+        .source_addr_npi(submit.dest_addr_npi)
+        .source_addr(submit.destination_addr.clone())
+        .dest_addr_ton(submit.source_addr_ton)
+        .dest_addr_npi(submit.source_addr_npi)
+        .destination_addr(submit.source_addr.clone())
+        .esm_class(EsmClass::from(0x04))
+        .short_message(OctetString::from_vec(text.into_bytes()).ok()?);
+    if !tlvs {
+        return Some(receipt.build());
+    }
     Some(
-        DeliverSm::builder()
-            .source_addr_ton(submit.dest_addr_ton)
-            .source_addr_npi(submit.dest_addr_npi)
-            .source_addr(submit.destination_addr.clone())
-            .dest_addr_ton(submit.source_addr_ton)
-            .dest_addr_npi(submit.source_addr_npi)
-            .destination_addr(submit.source_addr.clone())
-            .esm_class(EsmClass::from(0x04))
-            .short_message(OctetString::from_vec(text.into_bytes()).ok()?)
+        receipt
             .push_tlv(MessageDeliveryRequestTlvValue::ReceiptedMessageId(
                 COctetString::from_string(id.to_owned()).ok()?,
             ))
@@ -289,12 +325,65 @@ fn mo_pdu(n: u64) -> Option<DeliverSm> {
     )
 }
 
+/// A submit_sm the simulator accepted, and when.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub submit: ReceivedSubmit,
+    pub at: std::time::Instant,
+}
+
+/// Every submit_sm a simulator accepted, in order; clones share it, and several
+/// simulators may write to one record (an operator restarted on the same port).
+///
+/// The simulator writes a submit here before it answers it, under a lock and not
+/// through a channel drained by a task: a test that kills the simulator's runtime
+/// cannot lose records of submits the gateway already saw answered.
+#[derive(Clone, Default)]
+pub struct Record(Arc<parking_lot::Mutex<Vec<Arrival>>>);
+
+impl Record {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&self, submit: ReceivedSubmit) {
+        let at = std::time::Instant::now();
+        self.0.lock().push(Arrival { submit, at });
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().is_empty()
+    }
+
+    /// A look at the arrivals so far.
+    pub fn with<R>(&self, f: impl FnOnce(&[Arrival]) -> R) -> R {
+        f(&self.0.lock())
+    }
+
+    /// The submit_sm PDUs so far.
+    pub fn pdus(&self) -> Vec<SubmitSm> {
+        self.with(|all| all.iter().map(|a| (*a.submit.pdu).clone()).collect())
+    }
+
+    /// Whether a submit_sm to `destination` arrived.
+    pub fn reached(&self, destination: &str) -> bool {
+        self.with(|all| {
+            all.iter()
+                .any(|a| a.submit.pdu.destination_addr.as_str() == destination)
+        })
+    }
+}
+
 /// The simulator; configure, optionally ask for a record of submits, then `run`.
 pub struct Simulator {
     config: SimConfig,
     stats: Arc<SimStats>,
     registry: Arc<SessionRegistry>,
-    record: Option<mpsc::UnboundedSender<ReceivedSubmit>>,
+    record: Option<Record>,
 }
 
 impl Simulator {
@@ -311,15 +400,37 @@ impl Simulator {
         self.stats.clone()
     }
 
+    /// The bound sessions, for pushing deliver_sm to them.
+    pub fn registry(&self) -> Arc<SessionRegistry> {
+        self.registry.clone()
+    }
+
     /// Every accepted submit_sm will also be sent here.
-    pub fn record_submits(&mut self) -> mpsc::UnboundedReceiver<ReceivedSubmit> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.record = Some(tx);
-        rx
+    pub fn record_into(&mut self, record: &Record) {
+        self.record = Some(record.clone());
     }
 
     /// Serve on `listener` until `shutdown` is cancelled.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> io::Result<()> {
+        self.serve(listener, None, shutdown).await
+    }
+
+    /// The same over TLS only.
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        acceptor: tls::TlsAcceptor,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        self.serve(listener, Some(acceptor), shutdown).await
+    }
+
+    async fn serve(
+        self,
+        listener: TcpListener,
+        acceptor: Option<tls::TlsAcceptor>,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
         let (receipt_tx, receipt_rx) = mpsc::unbounded_channel();
         let handler = Arc::new(SimHandler {
             config: self.config.clone(),
@@ -348,7 +459,10 @@ impl Simulator {
             handler,
             self.registry.clone(),
         );
-        let served = server.serve(listener, shutdown.clone()).await;
+        let served = match acceptor {
+            Some(acceptor) => server.serve_tls(listener, acceptor, shutdown.clone()).await,
+            None => server.serve(listener, shutdown.clone()).await,
+        };
         receipts.abort();
         if let Some(mo) = mo {
             mo.abort();

@@ -1,6 +1,9 @@
-//! Our uplink against the SMSC simulator over real sockets: binds, windowed submits,
-//! receipts and MO, throttling retried without loss, reconnect after the simulator is
-//! killed (a real process, SIGKILL) and restarted.
+//! smpp-core's client (our uplink) against the kit's SMSC simulator over real sockets:
+//! binds, windowed submits, receipts and MO, throttling retried without loss, reconnect
+//! after the simulator is killed (a real process, SIGKILL) and restarted.
+//!
+//! These are smpp-core's tests; they live here because the kit depends on smpp-core, and
+//! smpp-core dev-depending on the kit would make a cycle.
 
 use std::{
     collections::HashMap,
@@ -10,7 +13,6 @@ use std::{
     time::Duration,
 };
 
-use benches::sim::{SimConfig, SimStats, Simulator};
 use smpp_core::{
     BindKind,
     client::{
@@ -24,10 +26,13 @@ use smpp_core::{
         values::RegisteredDelivery,
     },
 };
+use smpp_testkit::{
+    LONG_WAIT as WAIT,
+    sim::{SimConfig, SimStats, Simulator},
+    wait_for,
+};
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct Recorder {
@@ -74,14 +79,7 @@ impl Recorder {
     }
 
     async fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !done(self) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_for(what, WAIT, || done(self)).await;
     }
 }
 
@@ -285,16 +283,42 @@ async fn a_stalled_operator_times_out_and_the_message_is_reported() {
     tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
 }
 
+/// Set in the environment of this test binary started again as the simulator process.
+const SIM_PROCESS_LISTEN: &str = "SMPP_TESTKIT_SIM_PROCESS_LISTEN";
+
+/// Not a test of its own: the body of the simulator process (what `smsc-sim --listen
+/// <addr> --ack-delay-ms 2` runs). Without the variable it returns at once.
+#[test]
+fn simulator_process() {
+    let Ok(listen) = std::env::var(SIM_PROCESS_LISTEN) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let listener = TcpListener::bind(&listen).await.expect("bind");
+        let config = SimConfig {
+            ack_delay: Duration::from_millis(2),
+            ..SimConfig::default()
+        };
+        let _ = Simulator::new(config)
+            .run(listener, CancellationToken::new())
+            .await;
+    });
+}
+
+/// The simulator in a process of its own: this test binary, running only
+/// `simulator_process`.
 struct SimProcess(Child);
 
 impl SimProcess {
     fn start(addr: SocketAddr) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_smsc-sim"))
-            .args(["--listen", &addr.to_string(), "--ack-delay-ms", "2"])
+        let child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "simulator_process", "--nocapture"])
+            .env(SIM_PROCESS_LISTEN, addr.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start smsc-sim");
+            .expect("start the simulator process");
         Self(child)
     }
 
