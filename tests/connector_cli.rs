@@ -14,9 +14,9 @@ use std::{
 };
 
 use smpp_core::BindKind;
-use smpp_testkit::sim::{SimConfig, Simulator};
-use support::{Client, Gateway, bind_client, free_port, record_reached, submit, wait_until};
-use tokio::{net::TcpListener, sync::mpsc};
+use smpp_testkit::sim::SimConfig;
+use support::{Client, Gateway, bind_client, free_port, start_operator, submit, wait_until};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "conn-cli-token";
@@ -109,12 +109,8 @@ fn row(list: &str, cid: &str) -> Vec<String> {
 }
 
 async fn sim(stop: &CancellationToken) -> (u16, support::Reached) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sim");
-    let port = listener.local_addr().expect("addr").port();
-    let mut sim = Simulator::new(SimConfig::default());
-    let reached = record_reached(&mut sim);
-    tokio::spawn(sim.run(listener, stop.clone()));
-    (port, reached)
+    let (addr, reached) = start_operator(stop, SimConfig::default()).await;
+    (addr.port(), reached)
 }
 
 fn reached(reached: &support::Reached, n: u64) -> bool {

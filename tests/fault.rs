@@ -9,11 +9,8 @@ use smpp_core::{
     BindKind,
     client::{Uplink, UplinkConfig},
 };
-use smpp_testkit::{
-    operator::Operator,
-    sim::{SimConfig, Simulator},
-};
-use tokio::{net::TcpListener, sync::mpsc};
+use smpp_testkit::{operator::Operator, sim::SimConfig};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -31,15 +28,15 @@ async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
         eprintln!("test dir: {}", root.display());
     }
     // The operator: records what reaches it, sends a receipt for every message.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let operator = listener.local_addr().unwrap();
-    let mut sim = Simulator::new(SimConfig {
-        receipt_delay: Duration::from_millis(50),
-        ..SimConfig::default()
-    });
-    let reached = record_reached(&mut sim);
     let sim_stop = CancellationToken::new();
-    tokio::spawn(sim.run(listener, sim_stop.clone()));
+    let (operator, reached) = start_operator(
+        &sim_stop,
+        SimConfig {
+            receipt_delay: Duration::from_millis(50),
+            ..SimConfig::default()
+        },
+    )
+    .await;
 
     let gateway_addr = free_port();
     let config = write_config(
@@ -335,12 +332,8 @@ async fn a_database_outage_is_reported_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let operator = listener.local_addr().unwrap();
-    let mut sim = Simulator::new(SimConfig::default());
-    let reached = record_reached(&mut sim);
     let sim_stop = CancellationToken::new();
-    tokio::spawn(sim.run(listener, sim_stop.clone()));
+    let (operator, reached) = start_operator(&sim_stop, SimConfig::default()).await;
 
     let gateway_addr = free_port();
     let http = free_port();
@@ -459,10 +452,8 @@ async fn kept_receipts_answered_after_a_bind_are_not_sent_again_after_a_restart(
     const N: u64 = 200;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let operator = listener.local_addr().unwrap();
     let sim_stop = CancellationToken::new();
-    tokio::spawn(Simulator::new(SimConfig::default()).run(listener, sim_stop.clone()));
+    let (operator, _) = start_operator(&sim_stop, SimConfig::default()).await;
     let gateway_addr = free_port();
     let config = write_config(
         &root,

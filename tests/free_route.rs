@@ -5,8 +5,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use smpp_core::BindKind;
-use smpp_testkit::sim::{SimConfig, Simulator};
-use tokio::{net::TcpListener, sync::mpsc};
+use smpp_testkit::sim::SimConfig;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -16,12 +16,8 @@ use support::*;
 async fn a_free_route_accepts_every_message_and_reconciles() {
     const N: u64 = 20;
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let operator = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let mut sim = Simulator::new(SimConfig::default());
-    let reached = record_reached(&mut sim);
-    tokio::spawn(sim.run(listener, stop.clone()));
+    let (operator, reached) = start_operator(&stop, SimConfig::default()).await;
     let (gateway_addr, http) = (free_port(), free_port());
     let storage = format!("sqlite://{}", dir.path().join("billing.db").display());
     let config = write_config(dir.path(), gateway_addr, operator, &storage, http);

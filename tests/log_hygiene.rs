@@ -5,10 +5,10 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use smpp_core::BindKind;
-use smpp_testkit::sim::{SimConfig, Simulator};
+use smpp_testkit::sim::SimConfig;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
@@ -43,12 +43,8 @@ async fn refused_bind(gateway: SocketAddr) -> u32 {
 async fn peer_chosen_ids_and_phone_numbers_stay_out_of_the_log() {
     const N: u64 = 5;
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let operator = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let mut sim = Simulator::new(SimConfig::default());
-    let reached = record_reached(&mut sim);
-    tokio::spawn(sim.run(listener, stop.clone()));
+    let (operator, reached) = start_operator(&stop, SimConfig::default()).await;
     let (gateway_addr, http) = (free_port(), free_port());
     let storage = format!("sqlite://{}", dir.path().join("billing.db").display());
     let config = write_config(dir.path(), gateway_addr, operator, &storage, http);

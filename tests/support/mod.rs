@@ -27,7 +27,10 @@ use smpp_core::{
         values::RegisteredDelivery,
     },
 };
-use smpp_testkit::sim::{Record, Simulator};
+use smpp_testkit::{
+    operator::Sim,
+    sim::{Record, SimConfig},
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -192,11 +195,11 @@ pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// What reached an operator (several operators in turn may write to one).
 pub type Reached = Record;
 
-/// Destinations that reach the simulator, from its record of submits.
-pub fn record_reached(sim: &mut Simulator) -> Reached {
-    let reached = Record::new();
-    sim.record_into(&reached);
-    reached
+/// The test kit's simulator on a free port until `stop`: its address, and its record of
+/// what reaches it.
+pub async fn start_operator(stop: &CancellationToken, config: SimConfig) -> (SocketAddr, Reached) {
+    let sim = Sim::start(stop, config).await;
+    (sim.addr(), sim.submits)
 }
 
 /// Each destination that reached the operator, and when it first did.
