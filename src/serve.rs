@@ -58,13 +58,15 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         .map_err(anyhow::Error::msg)
         .context("[durability] mode")?;
     let journal_dir = loaded.base_dir.join(&config.durability.dir);
-    let (log, replayed) = Journal::open(JournalConfig::new(&journal_dir, durability))
+    // The log takes new records at once; what it already holds is replayed on a thread
+    // of its own and restored while clients bind (a large journal does not delay them).
+    let (log, replay) = Journal::open_replaying(JournalConfig::new(&journal_dir, durability))
         .with_context(|| format!("cannot open the journal in {}", journal_dir.display()))?;
     let journal: Arc<dyn router::journaling::Journal> = match durability {
         Durability::Memory => Arc::new(NoJournal),
         _ => Arc::new(LogJournal::new(log.clone())),
     };
-    info!(mode = ?durability, dir = %journal_dir.display(), replayed = replayed.len(), "journal open");
+    info!(mode = ?durability, dir = %journal_dir.display(), "journal open");
 
     // Billing: the ledger and CDR store, one account per router user. Without it
     // (`billing = false`) the same engine keeps balances and quotas in memory only.
@@ -120,6 +122,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         Deps {
             journal: Some(journal.clone()),
             charging: Some(charging.clone()),
+            replay_pending: true,
             ..Deps::default()
         },
     )
@@ -128,9 +131,12 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     if let Some(engine) = &billing {
         spawn_health_audit(gateway.health_events(), engine.clone());
     }
-    let restored = replayed.iter().filter_map(durable::decode).collect();
-    let report = gateway.restore(restored).await;
-    charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
+    let restoring = spawn_restore(
+        replay,
+        gateway.clone(),
+        charging.clone(),
+        clients_stop.clone(),
+    );
 
     let http_stop = CancellationToken::new();
     let http = if config.http.enabled {
@@ -228,6 +234,9 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     for served in servers {
         served.await??;
     }
+    restoring
+        .await
+        .context("the journal's restore task failed")??;
 
     // Every client session has answered what it had and unbound. Let the uplinks send
     // what is queued, then stop them; what is still unsent stays in the journal.
@@ -264,6 +273,52 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     }
     info!("stopped");
     Ok(())
+}
+
+/// The journal's replay, restored into the running gateway: its messages go back to the
+/// front of their queues, receipt waits get their mapping back (receipts that arrive
+/// meanwhile wait), and billing settles what the last run left open. The reservations
+/// are taken now, before any client can submit, so a reservation of this run is never
+/// settled as a leftover. Without its replay the gateway must not run: a failure stops
+/// the clients and `serve` returns it.
+fn spawn_restore(
+    replay: journal::Replay,
+    gateway: Arc<Gateway>,
+    charging: Arc<EngineCharging>,
+    clients_stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let leftovers = charging.leftover_reservations();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let read = tokio::task::spawn_blocking(move || replay.wait()).await;
+        let records = match read {
+            Ok(Ok(records)) => records,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "journal replay failed: stopping");
+                clients_stop.cancel();
+                return Err(anyhow::Error::new(error).context("journal replay failed"));
+            }
+            Err(panic) => {
+                clients_stop.cancel();
+                return Err(anyhow::anyhow!("journal replay panicked: {panic}"));
+            }
+        };
+        let open: std::collections::HashSet<String> =
+            leftovers.iter().map(|r| r.reference.clone()).collect();
+        // Decoded as restored: the records are not copied into a second list.
+        let report = gateway
+            .restore_with(records.iter().filter_map(durable::decode), |key| {
+                open.contains(key)
+            })
+            .await;
+        charging.settle_leftovers(leftovers, &gateway.open_charge_keys(), &report.submitted);
+        info!(
+            records = records.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal restored"
+        );
+        Ok(())
+    })
 }
 
 /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (the journal has what was
