@@ -49,6 +49,7 @@ pub async fn spawn(
     section: &AdminSection,
     base_dir: &Path,
     parts: Parts,
+    hangup: &crate::serve::Hangup,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !section.enabled {
@@ -69,8 +70,8 @@ pub async fn spawn(
                 key: base_dir.join(&t.key),
             })
             .context("cannot load the admin TLS certificate ([admin.tls])")?;
-            crate::serve::spawn_reload_on_sighup(
-                tls.clone(),
+            hangup.reload_on_sighup(
+                &tls,
                 cert.display().to_string(),
                 Some(parts.charging.engine().clone()),
             );
