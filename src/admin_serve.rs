@@ -58,6 +58,7 @@ pub async fn spawn(
     let auth = Auth::new(section.tokens.iter().map(|t| Token {
         name: t.name.clone(),
         token: t.token.clone(),
+        role: t.role,
     }));
     if auth.is_empty() {
         warn!("[admin] has no tokens (nor SMSGW_ADMIN_TOKEN): every admin call is refused");
