@@ -49,6 +49,7 @@ pub async fn spawn(
     section: &AdminSection,
     base_dir: &Path,
     parts: Parts,
+    hangup: &crate::serve::Hangup,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !section.enabled {
@@ -57,6 +58,7 @@ pub async fn spawn(
     let auth = Auth::new(section.tokens.iter().map(|t| Token {
         name: t.name.clone(),
         token: t.token.clone(),
+        role: t.role,
     }));
     if auth.is_empty() {
         warn!("[admin] has no tokens (nor SMSGW_ADMIN_TOKEN): every admin call is refused");
@@ -69,8 +71,8 @@ pub async fn spawn(
                 key: base_dir.join(&t.key),
             })
             .context("cannot load the admin TLS certificate ([admin.tls])")?;
-            crate::serve::spawn_reload_on_sighup(
-                tls.clone(),
+            hangup.reload_on_sighup(
+                &tls,
                 cert.display().to_string(),
                 Some(parts.charging.engine().clone()),
             );

@@ -264,12 +264,18 @@ pub struct AdminToken {
     /// Who this token is: the actor in the audit log.
     pub name: String,
     pub token: String,
+    /// What the token may call: `admin` (default: everything but settlement),
+    /// `charging` (Billing's Reserve/Commit/Refund/Balance/Rate, for a remote router),
+    /// `read` (list, show, explain, export, balance, rate, stats).
+    #[serde(default)]
+    pub role: api::admin::Role,
 }
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminToken")
             .field("name", &self.name)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
@@ -333,6 +339,7 @@ impl Config {
             config.admin.tokens.push(AdminToken {
                 name: "env".into(),
                 token,
+                role: api::admin::Role::Admin,
             });
         }
         config.smpp.validate()?;
@@ -358,6 +365,25 @@ mod tests {
         assert!(toml::from_str::<Config>("[smpp]\nlisten_typo = 1\n").is_err());
         let with_router: Config = toml::from_str("[[router.users]]\nuid = \"a\"\n").unwrap();
         assert!(with_router._router.is_some());
+    }
+
+    #[test]
+    fn admin_token_roles() {
+        let config: Config = toml::from_str(
+            "[admin]\ntokens = [{ name = \"ops\", token = \"a\" },\n\
+             { name = \"router\", token = \"b\", role = \"charging\" },\n\
+             { name = \"look\", token = \"c\", role = \"read\" }]\n",
+        )
+        .unwrap();
+        let roles: Vec<_> = config.admin.tokens.iter().map(|t| t.role).collect();
+        use api::admin::Role;
+        assert_eq!(roles, [Role::Admin, Role::Charging, Role::Read]);
+        assert!(
+            toml::from_str::<Config>(
+                "[admin]\ntokens = [{ name = \"x\", token = \"a\", role = \"root\" }]\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -30,7 +30,10 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     // Clients are stopped first; uplinks only once what clients were promised has drained.
     let clients_stop = CancellationToken::new();
     let uplinks_stop = CancellationToken::new();
+    // Both handlers are in place before any listener opens: whoever sees a port answer
+    // may signal the process without meeting the signals' default actions.
     spawn_signal_handler(clients_stop.clone());
+    let hangup = Hangup::install();
 
     let listener = TcpListener::bind(config.smpp.listen)
         .await
@@ -58,13 +61,15 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         .map_err(anyhow::Error::msg)
         .context("[durability] mode")?;
     let journal_dir = loaded.base_dir.join(&config.durability.dir);
-    let (log, replayed) = Journal::open(JournalConfig::new(&journal_dir, durability))
+    // The log takes new records at once; what it already holds is replayed on a thread
+    // of its own and restored while clients bind (a large journal does not delay them).
+    let (log, replay) = Journal::open_replaying(JournalConfig::new(&journal_dir, durability))
         .with_context(|| format!("cannot open the journal in {}", journal_dir.display()))?;
     let journal: Arc<dyn router::journaling::Journal> = match durability {
         Durability::Memory => Arc::new(NoJournal),
         _ => Arc::new(LogJournal::new(log.clone())),
     };
-    info!(mode = ?durability, dir = %journal_dir.display(), replayed = replayed.len(), "journal open");
+    info!(mode = ?durability, dir = %journal_dir.display(), "journal open");
 
     // Billing: the ledger and CDR store, one account per router user. Without it
     // (`billing = false`) the same engine keeps balances and quotas in memory only.
@@ -120,6 +125,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
         Deps {
             journal: Some(journal.clone()),
             charging: Some(charging.clone()),
+            replay_pending: true,
             ..Deps::default()
         },
     )
@@ -128,9 +134,12 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     if let Some(engine) = &billing {
         spawn_health_audit(gateway.health_events(), engine.clone());
     }
-    let restored = replayed.iter().filter_map(durable::decode).collect();
-    let report = gateway.restore(restored).await;
-    charging.settle_leftovers(&gateway.open_charge_keys(), &report.submitted);
+    let restoring = spawn_restore(
+        replay,
+        gateway.clone(),
+        charging.clone(),
+        clients_stop.clone(),
+    );
 
     let http_stop = CancellationToken::new();
     let http = if config.http.enabled {
@@ -184,6 +193,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             store: config_store,
             current: admin_config,
         },
+        &hangup,
         http_stop.clone(),
     )
     .await?;
@@ -202,11 +212,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             key: loaded.base_dir.join(&tls.key),
         })
         .context("cannot load the TLS certificate")?;
-        spawn_reload_on_sighup(
-            tls.clone(),
-            config_cert.display().to_string(),
-            billing.clone(),
-        );
+        hangup.reload_on_sighup(&tls, config_cert.display().to_string(), billing.clone());
         let tls_listener = TcpListener::bind(tls_listen)
             .await
             .with_context(|| format!("cannot listen on {tls_listen}"))?;
@@ -228,6 +234,9 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     for served in servers {
         served.await??;
     }
+    restoring
+        .await
+        .context("the journal's restore task failed")??;
 
     // Every client session has answered what it had and unbound. Let the uplinks send
     // what is queued, then stop them; what is still unsent stays in the journal.
@@ -266,21 +275,75 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// The journal's replay, restored into the running gateway: its messages go back to the
+/// front of their queues, receipt waits get their mapping back (receipts that arrive
+/// meanwhile wait), and billing settles what the last run left open. The reservations
+/// are taken now, before any client can submit, so a reservation of this run is never
+/// settled as a leftover. Without its replay the gateway must not run: a failure stops
+/// the clients and `serve` returns it.
+fn spawn_restore(
+    replay: journal::Replay,
+    gateway: Arc<Gateway>,
+    charging: Arc<EngineCharging>,
+    clients_stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let leftovers = charging.leftover_reservations();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let read = tokio::task::spawn_blocking(move || replay.wait()).await;
+        let records = match read {
+            Ok(Ok(records)) => records,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "journal replay failed: stopping");
+                clients_stop.cancel();
+                return Err(anyhow::Error::new(error).context("journal replay failed"));
+            }
+            Err(panic) => {
+                clients_stop.cancel();
+                return Err(anyhow::anyhow!("journal replay panicked: {panic}"));
+            }
+        };
+        let open: std::collections::HashSet<String> =
+            leftovers.iter().map(|r| r.reference.clone()).collect();
+        // Decoded as restored: the records are not copied into a second list.
+        let report = gateway
+            .restore_with(records.iter().filter_map(durable::decode), |key| {
+                open.contains(key)
+            })
+            .await;
+        charging.settle_leftovers(leftovers, &gateway.open_charge_keys(), &report.submitted);
+        info!(
+            records = records.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal restored"
+        );
+        Ok(())
+    })
+}
+
 /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (the journal has what was
 /// acknowledged).
+/// The handlers are installed before this returns (not in the spawned task).
 fn spawn_signal_handler(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            warn!(%error, "cannot install the SIGTERM handler");
+            return;
+        }
+    };
+    let mut interrupt =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            Ok(interrupt) => interrupt,
+            Err(error) => {
+                warn!(%error, "cannot install the SIGINT handler");
+                return;
+            }
+        };
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    warn!(%error, "cannot install the SIGTERM handler");
-                    return;
-                }
-            };
         for round in 0..2 {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
                 _ = term.recv() => {}
             }
             if round == 0 {
@@ -324,46 +387,97 @@ fn spawn_health_audit(
     });
 }
 
-/// SIGHUP reloads the TLS certificate; each attempt goes to the audit log.
-pub(crate) fn spawn_reload_on_sighup(
-    tls: tls::ServerTls,
-    cert_path: String,
-    audit: Option<billing::BillingEngine>,
-) {
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            warn!("cannot install the SIGHUP handler: certificates will not reload");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let outcome = match tls.cert.reload() {
-                Ok(()) => {
-                    info!(cert = %cert_path, "certificate reloaded");
-                    "reloaded".to_owned()
-                }
-                Err(error) => {
-                    warn!(%error, "certificate reload failed; the previous one stays in use");
-                    format!("failed, previous certificate kept: {error}")
-                }
-            };
-            if let Some(engine) = &audit {
-                let event = billing::AuditEvent::new(
-                    config_audit::system_user(),
-                    "signal SIGHUP",
-                    "tls.reload",
-                    cert_path.clone(),
-                    outcome,
-                );
-                if let Err(error) = engine.record_audit(event).await {
-                    warn!(%error, "could not record the certificate reload in the audit log");
-                }
-            }
-        }
-    });
+/// SIGHUP reloads the TLS certificates (the SMPP listener's, the admin listener's);
+/// each attempt goes to the audit log. The handler is installed by [`Hangup::install`]
+/// before any listener opens, so a gateway that answers on a port never dies of
+/// SIGHUP's default action; certificates are registered as their listeners are set up.
+#[derive(Clone)]
+pub(crate) struct Hangup {
+    certs: Arc<std::sync::Mutex<Vec<Reloadable>>>,
 }
 
-/// The billing store's URL from the config (for the CLI subcommands).
+#[derive(Clone)]
+struct Reloadable {
+    cert: Arc<tls::ReloadableCert>,
+    path: String,
+    audit: Option<billing::BillingEngine>,
+}
+
+impl Hangup {
+    /// Installs the SIGHUP handler now (synchronously), then waits for the signal.
+    pub(crate) fn install() -> Self {
+        let certs: Arc<std::sync::Mutex<Vec<Reloadable>>> = Arc::default();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
+                let certs = certs.clone();
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        let registered = certs
+                            .lock()
+                            .map(|certs| certs.clone())
+                            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+                        if registered.is_empty() {
+                            info!("SIGHUP: no TLS certificate to reload");
+                        }
+                        for cert in registered {
+                            cert.reload().await;
+                        }
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(%error, "cannot install the SIGHUP handler: certificates will not reload");
+            }
+        }
+        Self { certs }
+    }
+
+    /// `tls`'s certificate (read from `cert_path`) reloads on each SIGHUP from now on.
+    pub(crate) fn reload_on_sighup(
+        &self,
+        tls: &tls::ServerTls,
+        cert_path: String,
+        audit: Option<billing::BillingEngine>,
+    ) {
+        let cert = Reloadable {
+            cert: tls.cert.clone(),
+            path: cert_path,
+            audit,
+        };
+        match self.certs.lock() {
+            Ok(mut certs) => certs.push(cert),
+            Err(poisoned) => poisoned.into_inner().push(cert),
+        }
+    }
+}
+
+impl Reloadable {
+    async fn reload(&self) {
+        let outcome = match self.cert.reload() {
+            Ok(()) => {
+                info!(cert = %self.path, "certificate reloaded");
+                "reloaded".to_owned()
+            }
+            Err(error) => {
+                warn!(%error, cert = %self.path, "certificate reload failed; the previous one stays in use");
+                format!("failed, previous certificate kept: {error}")
+            }
+        };
+        if let Some(engine) = &self.audit {
+            let event = billing::AuditEvent::new(
+                config_audit::system_user(),
+                "signal SIGHUP",
+                "tls.reload",
+                self.path.clone(),
+                outcome,
+            );
+            if let Err(error) = engine.record_audit(event).await {
+                warn!(%error, "could not record the certificate reload in the audit log");
+            }
+        }
+    }
+}
+
 pub fn storage_url(config_path: Option<&std::path::Path>) -> anyhow::Result<String> {
     let loaded = Config::load(config_path)?;
     resolve_storage_url(&loaded.config.storage.url, &loaded.base_dir)

@@ -96,16 +96,257 @@ cost = "0.02"
         ),
     )
     .expect("write config");
+    serve(dir, &config)
+}
+
+fn serve(dir: &Path, config: &Path) -> Serve {
     let log = std::fs::File::create(dir.join("serve.log")).expect("log");
     Serve(
         Command::new(env!("CARGO_BIN_EXE_smsgw"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start smsgw"),
     )
+}
+
+/// Runs `smsgw admin` until the admin API answers (the gateway is starting).
+fn first_answer(endpoint: &str, token: &str, args: &[&str]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = admin(endpoint, Some(token), args);
+        if out.status.success() {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "admin API never answered: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{o:?}");
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn account_commands_show_top_up_limit_suspend_resume_and_rate() {
+    const READ: &str = "cli-read-token";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_port();
+    let endpoint = format!("http://{addr}");
+    let config = dir.path().join("smsgw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[smpp]
+listen = "{smpp}"
+[http]
+enabled = false
+[durability]
+mode = "memory"
+dir = "journal"
+[storage]
+url = "sqlite://smsgw.db"
+currency = "USD"
+[admin]
+listen = "{addr}"
+tokens = [{{ name = "ops", token = "{TOKEN}" }}, {{ name = "look", token = "{READ}", role = "read" }}]
+[[router.groups]]
+gid = "g1"
+[[router.users]]
+uid = "u1"
+username = "bank"
+password = "pw"
+gid = "g1"
+quotas = {{ balance = "5" }}
+[[router.connectors]]
+cid = "op1"
+port = {dead}
+[[router.mt_routes]]
+order = 0
+type = "DefaultRoute"
+connector = "op1"
+rate = "0.02"
+"#,
+            smpp = free_port(),
+            dead = free_port().port(),
+        ),
+    )
+    .expect("write config");
+    let _serve = serve(dir.path(), &config);
+
+    let table = first_answer(&endpoint, TOKEN, &["account", "balance", "--uid", "u1"]);
+    let text = stdout(&table);
+    assert!(
+        text.starts_with("UID") && text.contains("AVAILABLE") && text.contains("USD"),
+        "a table: {text}"
+    );
+    let b = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &["--json", "account", "balance", "--uid", "u1"],
+    ));
+    assert_eq!(b["uid"], "u1");
+    assert_eq!(b["status"], "active");
+    let before: f64 = b["balance"]
+        .as_str()
+        .expect("balance")
+        .parse()
+        .expect("decimal");
+
+    let topped = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "--json",
+            "account",
+            "top-up",
+            "--uid",
+            "u1",
+            "--amount",
+            "10",
+            "--reference",
+            "pay-1",
+        ],
+    ));
+    let after: f64 = topped["balance"]
+        .as_str()
+        .expect("balance")
+        .parse()
+        .expect("decimal");
+    assert_eq!(after, before + 10.0, "{topped}");
+
+    let limited = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "--json",
+            "account",
+            "credit-limit",
+            "--uid",
+            "u1",
+            "--limit",
+            "3.5",
+        ],
+    ));
+    let limit: f64 = limited["credit_limit"]
+        .as_str()
+        .expect("limit")
+        .parse()
+        .expect("decimal");
+    assert_eq!(limit, 3.5, "{limited}");
+
+    let suspended = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["account", "suspend", "--uid", "u1"],
+    );
+    assert!(suspended.status.success(), "{suspended:?}");
+    assert!(
+        stdout(&suspended).contains("suspended"),
+        "{}",
+        stdout(&suspended)
+    );
+    let resumed = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &["--json", "account", "resume", "--uid", "u1"],
+    ));
+    assert_eq!(resumed["status"], "active", "{resumed}");
+
+    // The price of a 3-part message: no tariff, so the route's 0.02 per part.
+    let rate = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "account",
+            "rate",
+            "--uid",
+            "u1",
+            "--to",
+            "255700000001",
+            "--parts",
+            "3",
+        ],
+    );
+    assert!(rate.status.success(), "{rate:?}");
+    let text = stdout(&rate);
+    assert!(
+        text.contains("PER_PART") && text.contains("Default route"),
+        "{text}"
+    );
+    let quote = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "--json",
+            "account",
+            "rate",
+            "--uid",
+            "u1",
+            "--to",
+            "255700000001",
+            "--parts",
+            "3",
+        ],
+    ));
+    assert_eq!(quote["source"], "route", "{quote}");
+    assert_eq!(quote["price_per_part"], "0.020000", "{quote}");
+    assert_eq!(quote["total"], "0.060000", "{quote}");
+    assert_eq!(quote["currency"], "USD", "{quote}");
+    let overridden = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "--json",
+            "account",
+            "rate",
+            "--uid",
+            "u1",
+            "--to",
+            "255700000001",
+            "--route-rate",
+            "0.05",
+        ],
+    ));
+    assert_eq!(overridden["total"], "0.050000", "{overridden}");
+
+    // A read token sees balances and rates, and cannot top up.
+    let seen = admin(
+        &endpoint,
+        Some(READ),
+        &["account", "balance", "--uid", "u1"],
+    );
+    assert!(seen.status.success(), "{seen:?}");
+    let priced = admin(
+        &endpoint,
+        Some(READ),
+        &["account", "rate", "--uid", "u1", "--to", "255700000001"],
+    );
+    assert!(priced.status.success(), "{priced:?}");
+    let refused = admin(
+        &endpoint,
+        Some(READ),
+        &["account", "top-up", "--uid", "u1", "--amount", "1"],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("PermissionDenied: token \"look\" has role \"read\"") && err.contains("TopUp"),
+        "{err}"
+    );
+    let unknown = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["account", "rate", "--uid", "nobody", "--to", "255700000001"],
+    );
+    assert!(!unknown.status.success(), "{unknown:?}");
 }
 
 #[test]
@@ -261,7 +502,7 @@ gid = "g1"
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_smsgw"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

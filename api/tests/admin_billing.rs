@@ -1,10 +1,10 @@
 //! The Billing service (`smsgw.billing.v1`) on the admin gRPC server: the same tokens,
 //! the same engine the gateway charges through, the token's name as the ledger actor,
-//! and listed by server reflection.
+//! and listed by server reflection. Each token's role decides which RPCs it may call.
 
 mod admin_support;
 
-use admin_support::{Stack, TOKEN, connect_esme};
+use admin_support::{CHARGING_TOKEN, READ_TOKEN, Stack, TOKEN, connect_esme};
 use futures_util::StreamExt;
 use proto::{admin as pb, billing as bpb};
 use smpp_core::client::SubmitOutcome;
@@ -175,4 +175,170 @@ async fn reflection_lists_billing_beside_admin_and_stats() {
     ] {
         assert!(names.contains(&service), "{service} in {names:?}");
     }
+}
+
+fn denied(err: &Status, role: &str, rpc: &str) {
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains(&format!("role \"{role}\"")) && err.message().contains(rpc),
+        "the refusal names the role and the call: {}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn token_roles_decide_which_calls_are_allowed() {
+    let stack = Stack::start("memory:", "").await;
+    let mut admin = stack.admin(Some(TOKEN)).await;
+    let account = admin
+        .get_balance(pb::AccountRef { uid: "u1".into() })
+        .await
+        .expect("admin balance")
+        .into_inner();
+    let reserve = |reference: &str| bpb::ReserveRequest {
+        account_id: account.account_id,
+        reference: reference.into(),
+        amount_micros: 10_000,
+        currency: account.currency.clone(),
+        message: Some(bpb::MessageMeta {
+            user: "u1".into(),
+            parts: 1,
+            ..bpb::MessageMeta::default()
+        }),
+    };
+
+    // read: looks, never touches.
+    let mut read_admin = stack.admin(Some(READ_TOKEN)).await;
+    let mut read_billing = billing(&stack, Some(READ_TOKEN)).await;
+    read_admin
+        .list_users(pb::ListRequest::default())
+        .await
+        .expect("read lists users");
+    read_admin
+        .get_balance(pb::AccountRef { uid: "u1".into() })
+        .await
+        .expect("read sees a balance");
+    read_billing
+        .balance(bpb::BalanceRequest {
+            account_id: account.account_id,
+        })
+        .await
+        .expect("read sees billing's balance");
+    let err = read_admin
+        .top_up(pb::TopUpRequest {
+            uid: "u1".into(),
+            amount: "5".into(),
+            ..pb::TopUpRequest::default()
+        })
+        .await
+        .expect_err("read cannot top up");
+    denied(&err, "read", "smsgw.admin.v1.Admin/TopUp");
+    let err = read_billing
+        .top_up(bpb::TopUpRequest {
+            account_id: account.account_id,
+            amount_micros: 1,
+            currency: account.currency.clone(),
+            reference: "read-top-up".into(),
+            ..bpb::TopUpRequest::default()
+        })
+        .await
+        .expect_err("read cannot top up through billing either");
+    denied(&err, "read", "smsgw.billing.v1.Billing/TopUp");
+    let err = read_billing
+        .reserve(reserve("read-1"))
+        .await
+        .expect_err("read cannot reserve");
+    denied(&err, "read", "Billing/Reserve");
+
+    // admin: everything but settlement.
+    let mut admin_billing = billing(&stack, Some(TOKEN)).await;
+    let err = admin_billing
+        .reserve(reserve("admin-1"))
+        .await
+        .expect_err("admin cannot reserve");
+    denied(&err, "admin", "smsgw.billing.v1.Billing/Reserve");
+    assert!(err.message().contains("charging"), "{}", err.message());
+    let err = admin_billing
+        .commit(bpb::CommitRequest {
+            account_id: account.account_id,
+            reference: "admin-1".into(),
+            operator_message_id: "x".into(),
+        })
+        .await
+        .expect_err("admin cannot commit");
+    denied(&err, "admin", "Billing/Commit");
+
+    // charging: the remote router's calls, nothing else.
+    let mut router = billing(&stack, Some(CHARGING_TOKEN)).await;
+    let reserved = router
+        .reserve(reserve("router-1"))
+        .await
+        .expect("charging reserves")
+        .into_inner();
+    assert_eq!(reserved.amount_micros, 10_000);
+    let settled = router
+        .commit(bpb::CommitRequest {
+            account_id: account.account_id,
+            reference: "router-1".into(),
+            operator_message_id: "op-1".into(),
+        })
+        .await
+        .expect("charging commits")
+        .into_inner();
+    assert_eq!(settled.settlement(), bpb::Settlement::Applied);
+    router
+        .reserve(reserve("router-2"))
+        .await
+        .expect("charging reserves again");
+    let refunded = router
+        .refund(bpb::RefundRequest {
+            account_id: account.account_id,
+            reference: "router-2".into(),
+            final_status: "REJECTD".into(),
+        })
+        .await
+        .expect("charging refunds")
+        .into_inner();
+    assert_eq!(refunded.settlement(), bpb::Settlement::Applied);
+    let after = router
+        .balance(bpb::BalanceRequest {
+            account_id: account.account_id,
+        })
+        .await
+        .expect("charging sees the balance")
+        .into_inner();
+    assert_eq!(after.reserved_micros, 0, "{after:?}");
+    let mut router_admin = stack.admin(Some(CHARGING_TOKEN)).await;
+    let err = router_admin
+        .add_user(pb::User {
+            uid: "u9".into(),
+            username: "intruder".into(),
+            password: "pw".into(),
+            gid: "g1".into(),
+            ..pb::User::default()
+        })
+        .await
+        .expect_err("charging cannot add a user");
+    denied(&err, "charging", "smsgw.admin.v1.Admin/AddUser");
+    let err = router
+        .top_up(bpb::TopUpRequest {
+            account_id: account.account_id,
+            amount_micros: 1,
+            currency: account.currency.clone(),
+            reference: "router-top-up".into(),
+            ..bpb::TopUpRequest::default()
+        })
+        .await
+        .expect_err("charging cannot top up");
+    denied(&err, "charging", "Billing/TopUp");
+    assert!(
+        admin
+            .list_users(pb::ListRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .users
+            .iter()
+            .all(|u| u.uid != "u9")
+    );
 }

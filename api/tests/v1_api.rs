@@ -411,3 +411,36 @@ async fn idempotent_retries_send_once() {
     assert_eq!(reply.status, 202);
     s.next_submit().await;
 }
+
+/// A 202 means the message's record is in the store: a crash right after the answer
+/// loses no record. Concurrent sends share the writer's transactions.
+#[tokio::test]
+async fn the_record_is_stored_before_the_send_is_answered() {
+    let s = Setup::start_v1().await;
+    let key = key_for(&s, "u1", &Scope::ALL, &[], 0).await;
+    let db = s.v1.as_ref().expect("v1").db();
+    let sends = (0..24).map(|n| {
+        let (s, key) = (&s, &key);
+        async move {
+            let body =
+                format!(r#"{{"to":["25570000{n:04}","25571000{n:04}"],"text":"durable {n}"}}"#);
+            let reply = call(s, "POST", "/api/v1/sms/send", key, &body).await;
+            assert_eq!(reply.status, 202, "{reply:?}");
+            let ids: Vec<String> = reply.json()["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .map(|m| m["id"].as_str().expect("id").to_owned())
+                .collect();
+            assert_eq!(ids.len(), 2);
+            // Straight after the answer, from the store itself (not the in-memory
+            // records GET also looks at).
+            for id in ids {
+                let row = db.message("u1", &id).await.expect("query");
+                let row = row.unwrap_or_else(|| panic!("{id} answered 202 but not stored"));
+                assert_eq!(row.uid, "u1");
+            }
+        }
+    });
+    futures_util::future::join_all(sends).await;
+}

@@ -100,7 +100,9 @@ async fn a_burst_of_receipts_behind_a_slow_database_loses_none() {
     .await;
 
     // The consumer of receipts is made slow: its database is locked while the whole
-    // burst is sent and its receipts come back.
+    // burst is sent and its receipts come back. A send is answered once its records
+    // are stored, so the sends (all at once) are answered only after the release:
+    // meanwhile their messages go out and their receipts come back and wait.
     let lock = lock_database(&s).await;
     let locked_at = Instant::now();
     let bodies: Vec<String> = (0..MESSAGES / RECIPIENTS_PER_SEND)
@@ -111,11 +113,26 @@ async fn a_burst_of_receipts_behind_a_slow_database_loses_none() {
             json!({"to": to, "text": "burst"}).to_string()
         })
         .collect();
-    let replies: Vec<Reply> = stream::iter(&bodies)
+    let sends = stream::iter(&bodies)
         .map(|body| call(&s, "POST", "/api/v1/sms/send", &key, body))
-        .buffer_unordered(4)
-        .collect()
-        .await;
+        .buffer_unordered(bodies.len())
+        .collect::<Vec<Reply>>();
+    // Hold the lock until more receipts than a 4096 hand-off holds have come back,
+    // or for at most 4 s (below SQLite's 5 s busy timeout: the gateway's writers wait
+    // rather than fail, and below the sends' wait for their records). Held back at the
+    // operator, they may not all come.
+    let op1 = s.gateway.connector("op1").expect("op1").clone();
+    let hold = async {
+        while op1.counters.receipts.load(Ordering::Relaxed) < 5000
+            && locked_at.elapsed() < Duration::from_secs(4)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let received = op1.counters.receipts.load(Ordering::Relaxed);
+        release(lock).await;
+        received
+    };
+    let (replies, received_while_locked) = tokio::join!(sends, hold);
     let mut ids = Vec::with_capacity(MESSAGES);
     for reply in &replies {
         assert_eq!(reply.status, 202, "{reply:?}");
@@ -124,17 +141,6 @@ async fn a_burst_of_receipts_behind_a_slow_database_loses_none() {
         }
     }
     assert_eq!(ids.len(), MESSAGES);
-    // Hold the lock until more receipts than a 4096 hand-off holds have come back,
-    // or for at most 4 s (below SQLite's 5 s busy timeout: the gateway's writers wait
-    // rather than fail). Held back at the operator, they may not all come.
-    let op1 = s.gateway.connector("op1").expect("op1").clone();
-    while op1.counters.receipts.load(Ordering::Relaxed) < 5000
-        && locked_at.elapsed() < Duration::from_secs(4)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let received_while_locked = op1.counters.receipts.load(Ordering::Relaxed);
-    release(lock).await;
     eprintln!(
         "receipts matched while the database was locked: {received_while_locked} \
          (operator receipts answered: {})",

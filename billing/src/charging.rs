@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::{
     AccountId, AccountKind, BillingEngine, BillingError, Currency, LedgerRequest, MessageMeta,
-    Micros, NewAccount, QuotaOptions, ReserveRequest, tariff::RateQuery,
+    Micros, NewAccount, OpenReservation, QuotaOptions, ReserveRequest, tariff::RateQuery,
 };
 
 /// Users without a balance quota (Jasmin's "unlimited") still get every message priced
@@ -166,16 +166,29 @@ impl EngineCharging {
         &self.open[h % SHARDS]
     }
 
-    /// After a restart: keep the reservations of parts the journal will send again,
-    /// commit those the journal (or the CDR) says the operator took, refund the rest.
-    pub fn settle_leftovers(&self, live_keys: &[String], submitted: &[(String, String)]) {
+    /// The reservations the last run left open. Take them before clients can submit, so
+    /// that `settle_leftovers` never touches a reservation of this run.
+    pub fn leftover_reservations(&self) -> Vec<OpenReservation> {
+        self.engine.open_reservations()
+    }
+
+    /// After a restart and the journal's replay: of the `leftovers`, keep the
+    /// reservations of parts the journal sends again, commit those the journal (or the
+    /// CDR) says the operator took, refund the rest. One this run already settled is
+    /// left alone (the engine refuses a second settlement).
+    pub fn settle_leftovers(
+        &self,
+        leftovers: Vec<OpenReservation>,
+        live_keys: &[String],
+        submitted: &[(String, String)],
+    ) {
         let live: HashSet<&str> = live_keys.iter().map(String::as_str).collect();
         let submitted: HashMap<&str, &str> = submitted
             .iter()
             .map(|(key, operator_id)| (key.as_str(), operator_id.as_str()))
             .collect();
         let (mut kept, mut committed, mut refunded) = (0, 0, 0);
-        for open in self.engine.open_reservations() {
+        for open in leftovers {
             let operator_id = submitted
                 .get(open.reference.as_str())
                 .copied()

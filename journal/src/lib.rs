@@ -111,6 +111,11 @@ pub(crate) enum Command {
     Flush {
         ack: oneshot::Sender<Result<(), String>>,
     },
+    /// The replay of the segments that existed at open is done: take in its index.
+    Adopt {
+        index: Box<segment::ReplayedIndex>,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Unreadable bytes that replay skipped (or, for a torn tail, cut off).
@@ -148,8 +153,32 @@ pub struct Journal {
     tx: Option<mpsc::Sender<Command>>,
     stats: std::sync::Arc<JournalStats>,
     durability: Durability,
-    replay: std::sync::Arc<ReplayReport>,
+    replay: std::sync::Arc<std::sync::OnceLock<ReplayReport>>,
 }
+
+/// The replay of the segments found at open, running on its own thread while the log
+/// already takes new records.
+pub struct Replay {
+    done: std::sync::mpsc::Receiver<Result<(Vec<Record>, ReplayReport), JournalError>>,
+    report: std::sync::Arc<std::sync::OnceLock<ReplayReport>>,
+}
+
+impl Replay {
+    /// Wait for the live records of the old segments, oldest first. The writer has
+    /// adopted their index by then, so removing or replacing them is safe.
+    pub fn wait(self) -> Result<Vec<Record>, JournalError> {
+        let (records, report) = self.done.recv().map_err(|_| JournalError::Stopped)??;
+        let _ = self.report.set(report);
+        Ok(records)
+    }
+}
+
+static NO_REPLAY: ReplayReport = ReplayReport {
+    segments: 0,
+    records: 0,
+    damaged: Vec::new(),
+    torn_tail: None,
+};
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,21 +192,43 @@ impl Journal {
     /// Open (or create) the log in `config.dir`, replay it, and start the writer.
     /// Returns the live records, oldest first.
     pub fn open(config: JournalConfig) -> Result<(Self, Vec<Record>), JournalError> {
+        let (journal, replay) = Self::open_replaying(config)?;
+        let records = replay.wait()?;
+        Ok((journal, records))
+    }
+
+    /// Open the log and take new records at once, while the segments already there are
+    /// replayed on a thread of their own: start-up does not wait for a large log.
+    pub fn open_replaying(config: JournalConfig) -> Result<(Self, Replay), JournalError> {
+        let report = std::sync::Arc::new(std::sync::OnceLock::new());
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
         if config.durability == Durability::Memory {
-            return Ok((Self::memory(), Vec::new()));
+            let _ = done_tx.send(Ok((Vec::new(), ReplayReport::default())));
+            return Ok((Self::memory(), Replay { done, report }));
         }
-        let (state, live, report) = segment::Segments::open(&config)?;
+        let (state, existing) = segment::Segments::start(&config)?;
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = std::sync::Arc::new(JournalStats::default());
         writer::spawn(config.clone(), state, rx, stats.clone())?;
+        let writer = tx.clone();
+        let dir = config.dir.clone();
+        std::thread::Builder::new()
+            .name("journal-replay".into())
+            .spawn(move || {
+                let _ = done_tx.send(replay_and_adopt(&dir, &existing, &writer));
+            })
+            .map_err(|source| JournalError::Io {
+                path: "journal replay thread".into(),
+                source,
+            })?;
         Ok((
             Self {
                 tx: Some(tx),
                 stats,
                 durability: config.durability,
-                replay: std::sync::Arc::new(report),
+                replay: report.clone(),
             },
-            live,
+            Replay { done, report },
         ))
     }
 
@@ -192,8 +243,9 @@ impl Journal {
     }
 
     /// What replay found when the log was opened (damage skipped, torn tail cut).
+    /// (Empty until the replay is done.)
     pub fn replay_report(&self) -> &ReplayReport {
-        &self.replay
+        self.replay.get().unwrap_or(&NO_REPLAY)
     }
 
     pub fn durability(&self) -> Durability {
@@ -307,4 +359,26 @@ impl Journal {
             .map_err(|_| JournalError::Stopped)?
             .map_err(JournalError::WriteFailed)
     }
+}
+
+/// The replay thread's work: read the old segments, hand their index to the writer and
+/// wait until it is adopted, then give back the records.
+fn replay_and_adopt(
+    dir: &std::path::Path,
+    existing: &[u64],
+    writer: &mpsc::Sender<Command>,
+) -> Result<(Vec<Record>, ReplayReport), JournalError> {
+    let (index, records, report) = segment::replay(dir, existing)?.split();
+    let (ack, adopted) = oneshot::channel();
+    writer
+        .blocking_send(Command::Adopt {
+            index: Box::new(index),
+            ack,
+        })
+        .map_err(|_| JournalError::Stopped)?;
+    adopted
+        .blocking_recv()
+        .map_err(|_| JournalError::Stopped)?
+        .map_err(JournalError::WriteFailed)?;
+    Ok((records, report))
 }

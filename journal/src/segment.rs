@@ -31,8 +31,11 @@ pub(crate) struct Segments {
     active_no: u64,
     active_size: u64,
     live: HashMap<u128, Location>,
-    /// Live records per segment, oldest segment first.
+    /// Live records per segment, oldest segment first. Segments still being replayed
+    /// are absent until adopted, so nothing deletes or relocates them meanwhile.
     counts: BTreeMap<u64, usize>,
+    /// Records ever put in each segment: with `live`, how much of the log is garbage.
+    written: BTreeMap<u64, usize>,
     /// Segments that held unreadable bytes at replay, with the path of their copy (None
     /// when the copy failed): deleting one is logged, and without a copy it is renamed
     /// aside instead.
@@ -161,125 +164,177 @@ fn preserve(dir: &Path, number: u64) -> Result<PathBuf, std::io::Error> {
     Ok(to)
 }
 
-impl Segments {
-    /// Replay every segment and start a fresh active one.
-    pub fn open(config: &JournalConfig) -> Result<(Self, Vec<Record>, ReplayReport), JournalError> {
-        let dir = config.dir.clone();
-        fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        let numbers = list_segments(&dir)?;
-        let mut live: HashMap<u128, Location> = HashMap::new();
-        let mut records: HashMap<u128, Record> = HashMap::new();
-        let mut report = ReplayReport {
-            segments: numbers.len(),
-            ..ReplayReport::default()
-        };
-        let mut damaged: HashMap<u64, Option<PathBuf>> = HashMap::new();
-        let last = numbers.last().copied();
-        let started = std::time::Instant::now();
-        for &number in &numbers {
-            let path = segment_path(&dir, number);
-            let bytes = Bytes::from(fs::read(&path).map_err(|e| io_error(&path, e))?);
-            let mut gaps = scan(&bytes, |at, entry| {
-                let location = Location {
-                    segment: number,
-                    offset: at as u64,
-                };
-                match entry.op {
-                    Op::Put => {
-                        live.insert(entry.id, location);
-                        records.insert(
-                            entry.id,
-                            Record {
-                                id: entry.id,
-                                kind: entry.kind,
-                                payload: entry.payload,
-                                segment: number,
-                                offset: at as u64,
-                            },
-                        );
-                    }
-                    Op::Remove => {
-                        live.remove(&entry.id);
-                        records.remove(&entry.id);
-                    }
-                }
-            });
-            // A crash mid-write tears only the tail of the newest segment: a gap that
-            // runs to its end, with nothing valid after it, is that incomplete write.
-            let torn = match gaps.last() {
-                Some(gap) if Some(number) == last && gap.offset + gap.len == bytes.len() => {
-                    gaps.pop()
-                }
-                _ => None,
+/// What replaying the segments that existed at open found: the writer adopts the index,
+/// the caller gets the records.
+pub(crate) struct Replayed {
+    live: HashMap<u128, Location>,
+    written: BTreeMap<u64, usize>,
+    damaged: HashMap<u64, Option<PathBuf>>,
+    pub records: Vec<Record>,
+    pub report: ReplayReport,
+}
+
+/// The index part of a replay, handed to the writer thread.
+pub(crate) struct ReplayedIndex {
+    live: HashMap<u128, Location>,
+    written: BTreeMap<u64, usize>,
+    damaged: HashMap<u64, Option<PathBuf>>,
+}
+
+impl Replayed {
+    pub(crate) fn split(self) -> (ReplayedIndex, Vec<Record>, ReplayReport) {
+        (
+            ReplayedIndex {
+                live: self.live,
+                written: self.written,
+                damaged: self.damaged,
+            },
+            self.records,
+            self.report,
+        )
+    }
+}
+
+/// Read the segments `numbers` (oldest first) of `dir`: the latest record of every id
+/// not removed, oldest first. Cuts a torn tail of the newest and keeps a copy of any
+/// segment with unreadable bytes. Touches no segment the writer appends to.
+pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> Result<Replayed, JournalError> {
+    let mut live: HashMap<u128, Location> = HashMap::new();
+    let mut records: HashMap<u128, Record> = HashMap::new();
+    let mut written: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut report = ReplayReport {
+        segments: numbers.len(),
+        ..ReplayReport::default()
+    };
+    let mut damaged: HashMap<u64, Option<PathBuf>> = HashMap::new();
+    let last = numbers.last().copied();
+    let started = std::time::Instant::now();
+    for &number in numbers {
+        let path = segment_path(dir, number);
+        let bytes = Bytes::from(fs::read(&path).map_err(|e| io_error(&path, e))?);
+        let mut puts = 0usize;
+        let mut gaps = scan(&bytes, |at, entry| {
+            let location = Location {
+                segment: number,
+                offset: at as u64,
             };
-            if !gaps.is_empty() {
-                let copy = match preserve(&dir, number) {
-                    Ok(copy) => Some(copy),
-                    Err(error) => {
-                        error!(segment = number, %error, "cannot copy a damaged segment aside");
-                        None
-                    }
-                };
-                for gap in &gaps {
-                    // A skipped record may have been a `remove` (its message comes back
-                    // and is sent again) or a `put` (that update, or message, is lost).
-                    warn!(
-                        segment = number,
-                        offset = gap.offset,
-                        bytes = gap.len,
-                        copy = ?copy,
-                        "journal: unreadable bytes skipped, replay resumed at the next valid record"
+            match entry.op {
+                Op::Put => {
+                    puts += 1;
+                    live.insert(entry.id, location);
+                    records.insert(
+                        entry.id,
+                        Record {
+                            id: entry.id,
+                            kind: entry.kind,
+                            payload: entry.payload,
+                            segment: number,
+                            offset: at as u64,
+                        },
                     );
-                    report.damaged.push(Damage {
-                        segment: number,
-                        offset: gap.offset as u64,
-                        bytes: gap.len as u64,
-                        copy: copy.clone(),
-                    });
                 }
-                damaged.insert(number, copy);
+                Op::Remove => {
+                    live.remove(&entry.id);
+                    records.remove(&entry.id);
+                }
             }
-            if let Some(gap) = torn {
+        });
+        written.insert(number, puts);
+        // A crash mid-write tears only the tail of the newest segment: a gap that runs
+        // to its end, with nothing valid after it, is that incomplete write.
+        let torn = match gaps.last() {
+            Some(gap) if Some(number) == last && gap.offset + gap.len == bytes.len() => gaps.pop(),
+            _ => None,
+        };
+        if !gaps.is_empty() {
+            let copy = match preserve(dir, number) {
+                Ok(copy) => Some(copy),
+                Err(error) => {
+                    error!(segment = number, %error, "cannot copy a damaged segment aside");
+                    None
+                }
+            };
+            for gap in &gaps {
+                // A skipped record may have been a `remove` (its message comes back and
+                // is sent again) or a `put` (that update, or message, is lost).
                 warn!(
                     segment = number,
                     offset = gap.offset,
                     bytes = gap.len,
-                    "journal: torn tail truncated"
+                    copy = ?copy,
+                    "journal: unreadable bytes skipped, replay resumed at the next valid record"
                 );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| io_error(&path, e))?;
-                file.set_len(gap.offset as u64)
-                    .map_err(|e| io_error(&path, e))?;
-                file.sync_all().map_err(|e| io_error(&path, e))?;
-                report.torn_tail = Some(Damage {
+                report.damaged.push(Damage {
                     segment: number,
                     offset: gap.offset as u64,
                     bytes: gap.len as u64,
-                    copy: None,
+                    copy: copy.clone(),
                 });
             }
+            damaged.insert(number, copy);
         }
-        let mut counts: BTreeMap<u64, usize> = numbers.iter().map(|&n| (n, 0)).collect();
-        for location in live.values() {
-            *counts.entry(location.segment).or_default() += 1;
-        }
-        let mut replayed: Vec<Record> = records.into_values().collect();
-        replayed.sort_unstable_by_key(|r| (r.segment, r.offset));
-        report.records = replayed.len();
-        if !numbers.is_empty() {
-            info!(
-                segments = numbers.len(),
-                live = replayed.len(),
-                damaged = report.damaged.len(),
-                skipped_bytes = report.skipped_bytes(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "journal replayed"
+        if let Some(gap) = torn {
+            warn!(
+                segment = number,
+                offset = gap.offset,
+                bytes = gap.len,
+                "journal: torn tail truncated"
             );
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_error(&path, e))?;
+            file.set_len(gap.offset as u64)
+                .map_err(|e| io_error(&path, e))?;
+            file.sync_all().map_err(|e| io_error(&path, e))?;
+            report.torn_tail = Some(Damage {
+                segment: number,
+                offset: gap.offset as u64,
+                bytes: gap.len as u64,
+                copy: None,
+            });
         }
+    }
+    let mut replayed: Vec<Record> = records.into_values().collect();
+    replayed.sort_unstable_by_key(|r| (r.segment, r.offset));
+    report.records = replayed.len();
+    if !numbers.is_empty() {
+        info!(
+            segments = numbers.len(),
+            live = replayed.len(),
+            damaged = report.damaged.len(),
+            skipped_bytes = report.skipped_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal replayed"
+        );
+    }
+    Ok(Replayed {
+        live,
+        written,
+        damaged,
+        records: replayed,
+        report,
+    })
+}
 
-        let active_no = last.map_or(1, |n| n + 1);
+impl Segments {
+    /// Replay every segment and start a fresh active one (replay and adoption in one
+    /// step, on the caller's thread).
+    #[cfg(test)]
+    pub fn open(config: &JournalConfig) -> Result<(Self, Vec<Record>, ReplayReport), JournalError> {
+        let (mut segments, existing) = Self::start(config)?;
+        let (index, records, report) = replay(&config.dir, &existing)?.split();
+        segments.adopt(index)?;
+        Ok((segments, records, report))
+    }
+
+    /// Start a fresh active segment after the existing ones, which are returned (oldest
+    /// first) for `replay`; until `adopt`, they are neither relocated nor deleted.
+    pub fn start(config: &JournalConfig) -> Result<(Self, Vec<u64>), JournalError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        let existing = list_segments(&dir)?;
+        let active_no = existing.last().map_or(1, |n| n + 1);
         let path = segment_path(&dir, active_no);
         let active = OpenOptions::new()
             .create(true)
@@ -287,22 +342,43 @@ impl Segments {
             .open(&path)
             .map_err(|e| io_error(&path, e))?;
         sync_dir(&dir)?;
-        counts.insert(active_no, 0);
-        let mut segments = Self {
+        let segments = Self {
             dir,
             active,
             active_no,
             active_size: 0,
-            live,
-            counts,
-            damaged,
+            live: HashMap::new(),
+            counts: BTreeMap::from([(active_no, 0)]),
+            written: BTreeMap::from([(active_no, 0)]),
+            damaged: HashMap::new(),
             pending: BytesMut::with_capacity(1 << 20),
             undo: Vec::new(),
             #[cfg(test)]
             fail_writes: 0,
         };
-        segments.delete_dead_prefix()?;
-        Ok((segments, replayed, report))
+        Ok((segments, existing))
+    }
+
+    /// Take in the index of the replayed segments. Their ids cannot have been written
+    /// since `start`: nobody knows them before the replay's records are handed out,
+    /// which happens after this.
+    pub fn adopt(&mut self, index: ReplayedIndex) -> Result<(), JournalError> {
+        for (&segment, &puts) in &index.written {
+            self.counts.entry(segment).or_insert(0);
+            *self.written.entry(segment).or_default() += puts;
+        }
+        let mut replayed = index.live;
+        for location in replayed.values() {
+            *self.counts.entry(location.segment).or_default() += 1;
+        }
+        // The replayed index is usually the larger: keep it and move this run's few
+        // entries in (the ids are disjoint; see above).
+        if replayed.len() > self.live.len() {
+            std::mem::swap(&mut self.live, &mut replayed);
+        }
+        self.live.extend(replayed);
+        self.damaged.extend(index.damaged);
+        self.delete_dead_prefix()
     }
 
     pub fn live(&self) -> usize {
@@ -331,6 +407,7 @@ impl Segments {
             self.dec(old.segment);
         }
         *self.counts.entry(self.active_no).or_default() += 1;
+        *self.written.entry(self.active_no).or_default() += 1;
         self.undo.push(Undo::Put { id, previous });
     }
 
@@ -352,6 +429,9 @@ impl Segments {
                 Undo::Put { id, previous } => {
                     if let Some(location) = self.live.remove(&id) {
                         self.dec(location.segment);
+                        if let Some(puts) = self.written.get_mut(&location.segment) {
+                            *puts = puts.saturating_sub(1);
+                        }
                     }
                     if let Some(old) = previous {
                         self.live.insert(id, old);
@@ -424,12 +504,20 @@ impl Segments {
         if self.active_size >= config.segment_bytes {
             self.roll()?;
         }
-        if self.counts.len() > config.max_segments.max(2) {
+        if self.counts.len() > config.max_segments.max(2) && self.mostly_garbage() {
             self.relocate_oldest()?;
             self.write()?;
             self.sync()?;
         }
         self.delete_dead_prefix()
+    }
+
+    /// Fewer than half of the records in the files are live. Copying live records
+    /// forward frees space only then: when most records are live (a day of receipt
+    /// waits, say), relocation would rewrite the whole log again and again.
+    fn mostly_garbage(&self) -> bool {
+        let written: usize = self.written.values().sum();
+        self.live.len() * 2 < written
     }
 
     fn roll(&mut self) -> Result<(), JournalError> {
@@ -445,6 +533,7 @@ impl Segments {
         self.active_no = next;
         self.active_size = 0;
         self.counts.insert(next, 0);
+        self.written.insert(next, 0);
         Ok(())
     }
 
@@ -501,6 +590,7 @@ impl Segments {
                         Ok(()) => {
                             warn!(segment = oldest, to = %to.display(), "journal: finished segment that held unreadable bytes moved aside");
                             self.counts.remove(&oldest);
+                            self.written.remove(&oldest);
                             continue;
                         }
                         Err(e) => {
@@ -515,6 +605,7 @@ impl Segments {
                 Err(e) => return Err(io_error(&path, e)),
             }
             self.counts.remove(&oldest);
+            self.written.remove(&oldest);
         }
         Ok(())
     }

@@ -115,6 +115,9 @@ fn write_loop(
                     must_sync = true;
                     acks.push(ack);
                 }
+                Command::Adopt { index, ack } => {
+                    let _ = ack.send(segments.adopt(*index).map_err(|e| e.to_string()));
+                }
             }
             next = if count < config.max_batch {
                 rx.try_recv().ok()

@@ -129,6 +129,10 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Periodic upkeep (expiring records nobody will finish).
     fn housekeeping(&self) {}
+
+    /// A record replayed after a restart stays where it is in the log; from now on this
+    /// process expires it after `ttl` unless it is finished first.
+    fn adopt(&self, _key: u128, _ttl: std::time::Duration) {}
 }
 
 /// No log (`durability = "memory"`): everything is "durable" at once.

@@ -395,3 +395,70 @@ async fn submit_multi_keeps_its_tlvs_and_refuses_distribution_lists_by_name() {
     drop(submits);
     shutdown.cancel();
 }
+
+/// After a restart the gateway binds clients and operators before the journal's replay
+/// is restored. A receipt that arrives meanwhile is not dropped as unknown: the operator
+/// is answered only once the replay gave its message back, and the client gets it.
+#[tokio::test]
+async fn a_receipt_that_arrives_during_the_replay_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // First life: the operator takes the message (id 003E8) and sends no receipt.
+    {
+        let shutdown = CancellationToken::new();
+        let (_smsc, op_port) = start_smsc(&shutdown, false).await;
+        let (journal, _, deps) = journaled(dir.path());
+        let (gw, port) = start_gateway_with(&shutdown, &config(op_port), deps).await;
+        wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+        let mut bank = RawEsme::bound(port, "bank", "secret").await;
+        submitted_with_receipt(&mut bank).await;
+        wait_until(|| gw.in_flight() == 0).await;
+        journal.log().flush().await.expect("flush");
+        shutdown.cancel();
+    }
+    // Second life: everything is up, the replay not yet restored.
+    let shutdown = CancellationToken::new();
+    let (smsc, op_port) = start_smsc(&shutdown, false).await;
+    let (_journal, restored, deps) = journaled(dir.path());
+    let deps = Deps {
+        replay_pending: true,
+        ..deps
+    };
+    // A short hold: without the wait for the replay, the receipt would be dropped as
+    // unknown long before the restore below.
+    let short_hold = format!(
+        "[settings]\nearly_receipt_hold_ms = 200\n{}",
+        config(op_port)
+    );
+    let (gw, port) = start_gateway_with(&shutdown, &short_hold, deps).await;
+    wait_until(|| gw.connector("op1").is_some_and(|c| c.is_bound())).await;
+    let mut bank = RawEsme::bound(port, "bank", "secret").await;
+    let receipt = smpp_core::rusmpp::pdus::DeliverSm::builder()
+        .source_addr(cstr("255700000001"))
+        .destination_addr(cstr("BANK"))
+        .esm_class(smpp_core::rusmpp::values::EsmClass::from(0x04))
+        .short_message(
+            OctetString::from_string(
+                "id:003E8 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:"
+                    .to_owned(),
+            )
+            .expect("text"),
+        )
+        .build();
+    let answered = tokio::spawn(async move { smsc.deliver("smppclient", receipt).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!answered.is_finished(), "the operator waits for the replay");
+    let report = gw.restore(restored).await;
+    assert_eq!(report.receipts_awaited, 1, "{report:?}");
+    let (seq, delivered) = bank.next_deliver().await;
+    assert_eq!(u8::from(delivered.esm_class) & 0x04, 0x04, "the receipt");
+    bank.answer(seq, CommandStatus::EsmeRok).await;
+    assert_eq!(answered.await.expect("task"), CommandStatus::EsmeRok);
+    shutdown.cancel();
+}
+
+async fn submitted_with_receipt(bank: &mut RawEsme) {
+    let (status, _) = bank
+        .request(submit_sm("BANK", "255700000001", b"code", 1, 0))
+        .await;
+    assert_eq!(status, CommandStatus::EsmeRok);
+}

@@ -478,6 +478,21 @@ pub enum AccountCmd {
         #[arg(long)]
         uid: String,
     },
+    /// What a message to `--to` costs this account now: its tariff (account, else
+    /// global) for the destination's network, else the rate of the MT route it takes.
+    Rate {
+        #[arg(long)]
+        uid: String,
+        /// Destination number.
+        #[arg(long)]
+        to: String,
+        /// Number of parts (a long message).
+        #[arg(long, default_value_t = 1)]
+        parts: u32,
+        /// The route's rate per part as a decimal, instead of the matched route's.
+        #[arg(long)]
+        route_rate: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

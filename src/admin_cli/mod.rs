@@ -5,7 +5,10 @@ mod args;
 mod print;
 
 use anyhow::Context;
-use proto::admin::{self as pb, admin_client::AdminClient, stats_client::StatsClient};
+use proto::{
+    admin::{self as pb, admin_client::AdminClient, stats_client::StatsClient},
+    billing::{self as bpb, billing_client::BillingClient},
+};
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -37,7 +40,18 @@ impl Interceptor for Bearer {
 
 type Client = AdminClient<InterceptedService<Channel, Bearer>>;
 
+/// Runs one command; a refusal of the server prints as `Code: message`, the message
+/// unquoted (`PermissionDenied: token "look" has role "read", …`).
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    command(args)
+        .await
+        .map_err(|error| match error.downcast::<Status>() {
+            Ok(status) => anyhow::anyhow!("{:?}: {}", status.code(), status.message()),
+            Err(error) => error,
+        })
+}
+
+async fn command(args: AdminArgs) -> anyhow::Result<()> {
     let mut endpoint = Endpoint::from_shared(args.endpoint.clone()).context("bad --endpoint")?;
     if args.endpoint.starts_with("https://") {
         let tls = match &args.ca_file {
@@ -82,6 +96,24 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             interceptor(&mut admin, &out, table.into(), command).await
         }
         AdminCommand::Connector { command } => connector(&mut admin, &out, command).await,
+        AdminCommand::Account {
+            command:
+                AccountCmd::Rate {
+                    uid,
+                    to,
+                    parts,
+                    route_rate,
+                },
+        } => {
+            let mut billing = BillingClient::with_interceptor(channel, bearer);
+            let query = RateQuery {
+                uid,
+                to,
+                parts,
+                route_rate,
+            };
+            rate(&mut admin, &mut billing, &out, query).await
+        }
         AdminCommand::Account { command } => account(&mut admin, &out, command).await,
         AdminCommand::Network {
             command:
@@ -377,6 +409,73 @@ async fn account(admin: &mut Client, out: &Out, command: AccountCmd) -> anyhow::
         }
         AccountCmd::Suspend { uid } => admin.suspend_account(pb::AccountRef { uid }).await?,
         AccountCmd::Resume { uid } => admin.resume_account(pb::AccountRef { uid }).await?,
+        AccountCmd::Rate { .. } => anyhow::bail!("account rate is answered by rate()"),
     };
     out.balance(&balance.into_inner())
+}
+
+struct RateQuery {
+    uid: String,
+    to: String,
+    parts: u32,
+    route_rate: Option<String>,
+}
+
+/// `account rate`: the account (GetBalance), the route and network the number takes
+/// (ExplainRoute), then billing's price (Billing/Rate), as the gateway would charge it.
+async fn rate(
+    admin: &mut Client,
+    billing: &mut BillingClient<InterceptedService<Channel, Bearer>>,
+    out: &Out,
+    q: RateQuery,
+) -> anyhow::Result<()> {
+    let account = admin
+        .get_balance(pb::AccountRef { uid: q.uid.clone() })
+        .await?
+        .into_inner();
+    let explained = admin
+        .explain_route(pb::ExplainRequest {
+            to: q.to.clone(),
+            user: q.uid.clone(),
+        })
+        .await?
+        .into_inner();
+    let route_rate = match (&q.route_rate, explained.route_rate_micros) {
+        (Some(text), _) => router::config::parse_micros(text)
+            .map_err(|e| anyhow::anyhow!("--route-rate {text:?}: {e}"))?,
+        (None, Some(rate)) => rate,
+        (None, None) => anyhow::bail!(
+            "no MT route for {} from {}: {} (give --route-rate to price it anyway)",
+            q.to,
+            q.uid,
+            explained.note
+        ),
+    };
+    let reply = billing
+        .rate(bpb::RateRequest {
+            account_id: account.account_id,
+            destination: q.to.clone(),
+            mcc: explained.mcc,
+            mnc: explained.mnc,
+            route_rate_micros: route_rate,
+            parts: q.parts,
+        })
+        .await?
+        .into_inner();
+    out.rate(&print::Quote {
+        uid: q.uid,
+        account_id: account.account_id,
+        destination: q.to,
+        network: explained.network,
+        route: if q.route_rate.is_some() {
+            "--route-rate".into()
+        } else {
+            explained.route
+        },
+        source: reply.source,
+        parts: q.parts,
+        price_per_part: router::lcr::format_micros(reply.price_per_part_micros),
+        total: router::lcr::format_micros(reply.total_micros),
+        currency: reply.currency,
+    })
 }

@@ -3,6 +3,22 @@
 use proto::admin as pb;
 use serde::Serialize;
 
+/// `account rate`: what a message would cost an account (amounts as decimals).
+#[derive(Serialize)]
+pub struct Quote {
+    pub uid: String,
+    pub account_id: i64,
+    pub destination: String,
+    pub network: String,
+    pub route: String,
+    /// "tariff:<id>" or "route".
+    pub source: String,
+    pub parts: u32,
+    pub price_per_part: String,
+    pub total: String,
+    pub currency: String,
+}
+
 pub struct Out {
     pub json: bool,
 }
@@ -216,6 +232,44 @@ impl Out {
                     "status",
                 ],
                 vec![row],
+            );
+        })
+    }
+
+    pub fn rate(&self, q: &Quote) -> anyhow::Result<()> {
+        self.emit(q, || {
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            };
+            table(
+                &[
+                    "uid",
+                    "account",
+                    "destination",
+                    "network",
+                    "route",
+                    "source",
+                    "parts",
+                    "per_part",
+                    "total",
+                    "currency",
+                ],
+                vec![vec![
+                    q.uid.clone(),
+                    q.account_id.to_string(),
+                    q.destination.clone(),
+                    dash(&q.network),
+                    dash(&q.route),
+                    q.source.clone(),
+                    q.parts.to_string(),
+                    q.price_per_part.clone(),
+                    q.total.clone(),
+                    q.currency.clone(),
+                ]],
             );
         })
     }

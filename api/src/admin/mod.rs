@@ -7,7 +7,8 @@
 //!   configuration, persist it, swap it into the gateway, audit it;
 //! - [`convert`]: protobuf messages to and from the router's config structs;
 //! - [`service`] / [`tables`] / [`connectors`] / [`accounts`] / [`stats`]: the RPCs;
-//! - [`auth`]: bearer tokens; the token's name is the audit actor.
+//! - [`auth`]: bearer tokens; the token's name is the audit actor, its role (admin,
+//!   charging, read) the RPCs it may call.
 //!
 //! [`tls_incoming`]: TLS when `[admin.tls]` names a certificate.
 //!
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::AdminState;
-pub use auth::{Auth, Token};
+pub use auth::{Auth, Role, Token, WithPath};
 pub use store::{ConfigStore, Origin, load_or_seed};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,20 +83,21 @@ async fn services(
     Ok(tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AdminServer::with_interceptor(
+        .add_service(WithPath(AdminServer::with_interceptor(
             service::AdminService::new(state.clone()),
             auth.clone(),
-        ))
-        .add_service(StatsServer::with_interceptor(
+        )))
+        .add_service(WithPath(StatsServer::with_interceptor(
             stats::StatsService::new(state.clone()),
             auth.clone(),
-        ))
+        )))
         // Billing (balance, top-up, rate, and the charging calls of a remote router) on
-        // the same engine the gateway charges through, behind the same tokens.
-        .add_service(BillingServer::with_interceptor(
+        // the same engine the gateway charges through, behind the same tokens; the
+        // settlement calls only for tokens with role "charging".
+        .add_service(WithPath(BillingServer::with_interceptor(
             billing::grpc::BillingService::new(state.charging.engine().clone()),
             auth,
-        )))
+        ))))
 }
 
 /// Serves the admin services in clear on `listener` until `shutdown` is cancelled.

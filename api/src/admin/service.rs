@@ -398,6 +398,9 @@ impl Admin for AdminService {
             choice: e.choice.clone().unwrap_or_default(),
             note: e.note.clone(),
             text: e.to_string(),
+            route_rate_micros: e.route_rate,
+            mcc: e.mcc_mnc.map(|(mcc, _)| mcc.into()),
+            mnc: e.mcc_mnc.map(|(_, mnc)| mnc.into()),
         }))
     }
 

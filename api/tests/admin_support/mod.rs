@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use api::admin::{self, Auth, Origin, Token};
+use api::admin::{self, Auth, Origin, Role, Token};
 use billing::{BillingConfig, BillingEngine, EngineCharging, UserAccount};
 use proto::admin::admin_client::AdminClient;
 use router::{Deps, Gateway, RouterConfig, Snapshot};
@@ -20,6 +20,10 @@ use tonic::{Request, Status, service::interceptor::InterceptedService, transport
 
 pub use smpp_testkit::{LONG_WAIT as WAIT, esme::Client, operator::Sim};
 pub const TOKEN: &str = "s3cret-ops-token";
+/// A token with role "read" (named "auditor").
+pub const READ_TOKEN: &str = "s3cret-read-token";
+/// A token with role "charging" (named "remote-router").
+pub const CHARGING_TOKEN: &str = "s3cret-charging-token";
 
 pub fn router_toml(sim_port: u16, extra: &str) -> String {
     format!(
@@ -134,10 +138,23 @@ impl Stack {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let admin_url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = admin::state(gateway.clone(), charging, store, config);
-        let auth = Auth::new([Token {
-            name: "ops".into(),
-            token: TOKEN.into(),
-        }]);
+        let auth = Auth::new([
+            Token {
+                name: "ops".into(),
+                token: TOKEN.into(),
+                role: Role::Admin,
+            },
+            Token {
+                name: "auditor".into(),
+                token: READ_TOKEN.into(),
+                role: Role::Read,
+            },
+            Token {
+                name: "remote-router".into(),
+                token: CHARGING_TOKEN.into(),
+                role: Role::Charging,
+            },
+        ]);
         tokio::spawn(admin::serve(listener, state, auth, shutdown.clone()));
 
         let bound = gateway.clone();

@@ -44,8 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut records = 0u64;
     loop {
-        // Small rounds: a receipt wait that finds the writer's queue full is not kept.
-        for _ in 0..1_000 {
+        // Rounds within the writer's queue (65,536): a receipt wait that finds it full
+        // is not kept.
+        for _ in 0..32_768 {
             let id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
             let entry = DlrEntry {
                 id: id.clone(),

@@ -246,6 +246,10 @@ impl Journal for LogJournal {
         }
     }
 
+    fn adopt(&self, key: u128, ttl: Duration) {
+        self.expiries.lock().arm(key, ttl);
+    }
+
     fn housekeeping(&self) {
         let due = self.expiries.lock().due(Instant::now());
         for key in due {

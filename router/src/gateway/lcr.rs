@@ -439,6 +439,7 @@ impl Gateway {
             return e;
         };
         e.route = format!("{:?} route, order {}", route.kind, route.order);
+        e.route_rate = Some(route.rate);
         if route.kind != RouteKind::Lcr {
             e.choice = route.targets.first().map(|t| t.to_string());
             e.note = "a Jasmin route: its connectors are fixed".into();
@@ -475,6 +476,8 @@ pub struct Explanation {
     pub network: Option<String>,
     pub mcc_mnc: Option<(u16, u16)>,
     pub route: String,
+    /// The matched route's rate per part (micro-units), what billing falls back to.
+    pub route_rate: Option<i64>,
     pub candidates: Vec<ExplainedCandidate>,
     pub choice: Option<String>,
     pub note: String,

@@ -94,6 +94,9 @@ pub struct Deps {
     pub charging: Option<Arc<dyn Charging>>,
     pub idmap: Option<Arc<dyn IdMap>>,
     pub journal: Option<Arc<dyn Journal>>,
+    /// A journal replay (`Gateway::restore`) will follow while clients may already be
+    /// bound: until it ends, a receipt that matches no message waits for it.
+    pub replay_pending: bool,
 }
 
 /// Shards of the in-flight table: submit results and new submits rarely meet on a lock.
@@ -122,6 +125,8 @@ pub struct Gateway {
     /// Number → network, operator costs and health settings.
     lcr: Arc<LcrState>,
     health_tx: broadcast::Sender<crate::lcr::Transition>,
+    /// Cancelled once the journal's replay is restored (at once when none is pending).
+    replayed: CancellationToken,
 }
 
 /// What `Gateway::start` returns.
@@ -182,7 +187,11 @@ impl Gateway {
             recent: query::RecentStates::default(),
             lcr: lcr_state,
             health_tx,
+            replayed: CancellationToken::new(),
         });
+        if !deps.replay_pending {
+            gateway.replayed.cancel();
+        }
 
         for connector in gateway.connectors.load().values() {
             if connector.config.start {

@@ -285,7 +285,8 @@ impl Gateway {
         // replay still running): the operator is answered only once the receipt is
         // matched and written, or the hold expires. An ambiguous match waits too: the
         // exact id may still arrive.
-        let deadline = Instant::now() + Duration::from_millis(self.settings.early_receipt_hold_ms);
+        let hold = Duration::from_millis(self.settings.early_receipt_hold_ms);
+        let mut deadline = Instant::now() + hold;
         let ambiguous = loop {
             match self.idmap.get(cid, &r.id, form) {
                 Lookup::Found(entry) => {
@@ -309,6 +310,10 @@ impl Gateway {
                         warn!(message_id = %entry.id, "receipt not stored by an observer");
                     }
                     return CommandStatus::EsmeRok;
+                }
+                _ if !self.replayed.is_cancelled() => {
+                    self.replayed.cancelled().await;
+                    deadline = Instant::now() + hold;
                 }
                 Lookup::Ambiguous(n) if Instant::now() >= deadline => break Some(n),
                 Lookup::Missing if Instant::now() >= deadline => break None,

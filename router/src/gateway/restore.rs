@@ -9,7 +9,10 @@ use smpp_core::rusmpp::CommandStatus;
 use tracing::{debug, info, warn};
 
 use super::{Connector, Gateway, InFlight, mt::segments};
-use crate::{durable::Restored, journaling::JournalRecord, queue::Queued};
+use crate::{
+    durable::{Restored, record_id},
+    queue::Queued,
+};
 
 /// What a journal replay brought back.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,12 +33,28 @@ pub struct RestoreReport {
 impl Gateway {
     /// Take back what the journal replayed after a restart: accepted parts go to the front
     /// of their connector's queue in their original order; awaited receipts get their
-    /// operator-id mapping back. Call before clients can bind.
-    pub async fn restore(&self, records: Vec<Restored>) -> RestoreReport {
+    /// operator-id mapping back. Clients may already be bound: receipts that find no
+    /// message wait until this ends (see `Deps::replay_pending`).
+    pub async fn restore(&self, records: impl IntoIterator<Item = Restored>) -> RestoreReport {
+        self.restore_with(records, |_| true).await
+    }
+
+    /// [`restore`](Self::restore), reporting in `submitted` only the charge keys that
+    /// `settling` wants (the reservations billing still holds open): a day of receipt
+    /// waits would otherwise be listed whole.
+    pub async fn restore_with(
+        &self,
+        records: impl IntoIterator<Item = Restored>,
+        settling: impl Fn(&str) -> bool,
+    ) -> RestoreReport {
         let mut report = RestoreReport::default();
         let mut requeue: Vec<(Arc<Connector>, Queued)> = Vec::new();
         let mut mo_parts = Vec::new();
-        for record in records {
+        for (n, record) in records.into_iter().enumerate() {
+            // A large replay runs beside live traffic: let other tasks in now and then.
+            if n % 4096 == 4095 {
+                tokio::task::yield_now().await;
+            }
             match record {
                 Restored::Part(p) => {
                     let Some(connector) = self.connectors.load().get(&p.connector).cloned() else {
@@ -103,13 +122,7 @@ impl Gateway {
                     pdu,
                     ttl,
                 } => {
-                    // Written again so that its expiry is tracked by this process.
-                    let _ = self.journal.append(JournalRecord::PendingDelivery {
-                        key,
-                        username: &username,
-                        pdu: &pdu,
-                        ttl,
-                    });
+                    self.journal.adopt(key, ttl);
                     self.deliver_or_keep(&username, key, pdu);
                     report.deliveries += 1;
                 }
@@ -120,34 +133,20 @@ impl Gateway {
                     charge_key,
                     ttl,
                 } => {
-                    // Written again so that its expiry is tracked by this process.
-                    self.journal.append(JournalRecord::AwaitingReceipt {
-                        entry: &entry,
-                        operator_id: &operator_id,
-                        charge_key: &charge_key,
-                        ttl,
-                    });
-                    report.submitted.push((charge_key, operator_id.clone()));
+                    self.journal.adopt(record_id(&entry.id, entry.part), ttl);
+                    if settling(&charge_key) {
+                        report.submitted.push((charge_key, operator_id.clone()));
+                    }
                     self.idmap
                         .insert(&connector, &operator_id, Arc::new(entry), ttl);
                     report.receipts_awaited += 1;
                 }
                 Restored::MoPart { key, message, ttl } => {
-                    // Written again so that its expiry is tracked by this process.
-                    let _ = self.journal.append(JournalRecord::MoPart {
-                        key,
-                        message: &message,
-                        ttl,
-                    });
+                    self.journal.adopt(key, ttl);
                     mo_parts.push(message);
                 }
                 Restored::PendingCallback { key, callback, ttl } => {
-                    // Written again so that its expiry is tracked by this process.
-                    let _ = self.journal.append(JournalRecord::PendingCallback {
-                        key,
-                        callback: &callback,
-                        ttl,
-                    });
+                    self.journal.adopt(key, ttl);
                     self.spawn_callback(key, callback);
                     report.callbacks += 1;
                 }
@@ -171,6 +170,7 @@ impl Gateway {
                 "journal replay restored"
             );
         }
+        self.replayed.cancel();
         report
     }
 }

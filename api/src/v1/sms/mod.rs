@@ -341,7 +341,8 @@ async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, Strin
         let p = first_refusal.unwrap_or_else(|| Problem::internal("nothing sent"));
         return (p.status, p.to_json().to_string());
     }
-    record(v1, rows);
+    // Durable before the 202: a crash after the answer keeps the record.
+    record(v1, rows).await;
     let body = json!({
         "messages": out,
         "encoding": c.encoding,

@@ -1,31 +1,54 @@
-//! The message records behind `GET /api/v1/sms`: records written in batches off the
-//! request path, receipts that overtake their record parked until it is written, and
-//! the idempotency purge. Receipts and MO themselves are followed in `follow`.
+//! The message records behind `GET /api/v1/sms`: records written in batches (group
+//! commit) before the send is answered, receipts that overtake their record parked
+//! until it is written, and the idempotency purge. Receipts and MO themselves are
+//! followed in `follow`.
+
+use tokio::sync::oneshot;
 
 use super::*;
 
 /// Accepted messages not yet written to `api_messages`: the writer stores them in
-/// batches, off the request's path. GET finds them here meanwhile.
+/// batches, one transaction for the records of every send waiting at that moment.
+/// GET finds them here meanwhile.
 #[derive(Default)]
 pub(crate) struct Unwritten {
     batches: Vec<Vec<MessageRow>>,
+    /// One per batch: told once the batch is written (true) or given up on (false).
+    acks: Vec<oneshot::Sender<bool>>,
     by_id: HashMap<String, MessageRow>,
 }
 
-/// Hands a send's records to the writer. Until they are written they count as a send
-/// still running, so receipts that overtake them wait for them.
-pub(super) fn record(v1: &V1, rows: Vec<MessageRow>) {
+/// How long a send waits for its records to be written before it answers anyway (the
+/// writer stopped, or the store hangs): the messages are on their way regardless.
+const RECORD_WAIT: Duration = Duration::from_secs(10);
+
+/// Hands a send's records to the writer and waits until they are written, so that a
+/// 202 answer implies the record survives a crash. Sends running at once share the
+/// writer's next transaction. Until written the records count as a send still
+/// running, so receipts that overtake them wait for them.
+pub(super) async fn record(v1: &V1, rows: Vec<MessageRow>) {
     if rows.is_empty() {
         return;
     }
+    let (ack, written) = oneshot::channel();
     v1.inner.sending.fetch_add(1, Ordering::AcqRel);
-    let mut unwritten = v1.inner.unwritten.lock();
-    for row in &rows {
-        unwritten.by_id.insert(row.id.clone(), row.clone());
+    {
+        let mut unwritten = v1.inner.unwritten.lock();
+        for row in &rows {
+            unwritten.by_id.insert(row.id.clone(), row.clone());
+        }
+        unwritten.batches.push(rows);
+        unwritten.acks.push(ack);
     }
-    unwritten.batches.push(rows);
-    drop(unwritten);
     v1.inner.written.notify_one();
+    match tokio::time::timeout(RECORD_WAIT, written).await {
+        Ok(Ok(true)) => {}
+        // The writer warned already; the messages themselves are journaled and sent.
+        Ok(Ok(false)) => {}
+        Ok(Err(_)) | Err(_) => {
+            warn!("the REST API's message records were not written in time; answering anyway");
+        }
+    }
 }
 
 /// A record not yet written, if it is `uid`'s.
@@ -42,8 +65,8 @@ pub(crate) fn unwritten(v1: &V1, uid: &str, id: &str) -> Option<MessageRow> {
 /// Rows per transaction of the writer.
 const WRITE_BATCH: usize = 2000;
 
-/// Writes the records of accepted messages in batches (group commit), then applies
-/// the receipts that came first. Writes what is left when `shutdown` is cancelled.
+/// Writes the records of accepted messages in batches (group commit), tells their
+/// sends, then applies the receipts that came first. Writes what is left when `shutdown` is cancelled.
 pub async fn write_records(v1: V1, shutdown: CancellationToken) {
     loop {
         let stopping = tokio::select! {
@@ -51,12 +74,19 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
             _ = v1.inner.written.notified() => false,
         };
         loop {
-            let batches = std::mem::take(&mut v1.inner.unwritten.lock().batches);
+            let (batches, acks) = {
+                let mut unwritten = v1.inner.unwritten.lock();
+                (
+                    std::mem::take(&mut unwritten.batches),
+                    std::mem::take(&mut unwritten.acks),
+                )
+            };
             if batches.is_empty() {
                 break;
             }
             let count = batches.len();
             let rows: Vec<MessageRow> = batches.into_iter().flatten().collect();
+            let mut all_written = true;
             for chunk in rows.chunks(WRITE_BATCH) {
                 let mut tries = 0;
                 while let Err(error) = v1.db().insert_messages(chunk).await {
@@ -64,10 +94,15 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
                     if tries >= 3 {
                         // The messages are on their way; only their record is missing.
                         warn!(%error, rows = chunk.len(), "accepted messages not recorded for the REST API");
+                        all_written = false;
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+            }
+            // The sends may answer now (a send that gave up waiting is gone: fine).
+            for ack in acks {
+                let _ = ack.send(all_written);
             }
             {
                 let mut unwritten = v1.inner.unwritten.lock();
