@@ -136,14 +136,20 @@ async fn new_records_are_taken_while_the_old_segments_replay() {
     {
         let (journal, _) = Journal::open(cfg.clone()).unwrap();
         for id in 0..500u128 {
-            journal.put(id, 1, Bytes::from(vec![b'o'; 64])).await.unwrap();
+            journal
+                .put(id, 1, Bytes::from(vec![b'o'; 64]))
+                .await
+                .unwrap();
         }
         journal.flush().await.unwrap();
     }
     let (journal, replay) = Journal::open_replaying(cfg.clone()).unwrap();
     // Before the replay is waited for: new ids are written and acknowledged.
     for id in 1_000..1_100u128 {
-        journal.put(id, 1, Bytes::from_static(b"new")).await.unwrap();
+        journal
+            .put(id, 1, Bytes::from_static(b"new"))
+            .await
+            .unwrap();
     }
     let old = tokio::task::spawn_blocking(move || replay.wait())
         .await
@@ -177,7 +183,10 @@ async fn a_log_of_live_records_is_not_rewritten() {
     };
     let (journal, _) = Journal::open(cfg.clone()).unwrap();
     for id in 0..1_000u128 {
-        journal.put(id, 1, Bytes::from(vec![b'l'; 100])).await.unwrap();
+        journal
+            .put(id, 1, Bytes::from(vec![b'l'; 100]))
+            .await
+            .unwrap();
     }
     journal.flush().await.unwrap();
     let written = journal
@@ -190,8 +199,14 @@ async fn a_log_of_live_records_is_not_rewritten() {
         .sum();
     // Each record once (about 130 bytes framed): no relocated copies.
     assert_eq!(written, 1_000);
-    assert!(bytes < 1_000 * 200, "{bytes} bytes for 1,000 records of 100");
-    assert!(segment_files(dir.path()).len() > 3, "nothing to reclaim, so nothing moved");
+    assert!(
+        bytes < 1_000 * 200,
+        "{bytes} bytes for 1,000 records of 100"
+    );
+    assert!(
+        segment_files(dir.path()).len() > 3,
+        "nothing to reclaim, so nothing moved"
+    );
 }
 
 #[tokio::test]
