@@ -151,12 +151,12 @@ impl Gateway {
     pub async fn submit(
         &self,
         user: &User,
-        mut msg: Message,
+        msg: Message,
         requested: Requested,
     ) -> Result<Arc<str>, Refusal> {
         let counters = self.user_counters(&user.uid);
         bump(&counters.submit_requests);
-        let result = self.submit_steps(user, &mut msg, &requested).await;
+        let result = self.submit_steps(user, msg, &requested).await;
         match &result {
             Ok(id) => {
                 bump(&counters.accepted);
@@ -174,21 +174,25 @@ impl Gateway {
     async fn submit_steps(
         &self,
         user: &User,
-        msg: &mut Message,
+        mut msg: Message,
         requested: &Requested,
     ) -> Result<Arc<str>, Refusal> {
         let snap = self.snapshot.load_full();
-        self.admit(user, msg, requested)?;
-        if let Interception::Consumed = self.intercept(&snap, msg)? {
+        self.admit(user, &mut msg, requested)?;
+        if let Interception::Consumed = self.intercept(&snap, &mut msg)? {
             return Ok(msg.id.clone());
         }
-        let target = self.choose(&snap, msg)?;
-        let prepared = self.prepare(msg, &target)?;
-        let reservation = self.reserve(user, msg, &target, &prepared.contents).await?;
+        let target = self.choose(&snap, &mut msg)?;
+        let prepared = self.prepare(&msg, &target)?;
+        let reservation = self
+            .reserve(user, &msg, &target, &prepared.contents)
+            .await?;
+        let id = msg.id.clone();
+        // The message itself moves into the in-flight table: no copy per message.
         self.commit(user, msg, &target, prepared, &reservation)
             .await?;
         reservation.keep();
-        Ok(msg.id.clone())
+        Ok(id)
     }
 
     /// Step 1: who may send what, how fast; the message gets its id here.
@@ -455,7 +459,7 @@ impl Gateway {
     async fn commit(
         &self,
         user: &User,
-        msg: &Message,
+        msg: Message,
         target: &Target,
         prepared: Prepared,
         reservation: &Reservation<'_>,
@@ -466,13 +470,13 @@ impl Gateway {
             registered_delivery,
         } = prepared;
         let n = contents.len();
-        let message = Arc::new(msg.clone());
+        let message = Arc::new(msg);
         let cid = &target.connector.cid;
         let multipart = (n > 1 && self.settings.multipart_receipt_whole)
             .then(|| Arc::new(Mutex::new(MultipartState::new(n))));
         let mut staged = Staged {
             gateway: self,
-            id: msg.id.clone(),
+            id: message.id.clone(),
             tags: Vec::with_capacity(n),
             journaled: false,
         };
@@ -527,7 +531,7 @@ impl Gateway {
             }
         }
         if let Err(error) = durable.wait().await {
-            warn!(%error, id = %msg.id, "journal append failed");
+            warn!(%error, id = %message.id, "journal append failed");
             return Err(Refusal::Enqueue);
         }
         if target.connector.queue.try_push(items).is_err() {

@@ -33,9 +33,13 @@ pub struct MessageStatus {
     pub error_code: u8,
 }
 
+/// Kept small and cheap to record (one per finished message): the final date is
+/// formatted only when a client asks.
 struct Recent {
     uid: Arc<str>,
-    status: MessageStatus,
+    state: MessageState,
+    error_code: u8,
+    finished_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// States by id, and ids in the order they were first recorded.
@@ -49,18 +53,14 @@ pub(super) struct RecentStates {
 
 impl RecentStates {
     pub(super) fn record(&self, id: &Arc<str>, uid: &Arc<str>, state: MessageState, error: u8) {
-        let final_date = (state != MessageState::Enroute).then(smpp_now);
-        let status = MessageStatus {
+        let recent = Recent {
+            uid: uid.clone(),
             state,
-            final_date,
             error_code: error,
+            finished_at: (state != MessageState::Enroute).then(Utc::now),
         };
         let mut guard = self.inner.lock();
         let (map, order) = &mut *guard;
-        let recent = Recent {
-            uid: uid.clone(),
-            status,
-        };
         if map.insert(id.clone(), recent).is_none() {
             order.push_back(id.clone());
             while order.len() > RECENT_STATES {
@@ -77,13 +77,17 @@ impl RecentStates {
             .0
             .get(id)
             .filter(|r| &*r.uid == uid)
-            .map(|r| r.status.clone())
+            .map(|r| MessageStatus {
+                state: r.state,
+                final_date: r.finished_at.map(smpp_time),
+                error_code: r.error_code,
+            })
     }
 }
 
-/// Now as an SMPP absolute time in UTC ("…000+": tenths 0, offset 0).
-fn smpp_now() -> String {
-    format!("{}000+", Utc::now().format("%y%m%d%H%M%S"))
+/// An SMPP absolute time in UTC ("…000+": tenths 0, offset 0).
+fn smpp_time(at: chrono::DateTime<Utc>) -> String {
+    format!("{}000+", at.format("%y%m%d%H%M%S"))
 }
 
 /// The message state a receipt's `stat:` stands for.
