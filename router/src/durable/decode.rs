@@ -145,18 +145,18 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
             })))
         }
         KIND_AWAITING_RECEIPT => {
-            let w: StoredReceiptWait<'static> =
+            let w: StoredReceiptWait<'_> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad receipt wait")?;
             let now = unix_now();
             if w.expires_at <= now {
                 return Ok(None);
             }
-            let connector: Arc<str> = Arc::from(w.connector);
+            let connector = shared(&w.connector);
             Ok(Some(Restored::AwaitingReceipt {
                 entry: DlrEntry {
                     id: Arc::from(w.id),
-                    uid: Arc::from(w.uid),
-                    username: Arc::from(w.username),
+                    uid: shared(&w.uid),
+                    username: shared(&w.username),
                     origin: origin_from(w.smpp_session),
                     source: w.source.into(),
                     destination: w.destination.into(),
@@ -216,4 +216,26 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
         }
         _ => Err("unknown record kind"),
     }
+}
+
+/// A user's or connector's name, shared with the records decoded just before: a replay
+/// holds millions of receipt waits for a handful of names, so they share one allocation
+/// each instead of three per record.
+fn shared(name: &str) -> Arc<str> {
+    const KEPT: usize = 32;
+    thread_local! {
+        static NAMES: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(known) = names.iter().find(|n| &***n == name) {
+            return known.clone();
+        }
+        let fresh: Arc<str> = Arc::from(name);
+        if names.len() == KEPT {
+            names.remove(0);
+        }
+        names.push(fresh.clone());
+        fresh
+    })
 }

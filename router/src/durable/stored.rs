@@ -221,18 +221,26 @@ pub(super) struct StoredPart<'a> {
 /// A part the operator took, waiting for its receipt.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct StoredReceiptWait<'a> {
+    // Borrowed from the record when decoded: a replay of millions of receipt waits
+    // copies each string once, into what the gateway keeps.
+    #[serde(borrow)]
     pub(super) id: Cow<'a, str>,
+    #[serde(borrow)]
     pub(super) uid: Cow<'a, str>,
+    #[serde(borrow)]
     pub(super) username: Cow<'a, str>,
     pub(super) smpp_session: Option<u64>,
     pub(super) source: StoredAddress<'a>,
     pub(super) destination: StoredAddress<'a>,
     pub(super) registered_delivery: u8,
     pub(super) dlr: Option<StoredDlr<'a>>,
+    #[serde(borrow)]
     pub(super) connector: Cow<'a, str>,
     pub(super) submitted_at_micros: i64,
     pub(super) part: u32,
+    #[serde(borrow)]
     pub(super) operator_id: Cow<'a, str>,
+    #[serde(borrow)]
     pub(super) charge_key: Cow<'a, str>,
     /// Unix seconds after which the receipt is no longer awaited.
     pub(super) expires_at: u64,
