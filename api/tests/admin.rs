@@ -143,6 +143,36 @@ async fn invalid_changes_are_refused_with_their_reason() {
 async fn changes_survive_a_restart_and_the_file_does_not_override_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("smsgw.db").display());
+    changes_survive_a_restart(&url).await;
+}
+
+/// The same on PostgreSQL (the store beside the ledger), in a fresh schema of the server
+/// named by SMSGW_TEST_POSTGRES_URL; skipped, and says so, when it is unset.
+#[tokio::test]
+async fn on_postgresql_changes_survive_a_restart_and_the_file_does_not_override_them() {
+    const PG_ENV: &str = "SMSGW_TEST_POSTGRES_URL";
+    let Ok(base) = std::env::var(PG_ENV) else {
+        eprintln!("skipped: {PG_ENV} not set");
+        return;
+    };
+    let schema = format!("admin_{}", uuid::Uuid::new_v4().simple());
+    let server = sqlx::PgPool::connect(&base)
+        .await
+        .expect("reach PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&server)
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    changes_survive_a_restart(&format!("{base}{sep}options[search_path]={schema}")).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&server)
+        .await
+        .expect("drop schema");
+}
+
+async fn changes_survive_a_restart(url: &str) {
+    let url = url.to_owned();
     // One operator for both runs: the stored connector keeps its port.
     let sim_stop = tokio_util::sync::CancellationToken::new();
     let _stop = sim_stop.clone().drop_guard();
