@@ -195,6 +195,18 @@ async fn token_roles_decide_which_calls_are_allowed() {
         .await
         .expect("admin balance")
         .into_inner();
+    let top_up = |reference: &str| bpb::TopUpRequest {
+        account_id: account.account_id,
+        amount_micros: 1,
+        currency: account.currency.clone(),
+        reference: reference.into(),
+        ..bpb::TopUpRequest::default()
+    };
+    let commit = |reference: &str, operator_message_id: &str| bpb::CommitRequest {
+        account_id: account.account_id,
+        reference: reference.into(),
+        operator_message_id: operator_message_id.into(),
+    };
     let reserve = |reference: &str| bpb::ReserveRequest {
         account_id: account.account_id,
         reference: reference.into(),
@@ -234,13 +246,7 @@ async fn token_roles_decide_which_calls_are_allowed() {
         .expect_err("read cannot top up");
     denied(&err, "read", "smsgw.admin.v1.Admin/TopUp");
     let err = read_billing
-        .top_up(bpb::TopUpRequest {
-            account_id: account.account_id,
-            amount_micros: 1,
-            currency: account.currency.clone(),
-            reference: "read-top-up".into(),
-            ..bpb::TopUpRequest::default()
-        })
+        .top_up(top_up("read-top-up"))
         .await
         .expect_err("read cannot top up through billing either");
     denied(&err, "read", "smsgw.billing.v1.Billing/TopUp");
@@ -259,11 +265,7 @@ async fn token_roles_decide_which_calls_are_allowed() {
     denied(&err, "admin", "smsgw.billing.v1.Billing/Reserve");
     assert!(err.message().contains("charging"), "{}", err.message());
     let err = admin_billing
-        .commit(bpb::CommitRequest {
-            account_id: account.account_id,
-            reference: "admin-1".into(),
-            operator_message_id: "x".into(),
-        })
+        .commit(commit("admin-1", "x"))
         .await
         .expect_err("admin cannot commit");
     denied(&err, "admin", "Billing/Commit");
@@ -277,11 +279,7 @@ async fn token_roles_decide_which_calls_are_allowed() {
         .into_inner();
     assert_eq!(reserved.amount_micros, 10_000);
     let settled = router
-        .commit(bpb::CommitRequest {
-            account_id: account.account_id,
-            reference: "router-1".into(),
-            operator_message_id: "op-1".into(),
-        })
+        .commit(commit("router-1", "op-1"))
         .await
         .expect("charging commits")
         .into_inner();
@@ -321,13 +319,7 @@ async fn token_roles_decide_which_calls_are_allowed() {
         .expect_err("charging cannot add a user");
     denied(&err, "charging", "smsgw.admin.v1.Admin/AddUser");
     let err = router
-        .top_up(bpb::TopUpRequest {
-            account_id: account.account_id,
-            amount_micros: 1,
-            currency: account.currency.clone(),
-            reference: "router-top-up".into(),
-            ..bpb::TopUpRequest::default()
-        })
+        .top_up(top_up("router-top-up"))
         .await
         .expect_err("charging cannot top up");
     denied(&err, "charging", "Billing/TopUp");
