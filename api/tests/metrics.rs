@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Setup, success_id, wait_until};
+use common::{Setup, WAIT, success_id, wait_until};
 use prometheus_parse::{Scrape, Value};
 
 /// One scrape, parsed.
@@ -75,32 +75,50 @@ async fn counters_move_as_messages_flow() {
         .await;
     assert_ne!(refused.status, 200, "{refused:?}");
 
-    let after = scrape(&s).await;
-    let delta = |name: &str, labels: &[(&str, &str)]| {
-        value(&after, name, labels) - value(&before, name, labels)
-    };
-    assert_eq!(delta("smsgw_messages_submitted_total", &user), 4.0);
-    assert_eq!(delta("smsgw_messages_accepted_total", &user), 3.0);
-    assert_eq!(
-        delta(
+    // Counters move on their own tasks (the uplink's reader, the billing writer):
+    // scrape until every expected figure is there, then name any that never came.
+    let expected: [(&str, &[(&str, &str)], f64); 9] = [
+        ("smsgw_messages_submitted_total", &user, 4.0),
+        ("smsgw_messages_accepted_total", &user, 3.0),
+        (
             "smsgw_messages_refused_total",
-            &[("user", "u1"), ("reason", "no_route")]
+            &[("user", "u1"), ("reason", "no_route")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(delta("smsgw_connector_queued_total", &op1), 3.0);
-    assert_eq!(delta("smsgw_connector_sent_total", &op1), 3.0);
-    assert_eq!(delta("smsgw_connector_failed_total", &op1), 0.0);
-    assert_eq!(delta("smsgw_submit_response_seconds", &op1), 3.0);
-    assert_eq!(
-        delta(
+        ("smsgw_connector_queued_total", &op1, 3.0),
+        ("smsgw_connector_sent_total", &op1, 3.0),
+        ("smsgw_connector_failed_total", &op1, 0.0),
+        ("smsgw_submit_response_seconds", &op1, 3.0),
+        (
             "smsgw_http_requests_total",
-            &[("route", "/send"), ("status", "200")]
+            &[("route", "/send"), ("status", "200")],
+            3.0,
         ),
-        3.0
-    );
+        ("smsgw_connector_queue_depth", &op1, 0.0),
+    ];
+    let deadline = std::time::Instant::now() + WAIT;
+    let (after, wrong) = loop {
+        let after = scrape(&s).await;
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, labels, want)| {
+                // Gauges are read as they are; counters as the change since `before`.
+                let base = if name.ends_with("_depth") {
+                    0.0
+                } else {
+                    value(&before, name, labels)
+                };
+                let got = value(&after, name, labels) - base;
+                (got != *want).then(|| format!("{name}{labels:?}: {got}, want {want}"))
+            })
+            .collect();
+        if wrong.is_empty() || std::time::Instant::now() > deadline {
+            break (after, wrong);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(wrong.is_empty(), "{wrong:#?}");
     assert_eq!(value(&after, "smsgw_connector_bound", &op1), 1.0);
-    assert_eq!(value(&after, "smsgw_connector_queue_depth", &op1), 0.0);
     for name in [
         "smsgw_smpp_connections",
         "smsgw_messages_in_flight",

@@ -216,7 +216,8 @@ async fn send_reports_parts_cost_and_status() {
 
     // The simulator's receipts move the message to delivered.
     let mut last = Value::Null;
-    for _ in 0..200 {
+    let deadline = common::Deadline::after(common::LONG_WAIT);
+    while deadline.pending() {
         let reply = call(&s, "GET", &format!("/api/v1/sms/{id}"), &key, "").await;
         assert_eq!(reply.status, 200, "{reply:?}");
         last = reply.json();
@@ -281,7 +282,8 @@ async fn send_reports_parts_cost_and_status() {
     assert_eq!(seen, ["+255700000002", "255700000001"]);
     // Lists read the database, which the records reach a moment after the answer.
     let mut listed = 0;
-    for _ in 0..200 {
+    let deadline = common::Deadline::after(common::LONG_WAIT);
+    while deadline.pending() {
         let reply = call(&s, "GET", "/api/v1/sms?limit=10", &key, "").await;
         listed = reply.json()["data"].as_array().map_or(0, Vec::len);
         if listed == 3 {

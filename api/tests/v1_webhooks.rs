@@ -116,7 +116,8 @@ async fn signed_delivery_retried_and_logged() {
     // The delivery log: attempts with their answers, the event delivered.
     let path = format!("/api/v1/account/webhooks/{hook_id}/deliveries");
     let mut log = Value::Null;
-    for _ in 0..200 {
+    let deadline = common::Deadline::after(common::LONG_WAIT);
+    while deadline.pending() {
         log = call(&s, "GET", &path, &key, "").await.json();
         if log["data"].as_array().is_some_and(|d| {
             d.iter().any(|e| {
@@ -172,7 +173,8 @@ async fn slow_endpoint_does_not_delay_another() {
         send(&s, &key, json!({})).await;
     }
     // The slow endpoint holds its events; the fast one gets all three meanwhile.
-    for _ in 0..400 {
+    let deadline = common::Deadline::after(common::LONG_WAIT);
+    while deadline.pending() {
         if fast.at("/fast").len() >= 3 {
             break;
         }
@@ -227,7 +229,8 @@ async fn retries_go_on_after_a_restart() {
     assert!(verify(&secret, &last.signature, &last.body));
     let path = format!("/api/v1/account/webhooks/{hook_id}/deliveries");
     let mut state = Value::Null;
-    for _ in 0..200 {
+    let deadline = common::Deadline::after(common::LONG_WAIT);
+    while deadline.pending() {
         let log = call(&s, "GET", &path, &key, "").await.json();
         state = log["data"][0]["state"].clone();
         if state == "delivered" {

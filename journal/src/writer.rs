@@ -136,6 +136,11 @@ fn write_loop(
             }
             active = segments.active_number();
         }
+        // Before any ack: whoever was answered sees the counts of what it waited for.
+        stats.live.store(segments.live(), Ordering::Relaxed);
+        stats
+            .segments
+            .store(segments.segment_count(), Ordering::Relaxed);
         match result {
             Ok(()) => {
                 stats.write_failing.store(false, Ordering::Relaxed);
@@ -159,10 +164,6 @@ fn write_loop(
                 fail(acks, &e.to_string());
             }
         }
-        stats.live.store(segments.live(), Ordering::Relaxed);
-        stats
-            .segments
-            .store(segments.segment_count(), Ordering::Relaxed);
     }
     // Every handle is gone: make what was written durable before the threads end.
     let _ = segments.write();

@@ -10,4 +10,4 @@ pub mod raw;
 pub mod sim;
 pub mod wait;
 
-pub use wait::{LONG_WAIT, WAIT, wait_for, wait_until};
+pub use wait::{Deadline, LONG_WAIT, WAIT, wait_for, wait_until};

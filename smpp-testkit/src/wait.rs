@@ -24,3 +24,20 @@ pub async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A deadline for polling loops whose condition needs an `.await` (an HTTP call, a
+/// query): `let d = Deadline::after(LONG_WAIT); while d.pending() { ... }`. Loops
+/// bounded by a count of tries instead give up early on a loaded machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    pub fn after(within: Duration) -> Self {
+        Self(tokio::time::Instant::now() + within)
+    }
+
+    /// Whether there is still time.
+    pub fn pending(&self) -> bool {
+        tokio::time::Instant::now() < self.0
+    }
+}

@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use hyper::body::Bytes;
 pub use smpp_testkit::{WAIT, wait_until};
+// Used by the tests that poll over HTTP, not by every test binary.
+#[allow(unused_imports)]
+pub use smpp_testkit::{Deadline, LONG_WAIT};
 
 /// Users: `bank` (balance 10, 100 parts), `poor` (balance 0.01), `short` (no long
 /// content, no /balance, unlimited). Route: numbers starting 255 to `op1` at 0.02.
