@@ -317,6 +317,90 @@ rate = "0.02"
     ));
     assert_eq!(overridden["total"], "0.050000", "{overridden}");
 
+    // A tariff on the account's destination prefix prices the next quote at once (a
+    // global one for the same prefix does not beat the account's own); removed, the
+    // route's rate is back.
+    let set = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "--json", "tariff", "set", "--uid", "u1", "--prefix", "2557", "--price", "0.015",
+            "--tier", "1000:500",
+        ],
+    ));
+    let tariff = &set["tariffs"][0];
+    let id = tariff["id"].as_i64().expect("tariff id");
+    assert_eq!(tariff["currency"], "USD", "{set}");
+    assert_eq!(tariff["price"], "0.015000", "{set}");
+    assert_eq!(tariff["tiers"][0]["discount_bp"], 500, "{set}");
+    let global = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["tariff", "set", "--prefix", "255", "--price", "0.5"],
+    );
+    assert!(global.status.success(), "{global:?}");
+    let priced = |parts: &str| {
+        json(&admin(
+            &endpoint,
+            Some(TOKEN),
+            &[
+                "--json",
+                "account",
+                "rate",
+                "--uid",
+                "u1",
+                "--to",
+                "255700000001",
+                "--parts",
+                parts,
+            ],
+        ))
+    };
+    let quote = priced("3");
+    assert_eq!(quote["source"], format!("tariff:{id}"), "{quote}");
+    assert_eq!(quote["total"], "0.045000", "{quote}");
+    let listed = admin(&endpoint, Some(READ), &["tariff", "list"]);
+    let text = stdout(&listed);
+    assert!(
+        text.starts_with("ID") && text.contains("(global)") && text.contains("2557"),
+        "{text}"
+    );
+    let own = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &["--json", "tariff", "list", "--uid", "u1"],
+    ));
+    assert_eq!(own["tariffs"].as_array().map(Vec::len), Some(1), "{own}");
+    let bad = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["tariff", "set", "--prefix", "25x", "--price", "0.01"],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("prefix must be digits"), "{err}");
+    let refused = admin(
+        &endpoint,
+        Some(READ),
+        &["tariff", "set", "--prefix", "1", "--price", "0.01"],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    let removed = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["tariff", "remove", "--id", &id.to_string()],
+    );
+    assert!(removed.status.success(), "{removed:?}");
+    let quote = priced("1");
+    assert_eq!(quote["total"], "0.500000", "the global tariff now: {quote}");
+    let again = admin(
+        &endpoint,
+        Some(TOKEN),
+        &["tariff", "remove", "--id", &id.to_string()],
+    );
+    assert!(!again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("no tariff {id}")));
+
     // A read token sees balances and rates, and cannot top up.
     let seen = admin(
         &endpoint,

@@ -4,12 +4,15 @@
 //! refusals.
 
 mod admin_support;
+#[allow(dead_code)]
+mod common;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
 use admin_support::{Client, Sim, Stack, TOKEN, WAIT, connect_esme, start_sim, wait_until};
 use proto::admin as pb;
 use smpp_core::client::SubmitOutcome;
+use smpp_core::rusmpp::CommandStatus;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -420,4 +423,84 @@ async fn connector_changes_are_refused_with_their_reason() {
         .await
         .expect_err("gone");
     assert_eq!(err.code(), Code::NotFound);
+}
+
+/// An HTTP connector added live takes MO messages routed to it; edited live, the next
+/// MO goes to its new url with its new method; a bad url or method, or an edit of a
+/// connector that does not exist, is refused.
+#[tokio::test]
+async fn an_http_connector_is_added_routed_to_and_edited_live() {
+    let stack = Stack::start("memory:", "").await;
+    let mut admin = admin(&stack, TOKEN).await;
+    let hooks = CancellationToken::new();
+    let _hooks = hooks.clone().drop_guard();
+    let hook = common::Hook::start(&hooks).await;
+
+    admin
+        .add_http_connector(pb::HttpConnector {
+            cid: "app".into(),
+            url: format!("{}/first", hook.base),
+            method: "GET".into(),
+        })
+        .await
+        .expect("add");
+    admin
+        .add_route(pb::Route {
+            table: pb::Table::Mo as i32,
+            order: 0,
+            r#type: "DefaultRoute".into(),
+            connectors: vec!["http(app)".into()],
+            filters: vec![],
+            rate: None,
+        })
+        .await
+        .expect("MO route");
+    let mo = |text: &str| smpp_testkit::pdu::mo("255700000001", "7777", 0, 0, text.into());
+    let status = stack.sim.deliver("op1", mo("one")).await;
+    assert_eq!(status, CommandStatus::EsmeRok);
+    let first = hook.wait_for("/first").await;
+    assert_eq!(
+        (first.method.as_str(), first.param("content").as_deref()),
+        ("GET", Some("one"))
+    );
+
+    let updated = admin
+        .update_http_connector(pb::HttpConnector {
+            cid: "app".into(),
+            url: format!("{}/second", hook.base),
+            method: "post".into(),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.method, "POST");
+    let status = stack.sim.deliver("op1", mo("two")).await;
+    assert_eq!(status, CommandStatus::EsmeRok);
+    let second = hook.wait_for("/second").await;
+    assert_eq!(
+        (second.method.as_str(), second.param("content").as_deref()),
+        ("POST", Some("two"))
+    );
+    assert_eq!(
+        hook.seen().iter().filter(|c| c.path == "/first").count(),
+        1,
+        "the old url got nothing more"
+    );
+
+    for (cid, url, method, code) in [
+        ("nope", "http://127.0.0.1:1/x", "GET", Code::NotFound),
+        ("app", "ftp://127.0.0.1/x", "GET", Code::InvalidArgument),
+        ("app", "not a url", "GET", Code::InvalidArgument),
+        ("app", "http://127.0.0.1:1/x", "PUT", Code::InvalidArgument),
+    ] {
+        let err = admin
+            .update_http_connector(pb::HttpConnector {
+                cid: cid.into(),
+                url: url.into(),
+                method: method.into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), code, "{cid} {url} {method}: {err:?}");
+    }
 }

@@ -42,6 +42,9 @@ fn exists(scrape: &Scrape, name: &str) -> bool {
     scrape.samples.iter().any(|s| s.metric == name)
 }
 
+/// A series (name, labels) and the value it must reach.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 #[tokio::test]
 async fn counters_move_as_messages_flow() {
     let mut s = Setup::start().await;
@@ -77,7 +80,7 @@ async fn counters_move_as_messages_flow() {
 
     // Counters move on their own tasks (the uplink's reader, the billing writer):
     // scrape until every expected figure is there, then name any that never came.
-    let expected: [(&str, &[(&str, &str)], f64); 9] = [
+    let expected: [Expected; 9] = [
         ("smsgw_messages_submitted_total", &user, 4.0),
         ("smsgw_messages_accepted_total", &user, 3.0),
         (

@@ -135,6 +135,17 @@ impl TariffBook {
         }
     }
 
+    /// Every tariff, global ones first, then by account; by id within each.
+    pub fn all(&self) -> Vec<Tariff> {
+        let mut out: Vec<Tariff> = self.by_owner.values().flatten().cloned().collect();
+        out.sort_by_key(|t| (t.account, t.id));
+        out
+    }
+
+    pub fn get(&self, id: TariffId) -> Option<&Tariff> {
+        self.by_owner.values().flatten().find(|t| t.id == id)
+    }
+
     pub fn set_parent(&mut self, account: AccountId, parent: Option<AccountId>) {
         match parent {
             Some(p) => self.parents.insert(account, p),

@@ -74,6 +74,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AccountCmd,
     },
+    /// Prices per part by network or destination prefix, global or per account (where
+    /// none matches, the MT route's rate is charged).
+    Tariff {
+        #[command(subcommand)]
+        command: TariffCmd,
+    },
     Stats {
         #[command(subcommand)]
         command: StatsCmd,
@@ -360,6 +366,15 @@ pub enum ConnectorCmd {
         #[arg(long, default_value = "POST")]
         method: String,
     },
+    /// A new url or method for an HTTP connector (the next MO routed to it goes there).
+    UpdateHttp {
+        #[arg(long)]
+        cid: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "POST")]
+        method: String,
+    },
     RemoveHttp {
         #[arg(long)]
         cid: String,
@@ -493,6 +508,82 @@ pub enum AccountCmd {
         #[arg(long)]
         route_rate: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TariffCmd {
+    /// Every tariff, or `--uid`'s account overrides.
+    List {
+        #[arg(long)]
+        uid: Option<String>,
+    },
+    /// Adds a tariff, or replaces tariff `--id`.
+    Set(TariffSet),
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TariffSet {
+    /// Replace this tariff instead of adding one.
+    #[arg(long)]
+    id: Option<i64>,
+    /// The user whose account it prices; absent: a global tariff.
+    #[arg(long)]
+    uid: Option<String>,
+    /// Mobile country code (with `--mnc` for one network); or give `--prefix`.
+    #[arg(long, conflicts_with = "prefix")]
+    mcc: Option<u32>,
+    #[arg(long, requires = "mcc")]
+    mnc: Option<u32>,
+    /// Destination prefix (digits).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Price per part as a decimal ("0.015").
+    #[arg(long)]
+    price: String,
+    /// Default: the account's currency.
+    #[arg(long)]
+    currency: Option<String>,
+    /// RFC 3339 or a date; default now.
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// RFC 3339 or a date (exclusive); default open-ended.
+    #[arg(long)]
+    valid_to: Option<String>,
+    /// A volume discount, MIN_PARTS:BASIS_POINTS (e.g. 100000:500 is 5 % from 100k
+    /// parts a month); repeatable.
+    #[arg(long = "tier", value_parser = parse_tier)]
+    tiers: Vec<pb::VolumeTier>,
+}
+
+fn parse_tier(text: &str) -> Result<pb::VolumeTier, String> {
+    let (min, bp) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: want MIN_PARTS:BASIS_POINTS"))?;
+    Ok(pb::VolumeTier {
+        min_volume: min.trim().parse().map_err(|e| format!("{min:?}: {e}"))?,
+        discount_bp: bp.trim().parse().map_err(|e| format!("{bp:?}: {e}"))?,
+    })
+}
+
+impl From<TariffSet> for pb::Tariff {
+    fn from(t: TariffSet) -> Self {
+        pb::Tariff {
+            id: t.id.unwrap_or(0),
+            uid: t.uid.unwrap_or_default(),
+            mcc: t.mcc,
+            mnc: t.mnc,
+            prefix: t.prefix.unwrap_or_default(),
+            price: t.price,
+            currency: t.currency.unwrap_or_default(),
+            valid_from: t.valid_from.unwrap_or_default(),
+            valid_to: t.valid_to.unwrap_or_default(),
+            tiers: t.tiers,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

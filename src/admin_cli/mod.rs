@@ -19,7 +19,7 @@ use tonic::{
 pub use args::AdminArgs;
 use args::{
     AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, NetworkCmd,
-    RouteCmd, StatsCmd, TableArg, UserCmd,
+    RouteCmd, StatsCmd, TableArg, TariffCmd, UserCmd,
 };
 use print::Out;
 
@@ -115,6 +115,7 @@ async fn command(args: AdminArgs) -> anyhow::Result<()> {
             rate(&mut admin, &mut billing, &out, query).await
         }
         AdminCommand::Account { command } => account(&mut admin, &out, command).await,
+        AdminCommand::Tariff { command } => tariff(&mut admin, &out, command).await,
         AdminCommand::Network {
             command:
                 NetworkCmd::Load {
@@ -374,6 +375,16 @@ async fn connector(admin: &mut Client, out: &Out, command: ConnectorCmd) -> anyh
                 detail: format!("HTTP connector {} added", added.cid),
             })
         }
+        ConnectorCmd::UpdateHttp { cid, url, method } => {
+            let c = pb::HttpConnector { cid, url, method };
+            let updated = admin.update_http_connector(c).await?.into_inner();
+            out.done(&pb::Done {
+                detail: format!(
+                    "HTTP connector {} now {} {}",
+                    updated.cid, updated.method, updated.url
+                ),
+            })
+        }
         ConnectorCmd::RemoveHttp { cid } => out.done(
             &admin
                 .remove_http_connector(pb::ConnectorRef { cid })
@@ -412,6 +423,27 @@ async fn account(admin: &mut Client, out: &Out, command: AccountCmd) -> anyhow::
         AccountCmd::Rate { .. } => anyhow::bail!("account rate is answered by rate()"),
     };
     out.balance(&balance.into_inner())
+}
+
+async fn tariff(admin: &mut Client, out: &Out, command: TariffCmd) -> anyhow::Result<()> {
+    match command {
+        TariffCmd::List { uid } => {
+            let filter = pb::TariffFilter {
+                uid: uid.unwrap_or_default(),
+            };
+            out.tariffs(&admin.list_tariffs(filter).await?.into_inner())
+        }
+        TariffCmd::Set(t) => {
+            let set = admin.set_tariff(pb::Tariff::from(t)).await?.into_inner();
+            out.tariffs(&pb::TariffList { tariffs: vec![set] })
+        }
+        TariffCmd::Remove { id } => out.done(
+            &admin
+                .remove_tariff(pb::TariffRef { id })
+                .await?
+                .into_inner(),
+        ),
+    }
 }
 
 struct RateQuery {

@@ -206,6 +206,55 @@ impl Out {
         })
     }
 
+    pub fn tariffs(&self, list: &pb::TariffList) -> anyhow::Result<()> {
+        self.emit(list, || {
+            let rows = list
+                .tariffs
+                .iter()
+                .map(|t| {
+                    let network = match (t.mcc, t.mnc) {
+                        (Some(mcc), Some(mnc)) => format!("{mcc:03}/{mnc:02}"),
+                        (Some(mcc), None) => format!("{mcc:03}/*"),
+                        _ => "-".to_owned(),
+                    };
+                    let tiers: Vec<String> = t
+                        .tiers
+                        .iter()
+                        .map(|x| format!("{}:{}", x.min_volume, x.discount_bp))
+                        .collect();
+                    let blank = |s: &str| {
+                        if s.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            s.to_owned()
+                        }
+                    };
+                    vec![
+                        t.id.to_string(),
+                        if t.uid.is_empty() {
+                            "(global)".to_owned()
+                        } else {
+                            t.uid.clone()
+                        },
+                        network,
+                        blank(&t.prefix),
+                        t.price.clone(),
+                        t.currency.clone(),
+                        t.valid_from.clone(),
+                        blank(&t.valid_to),
+                        blank(&tiers.join(",")),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "id", "uid", "network", "prefix", "price", "currency", "from", "to", "tiers",
+                ],
+                rows,
+            );
+        })
+    }
+
     pub fn balance(&self, b: &pb::Balance) -> anyhow::Result<()> {
         self.emit(b, || {
             let row = vec![

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `admin` (default) | every Admin, Stats and Billing RPC except settlement (Reserve, Commit, Refund) |
 //! | `charging` | Billing's Reserve, Commit, Refund, Balance and Rate: what a remote router needs |
-//! | `read` | the read RPCs: List*/Get*, ExplainRoute, ExportConfig (secrets redacted), GetBalance, Stats, Billing's Balance and Rate |
+//! | `read` | the read RPCs: List*/Get* (ListTariffs too), ExplainRoute, ExportConfig (secrets redacted), GetBalance, Stats, Billing's Balance and Rate |
 //!
 //! The role is checked against the RPC's path, which [`WithPath`] puts in the request's
 //! extensions before the interceptor runs. An RPC not named here is admin-only (new
@@ -53,7 +53,7 @@ const SETTLEMENT: [(&str, &str); 3] = [
 const BILLING_READS: [(&str, &str); 2] = [(BILLING, "Balance"), (BILLING, "Rate")];
 
 /// The Admin and Stats RPCs that change nothing.
-const ADMIN_READS: [(&str, &str); 13] = [
+const ADMIN_READS: [(&str, &str); 14] = [
     (ADMIN, "ListUsers"),
     (ADMIN, "GetUser"),
     (ADMIN, "ListGroups"),
@@ -63,6 +63,7 @@ const ADMIN_READS: [(&str, &str); 13] = [
     (ADMIN, "ListConnectors"),
     (ADMIN, "GetConnector"),
     (ADMIN, "GetBalance"),
+    (ADMIN, "ListTariffs"),
     (ADMIN, "ExportConfig"),
     (ADMIN, "ExplainRoute"),
     (STATS, "UserStats"),
@@ -359,6 +360,9 @@ mod tests {
             (a("TopUp"), true, false, false),
             (a("SuspendAccount"), true, false, false),
             (a("GetBalance"), true, false, true),
+            (a("ListTariffs"), true, false, true),
+            (a("SetTariff"), true, false, false),
+            (a("RemoveTariff"), true, false, false),
             ("/smsgw.admin.v1.Stats/UserStats".into(), true, false, true),
             (
                 "/smsgw.admin.v1.Admin/SomethingNew".into(),

@@ -25,6 +25,7 @@ pub mod service;
 pub mod stats;
 pub mod store;
 pub mod tables;
+pub mod tariffs;
 pub mod tls_incoming;
 
 use std::sync::Arc;

@@ -74,40 +74,76 @@ impl AdminService {
         Ok(done(format!("group {gid} removed")))
     }
 
-    pub(super) async fn add_http_now(
+    /// Adds HTTP connector `cid` (`replace` false) or gives an existing one a new url
+    /// and method (`replace` true).
+    pub(super) async fn put_http_now(
         &self,
         request: Request<pb::HttpConnector>,
+        replace: bool,
     ) -> Reply<pb::HttpConnector> {
         let actor = actor(&request)?;
         let h = request.into_inner();
         if h.cid.is_empty() || h.url.is_empty() {
             return Err(invalid("http connector: cid and url are required"));
         }
+        let uri = h.url.parse::<axum::http::Uri>().ok();
+        if !uri
+            .as_ref()
+            .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+        {
+            return Err(invalid(format!(
+                "http connector {:?}: url {:?} is not an http:// or https:// URL",
+                h.cid, h.url
+            )));
+        }
+        let method = if h.method.is_empty() {
+            "POST".to_owned()
+        } else {
+            h.method.to_uppercase()
+        };
+        if method != "GET" && method != "POST" {
+            return Err(invalid(format!(
+                "http connector {:?}: method {method:?} is not GET or POST",
+                h.cid
+            )));
+        }
         let connector = HttpConnectorConfig {
             cid: h.cid.clone(),
             url: h.url.clone(),
-            method: if h.method.is_empty() {
-                "POST".into()
-            } else {
-                h.method.to_uppercase()
-            },
+            method,
         };
         let cid = h.cid.clone();
         let change = Change {
             actor: &actor,
-            action: "connector.http.add",
+            action: if replace {
+                "connector.http.update"
+            } else {
+                "connector.http.add"
+            },
             subject: format!("connector:{cid}"),
         };
-        let added = connector.clone();
+        let put = connector.clone();
         self.state
             .change(
                 change,
                 |c| {
-                    if c.http_connectors.iter().any(|x| x.cid == cid) {
-                        return Err(Status::already_exists(format!("connector {cid:?} exists")));
+                    let existing = c.http_connectors.iter_mut().find(|x| x.cid == cid);
+                    match (existing, replace) {
+                        (Some(_), false) => {
+                            Err(Status::already_exists(format!("connector {cid:?} exists")))
+                        }
+                        (None, true) => {
+                            Err(Status::not_found(format!("no HTTP connector {cid:?}")))
+                        }
+                        (Some(x), true) => {
+                            *x = put;
+                            Ok(())
+                        }
+                        (None, false) => {
+                            c.http_connectors.push(put);
+                            Ok(())
+                        }
                     }
-                    c.http_connectors.push(added);
-                    Ok(())
                 },
                 |c| json(c.http_connectors.iter().find(|x| x.cid == cid)),
             )

@@ -328,7 +328,14 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::HttpConnector>,
     ) -> Reply<pb::HttpConnector> {
-        self.add_http_now(request).await
+        self.put_http_now(request, false).await
+    }
+
+    async fn update_http_connector(
+        &self,
+        request: Request<pb::HttpConnector>,
+    ) -> Reply<pb::HttpConnector> {
+        self.put_http_now(request, true).await
     }
 
     async fn remove_http_connector(&self, request: Request<pb::ConnectorRef>) -> Reply<pb::Done> {
@@ -372,6 +379,24 @@ impl Admin for AdminService {
         Ok(Response::new(
             self.state.set_suspended(&actor, &uid, false).await?,
         ))
+    }
+
+    async fn list_tariffs(&self, request: Request<pb::TariffFilter>) -> Reply<pb::TariffList> {
+        let uid = request.into_inner().uid;
+        Ok(Response::new(self.state.tariffs(&uid)?))
+    }
+
+    async fn set_tariff(&self, request: Request<pb::Tariff>) -> Reply<pb::Tariff> {
+        let actor = actor(&request)?;
+        Ok(Response::new(
+            self.state.set_tariff(&actor, request.into_inner()).await?,
+        ))
+    }
+
+    async fn remove_tariff(&self, request: Request<pb::TariffRef>) -> Reply<pb::Done> {
+        let actor = actor(&request)?;
+        let id = request.into_inner().id;
+        Ok(Response::new(self.state.remove_tariff(&actor, id).await?))
     }
 
     async fn explain_route(

@@ -434,6 +434,23 @@ impl BillingEngine {
         Ok(())
     }
 
+    /// The tariffs in force (global first, then by account).
+    pub fn tariffs(&self) -> Vec<Tariff> {
+        self.tariff_book().all()
+    }
+
+    pub fn tariff(&self, id: TariffId) -> Option<Tariff> {
+        self.tariff_book().get(id).cloned()
+    }
+
+    fn tariff_book(&self) -> Arc<TariffBook> {
+        self.inner
+            .tariffs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn update_tariffs(&self, f: impl FnOnce(&mut TariffBook)) {
         let mut guard = self
             .inner
