@@ -475,9 +475,9 @@ fn admin_cli_lists_and_adds_users() {
     ];
     let added = admin(&endpoint, Some(TOKEN), &add);
     assert!(added.status.success(), "{added:?}");
-    let json = admin(&endpoint, Some(TOKEN), &["--json", "user", "list"]);
-    assert!(json.status.success(), "{json:?}");
-    assert!(stdout(&json).contains("\"bank2\""), "{}", stdout(&json));
+    let users = admin(&endpoint, Some(TOKEN), &["--json", "user", "list"]);
+    assert!(users.status.success(), "{users:?}");
+    assert!(stdout(&users).contains("\"bank2\""), "{}", stdout(&users));
     let routes = admin(&endpoint, Some(TOKEN), &["route", "mt", "list"]);
     assert!(routes.status.success(), "{routes:?}");
     assert!(stdout(&routes).contains("LcrRoute"), "{}", stdout(&routes));
@@ -535,6 +535,86 @@ fn admin_cli_lists_and_adds_users() {
         &["account", "balance", "--uid", "u2"],
     );
     assert!(stdout(&balance).contains("USD"), "{balance:?}");
+
+    // The cost table, live: opb becomes the cheaper one, then leaves the network.
+    let explain = || {
+        stdout(&admin(
+            &endpoint,
+            Some(TOKEN),
+            &["route", "explain", "--to", "998901234567", "--user", "bank"],
+        ))
+    };
+    let set = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "lcr-cost",
+            "set",
+            "--connector",
+            "opb",
+            "--mcc",
+            "434",
+            "--mnc",
+            "4",
+            "--cost",
+            "0.005",
+        ],
+    );
+    assert!(set.status.success(), "{set:?}");
+    let text = explain();
+    let (at_a, at_b) = (text.find("opa"), text.find("opb"));
+    assert!(
+        at_b < at_a && text.contains("0.005000"),
+        "opb first now: {text}"
+    );
+    let listed = json(&admin(
+        &endpoint,
+        Some(TOKEN),
+        &["--json", "lcr-cost", "list"],
+    ));
+    assert_eq!(
+        listed["costs"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    let refused = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "lcr-cost",
+            "set",
+            "--connector",
+            "nope",
+            "--mcc",
+            "434",
+            "--mnc",
+            "4",
+            "--cost",
+            "0.001",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no SMPP connector \"nope\""),
+        "{refused:?}"
+    );
+    let removed = admin(
+        &endpoint,
+        Some(TOKEN),
+        &[
+            "lcr-cost",
+            "remove",
+            "--connector",
+            "opb",
+            "--mcc",
+            "434",
+            "--mnc",
+            "4",
+        ],
+    );
+    assert!(removed.status.success(), "{removed:?}");
+    let text = explain();
+    assert!(text.contains("opa") && !text.contains("opb"), "{text}");
 }
 
 #[test]

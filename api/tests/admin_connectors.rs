@@ -4,7 +4,6 @@
 //! refusals.
 
 mod admin_support;
-#[allow(dead_code)]
 mod common;
 
 use std::{sync::atomic::Ordering, time::Duration};

@@ -401,3 +401,64 @@ async fn a_dead_but_bound_cheapest_is_dropped_within_a_second() {
         "took {dropped_after:?} (target: about 1 s)"
     );
 }
+
+/// The cost table follows admin changes: a connector added live with the lowest cost
+/// for the network takes the next messages (its uplink now hands unanswered messages
+/// back, as LCR needs); its cost removed, they go back to the cheapest left. A cost for
+/// a connector that is not there is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_joins_and_leaves_least_cost_routing_live() {
+    let shutdown = Shutdown::new();
+    let a = Sim::start(&shutdown, SimConfig::default()).await;
+    let b = Sim::start(&shutdown, SimConfig::default()).await;
+    let c = Sim::start(&shutdown, SimConfig::default()).await;
+    let cheaper = Sim::start(&shutdown, SimConfig::default()).await;
+    let toml = config([a.port, b.port, c.port], "");
+    let (gw, port) = start_gateway(&shutdown, &toml).await;
+    wait_bound(&gw, &["opa", "opb", "opc"]).await;
+    let mut esme = connect_esme(&shutdown, port, "bank", "secret").await;
+    let mut n = 0u32;
+    send(&mut esme, &mut n, 5).await;
+    wait_until(|| a.stats.accepted.load(Ordering::Relaxed) == 5).await;
+
+    let mut config = RouterConfig::from_toml_str(&toml).expect("config");
+    let refused = {
+        let mut bad = config.clone();
+        bad.lcr.costs.push(cost("nowhere", "0.001"));
+        gw.reconfigure(&bad).await.expect_err("unknown connector")
+    };
+    assert!(refused.to_string().contains("nowhere"), "{refused}");
+
+    config.connectors.push(
+        RouterConfig::from_toml_str(&connector_toml("opd", "opd", cheaper.port))
+            .expect("connector")
+            .connectors
+            .remove(0),
+    );
+    config.lcr.costs.push(cost("opd", "0.005"));
+    gw.reconfigure(&config).await.expect("opd joins");
+    wait_bound(&gw, &["opd"]).await;
+    assert!(gw.connector("opd").is_some_and(|c| c.lcr_managed));
+    let before_a = a.stats.accepted.load(Ordering::Relaxed);
+    send(&mut esme, &mut n, 10).await;
+    wait_until(|| cheaper.stats.accepted.load(Ordering::Relaxed) == 10).await;
+    assert_eq!(a.stats.accepted.load(Ordering::Relaxed), before_a);
+    assert_eq!(gw.explain("bank", TO).choice.as_deref(), Some("opd"));
+
+    // Its cost removed: it stays as a plain connector, and LCR leaves it.
+    config.lcr.costs.retain(|c| c.connector != "opd");
+    gw.reconfigure(&config).await.expect("opd leaves LCR");
+    assert!(gw.connector("opd").is_some_and(|c| !c.lcr_managed));
+    send(&mut esme, &mut n, 5).await;
+    wait_until(|| a.stats.accepted.load(Ordering::Relaxed) == before_a + 5).await;
+    assert_eq!(cheaper.stats.accepted.load(Ordering::Relaxed), 10);
+}
+
+fn cost(connector: &str, cost: &str) -> router::lcr::CostConfig {
+    router::lcr::CostConfig {
+        connector: connector.into(),
+        mcc: 434,
+        mnc: 4,
+        cost: cost.into(),
+    }
+}

@@ -69,6 +69,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: NetworkCmd,
     },
+    /// Least-cost routing's cost table: what each connector charges per part, by
+    /// network. A connector with a cost comes under LCR.
+    LcrCost {
+        #[command(subcommand)]
+        command: LcrCostCmd,
+    },
     /// A user's billing account.
     Account {
         #[command(subcommand)]
@@ -507,6 +513,31 @@ pub enum AccountCmd {
         /// The route's rate per part as a decimal, instead of the matched route's.
         #[arg(long)]
         route_rate: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LcrCostCmd {
+    List,
+    /// Adds or replaces the cost of `--connector` for `--mcc`/`--mnc`.
+    Set {
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        mcc: u32,
+        #[arg(long)]
+        mnc: u32,
+        /// Per part, a decimal ("0.012").
+        #[arg(long)]
+        cost: String,
+    },
+    Remove {
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        mcc: u32,
+        #[arg(long)]
+        mnc: u32,
     },
 }
 

@@ -18,8 +18,8 @@ use tonic::{
 
 pub use args::AdminArgs;
 use args::{
-    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, NetworkCmd,
-    RouteCmd, StatsCmd, TableArg, TariffCmd, UserCmd,
+    AccountCmd, AdminCommand, ConnectorCmd, FilterCmd, GroupCmd, InterceptorCmd, LcrCostCmd,
+    NetworkCmd, RouteCmd, StatsCmd, TableArg, TariffCmd, UserCmd,
 };
 use print::Out;
 
@@ -116,6 +116,7 @@ async fn command(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Account { command } => account(&mut admin, &out, command).await,
         AdminCommand::Tariff { command } => tariff(&mut admin, &out, command).await,
+        AdminCommand::LcrCost { command } => lcr_cost(&mut admin, &out, command).await,
         AdminCommand::Network {
             command:
                 NetworkCmd::Load {
@@ -443,6 +444,43 @@ async fn tariff(admin: &mut Client, out: &Out, command: TariffCmd) -> anyhow::Re
                 .await?
                 .into_inner(),
         ),
+    }
+}
+
+async fn lcr_cost(admin: &mut Client, out: &Out, command: LcrCostCmd) -> anyhow::Result<()> {
+    match command {
+        LcrCostCmd::List => {
+            let list = admin.list_lcr_costs(pb::ListRequest {}).await?.into_inner();
+            out.lcr_costs(&list)
+        }
+        LcrCostCmd::Set {
+            connector,
+            mcc,
+            mnc,
+            cost,
+        } => {
+            let set = pb::LcrCost {
+                connector,
+                mcc,
+                mnc,
+                cost,
+            };
+            let set = admin.set_lcr_cost(set).await?.into_inner();
+            out.lcr_costs(&pb::LcrCostList { costs: vec![set] })
+        }
+        LcrCostCmd::Remove {
+            connector,
+            mcc,
+            mnc,
+        } => {
+            let gone = pb::LcrCost {
+                connector,
+                mcc,
+                mnc,
+                cost: String::new(),
+            };
+            out.done(&admin.remove_lcr_cost(gone).await?.into_inner())
+        }
     }
 }
 

@@ -206,6 +206,23 @@ impl Out {
         })
     }
 
+    pub fn lcr_costs(&self, list: &pb::LcrCostList) -> anyhow::Result<()> {
+        self.emit(list, || {
+            let rows = list
+                .costs
+                .iter()
+                .map(|c| {
+                    vec![
+                        format!("{:03}/{:02}", c.mcc, c.mnc),
+                        c.connector.clone(),
+                        c.cost.clone(),
+                    ]
+                })
+                .collect();
+            table(&["network", "connector", "cost"], rows);
+        })
+    }
+
     pub fn tariffs(&self, list: &pb::TariffList) -> anyhow::Result<()> {
         self.emit(list, || {
             let rows = list

@@ -65,6 +65,9 @@ impl AdminState {
         router::gateway::check_connectors(&next)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let smpp: HashSet<&str> = next.connectors.iter().map(|c| c.cid.as_str()).collect();
+        // A connector removed while least-cost routing still prices it is refused here.
+        router::lcr::CostTable::build(&next.lcr.costs, &|cid| smpp.contains(cid))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let snapshot = Snapshot::build(&next, &|cid| smpp.contains(cid))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
 

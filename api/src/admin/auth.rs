@@ -53,7 +53,7 @@ const SETTLEMENT: [(&str, &str); 3] = [
 const BILLING_READS: [(&str, &str); 2] = [(BILLING, "Balance"), (BILLING, "Rate")];
 
 /// The Admin and Stats RPCs that change nothing.
-const ADMIN_READS: [(&str, &str); 14] = [
+const ADMIN_READS: [(&str, &str); 15] = [
     (ADMIN, "ListUsers"),
     (ADMIN, "GetUser"),
     (ADMIN, "ListGroups"),
@@ -64,6 +64,7 @@ const ADMIN_READS: [(&str, &str); 14] = [
     (ADMIN, "GetConnector"),
     (ADMIN, "GetBalance"),
     (ADMIN, "ListTariffs"),
+    (ADMIN, "ListLcrCosts"),
     (ADMIN, "ExportConfig"),
     (ADMIN, "ExplainRoute"),
     (STATS, "UserStats"),
@@ -363,6 +364,8 @@ mod tests {
             (a("ListTariffs"), true, false, true),
             (a("SetTariff"), true, false, false),
             (a("RemoveTariff"), true, false, false),
+            (a("ListLcrCosts"), true, false, true),
+            (a("SetLcrCost"), true, false, false),
             ("/smsgw.admin.v1.Stats/UserStats".into(), true, false, true),
             (
                 "/smsgw.admin.v1.Admin/SomethingNew".into(),

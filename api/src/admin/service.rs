@@ -399,6 +399,18 @@ impl Admin for AdminService {
         Ok(Response::new(self.state.remove_tariff(&actor, id).await?))
     }
 
+    async fn list_lcr_costs(&self, _: Request<pb::ListRequest>) -> Reply<pb::LcrCostList> {
+        Ok(Response::new(self.lcr_costs().await))
+    }
+
+    async fn set_lcr_cost(&self, request: Request<pb::LcrCost>) -> Reply<pb::LcrCost> {
+        self.set_lcr_cost_now(request).await
+    }
+
+    async fn remove_lcr_cost(&self, request: Request<pb::LcrCost>) -> Reply<pb::Done> {
+        self.remove_lcr_cost_now(request).await
+    }
+
     async fn explain_route(
         &self,
         request: Request<pb::ExplainRequest>,

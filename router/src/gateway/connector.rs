@@ -56,7 +56,12 @@ impl Connector {
 
     /// This connector with new options: same queue (with the new bounds), counters and
     /// link statistics; the health window starts again (its targets may have changed).
-    pub fn reconfigured(&self, config: ConnectorConfig, health: &HealthSettings) -> Self {
+    pub fn reconfigured(
+        &self,
+        config: ConnectorConfig,
+        health: &HealthSettings,
+        lcr_managed: bool,
+    ) -> Self {
         self.queue
             .set_bounds(config.queue_capacity, config.queue_max_bytes);
         Self {
@@ -65,7 +70,7 @@ impl Connector {
             stats: self.stats.clone(),
             counters: self.counters.clone(),
             health: Health::new(health, config.target_dlr, config.submit_throughput),
-            lcr_managed: self.lcr_managed,
+            lcr_managed,
             config,
         }
     }

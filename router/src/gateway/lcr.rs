@@ -25,11 +25,11 @@ use crate::{
 pub(super) const HEALTH_TICK: Duration = Duration::from_millis(100);
 
 /// The number → network registry (replaceable at run time: `Gateway::load_networks`)
-/// and the cost table (fixed at start).
+/// and the cost table (replaced by an admin change of `[lcr] costs`: `reconfigure`).
 #[derive(Debug)]
 pub struct LcrState {
     pub registry: ArcSwap<Registry>,
-    pub costs: CostTable,
+    pub costs: ArcSwap<CostTable>,
     config: LcrConfig,
 }
 
@@ -78,15 +78,25 @@ fn registry_from(c: &LcrConfig) -> Result<Registry, ConfigError> {
     Ok(registry)
 }
 
+/// `config`'s `[lcr] costs`, checked against its connectors.
+pub(super) fn cost_table(config: &RouterConfig) -> Result<CostTable, ConfigError> {
+    let known = |cid: &str| config.connectors.iter().any(|k| k.cid == cid);
+    CostTable::build(&config.lcr.costs, &known)
+}
+
 impl LcrState {
     pub fn build(config: &RouterConfig) -> Result<Self, ConfigError> {
         let c = &config.lcr;
-        let known = |cid: &str| config.connectors.iter().any(|k| k.cid == cid);
         Ok(Self {
             registry: ArcSwap::from_pointee(registry_from(c)?),
-            costs: CostTable::build(&c.costs, &known)?,
+            costs: ArcSwap::from_pointee(cost_table(config)?),
             config: c.clone(),
         })
+    }
+
+    /// Whether `cid` is named in the cost table in force.
+    pub(super) fn manages(&self, cid: &str) -> bool {
+        self.costs.load().connectors().any(|m| **m == *cid)
     }
 
     pub(super) fn health_settings(&self) -> &crate::lcr::HealthSettings {
@@ -183,7 +193,8 @@ impl Gateway {
     }
 
     fn ranked(&self, mcc: u16, mnc: u16) -> Vec<Candidate> {
-        let serving = self.lcr.costs.serving(mcc, mnc);
+        let costs = self.lcr.costs.load();
+        let serving = costs.serving(mcc, mnc);
         let connectors = self.connectors.load();
         lcr::rank(serving, &|cid| connectors.get(cid).map(|c| self.facts(c)))
     }
@@ -244,7 +255,7 @@ impl Gateway {
             .and_then(|t| t.cost_of(cid))
             .or_else(|| {
                 f.network
-                    .and_then(|(mcc, mnc)| self.lcr.costs.cost(cid, mcc, mnc))
+                    .and_then(|(mcc, mnc)| self.lcr.costs.load().cost(cid, mcc, mnc))
             })
             .unwrap_or(0)
     }

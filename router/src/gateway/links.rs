@@ -125,8 +125,11 @@ impl Gateway {
             .iter()
             .map(|c| (c.cid.as_str(), c))
             .collect();
-        // Validate everything before the first side effect.
+        // Validate everything before the first side effect. A cost naming a connector
+        // that is not (or no longer) there is refused here.
         let snapshot = Snapshot::build(config, &|cid| wanted.contains_key(cid))?;
+        let costs = super::lcr::cost_table(config)?;
+        let managed = |cid: &str| costs.connectors().any(|m| **m == *cid);
         let current = self.connectors.load_full();
         let gone: Vec<Arc<str>> = current
             .keys()
@@ -134,12 +137,6 @@ impl Gateway {
             .cloned()
             .collect();
         for cid in &gone {
-            if self.lcr.costs.connectors().any(|m| m == cid) {
-                return Err(ConfigError::Invalid(format!(
-                    "connector {cid} is in the [lcr] cost table"
-                ))
-                .into());
-            }
             let pending = self.pending_on(cid);
             if pending > 0 {
                 return Err(LinkError::Busy {
@@ -154,11 +151,10 @@ impl Gateway {
             match current.get(c.cid.as_str()) {
                 None => {
                     let cid: Arc<str> = Arc::from(c.cid.as_str());
-                    let lcr_managed = self.lcr.costs.connectors().any(|m| *m == cid);
                     let connector = Arc::new(Connector::new(
                         c.clone(),
                         self.lcr.health_settings(),
-                        lcr_managed,
+                        managed(&cid),
                     ));
                     self.connectors.rcu(|map| {
                         let mut map = Connectors::clone(map);
@@ -171,13 +167,18 @@ impl Gateway {
                     info!(connector = %cid, started = c.start, "connector added");
                     changes.added.push(c.cid.clone());
                 }
-                Some(old) if old.config == *c => {}
+                // Coming under least-cost routing (or leaving it) changes how its
+                // uplink sends, so that restarts it too.
+                Some(old) if old.config == *c && old.lcr_managed == managed(&old.cid) => {}
                 Some(old) => {
                     // Stopped first: what the old uplink held goes back to the shared
                     // queue, which the new one then sends.
                     self.stop_uplink(&old.cid).await;
-                    let connector =
-                        Arc::new(old.reconfigured(c.clone(), self.lcr.health_settings()));
+                    let connector = Arc::new(old.reconfigured(
+                        c.clone(),
+                        self.lcr.health_settings(),
+                        managed(&old.cid),
+                    ));
                     self.connectors.rcu(|map| {
                         let mut map = Connectors::clone(map);
                         map.insert(connector.cid.clone(), connector.clone());
@@ -191,6 +192,7 @@ impl Gateway {
                 }
             }
         }
+        self.lcr.costs.store(Arc::new(costs));
         self.install(snapshot);
         for cid in gone {
             self.stop_uplink(&cid).await;

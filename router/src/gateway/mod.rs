@@ -154,7 +154,7 @@ impl Gateway {
             .iter()
             .map(|c| {
                 let cid: Arc<str> = Arc::from(c.cid.as_str());
-                let lcr_managed = lcr_state.costs.connectors().any(|m| *m == cid);
+                let lcr_managed = lcr_state.manages(&cid);
                 let connector = Connector::new(c.clone(), &config.lcr.health, lcr_managed);
                 (cid, Arc::new(connector))
             })
@@ -214,7 +214,8 @@ impl Gateway {
                 }
             }
         }));
-        if gateway.connectors.load().values().any(|c| c.lcr_managed) {
+        // Always: an admin change can bring connectors under least-cost routing.
+        {
             let g = gateway.clone();
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {

@@ -299,7 +299,7 @@ impl Gateway {
         }
         let cost_per_part = network
             .as_ref()
-            .and_then(|n| self.lcr.costs.cost(cid, n.mcc, n.mnc))
+            .and_then(|n| self.lcr.costs.load().cost(cid, n.mcc, n.mnc))
             .unwrap_or(0);
         Ok(Target {
             connector,
