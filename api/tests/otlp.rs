@@ -1,5 +1,6 @@
 //! OpenTelemetry export: a message sent over HTTP arrives at an OTLP/gRPC receiver as a
-//! trace holding the HTTP request and the message's span with its id.
+//! trace holding the HTTP request, the message's span with its id, and the operator's
+//! answer to its submit_sm (on the uplink's task, joined to the submit's trace).
 
 mod common;
 
@@ -85,9 +86,12 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
             let flush = guard.clone();
             let _ = tokio::task::spawn_blocking(move || flush.flush()).await;
             let spans = receiver.0.lock().clone();
-            if let Some(message) = spans
+            // The operator's answer comes after the submit's spans are exported.
+            if let Some(message) = spans.iter().find(|s| {
+                s.name == "message.submit" && attribute(s, "message_id") == Some(id.as_str())
+            }) && spans
                 .iter()
-                .find(|s| attribute(s, "message_id") == Some(id.as_str()))
+                .any(|s| s.name == "uplink.submit_result" && s.trace_id == message.trace_id)
             {
                 break (message.clone(), spans);
             }
@@ -95,7 +99,12 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
         }
     })
     .await;
-    let (message, spans) = found.expect("the message's span at the collector in time");
+    let (message, spans) = found.unwrap_or_else(|_| {
+        let names: Vec<String> = receiver.0.lock().iter().map(|s| s.name.clone()).collect();
+        panic!(
+            "the message's trace, with the operator's answer, at the collector in time: {names:?}"
+        )
+    });
     assert_eq!(message.name, "message.submit");
     assert_eq!(attribute(&message, "user"), Some("u1"));
     let trace: Vec<&str> = spans
@@ -103,7 +112,13 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
         .filter(|s| s.trace_id == message.trace_id)
         .map(|s| s.name.as_str())
         .collect();
-    for step in ["http.request", "route", "reserve", "journal_queue"] {
+    for step in [
+        "http.request",
+        "route",
+        "reserve",
+        "journal_queue",
+        "uplink.submit_result",
+    ] {
         assert!(trace.contains(&step), "{step} not in the trace: {trace:?}");
     }
 }

@@ -11,6 +11,7 @@ pub struct AdminArgs {
     /// The admin API (`[admin] listen`).
     #[arg(
         long,
+        visible_alias = "server",
         env = "SMSGW_ADMIN_ENDPOINT",
         default_value = "http://127.0.0.1:50051"
     )]

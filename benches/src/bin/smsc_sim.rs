@@ -81,6 +81,20 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         stop.cancel();
     });
-    Simulator::new(config).run(listener, shutdown).await?;
+    let simulator = Simulator::new(config);
+    let stats = simulator.stats();
+    simulator.run(listener, shutdown).await?;
+    // What reached the "operator", for benchmarks that check nothing was lost.
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "submits": count(&stats.submits),
+            "accepted": count(&stats.accepted),
+            "failed": count(&stats.failed),
+            "throttled": count(&stats.throttled),
+            "receipts_sent": count(&stats.receipts_sent),
+        })
+    );
     Ok(())
 }

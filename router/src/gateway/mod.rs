@@ -22,6 +22,7 @@ mod query;
 mod receipts;
 mod restore;
 mod smpp_front;
+mod trace;
 mod uplink;
 
 use std::{
@@ -85,6 +86,9 @@ struct InFlight {
     username: Arc<str>,
     multipart: Option<Arc<Mutex<MultipartState>>>,
     expires_at: Option<Instant>,
+    /// The trace of the submit that accepted it, when traces are exported: the
+    /// operator's answer joins it.
+    trace: trace::Parent,
 }
 
 /// Replaceable implementations of the stateful parts; each defaults to the in-process one.

@@ -480,6 +480,7 @@ impl Gateway {
             tags: Vec::with_capacity(n),
             journaled: false,
         };
+        let trace = super::trace::Parent::current();
         for (part, item) in items.iter_mut().enumerate() {
             let tag = self.new_tag();
             item.request.tag = tag;
@@ -502,6 +503,7 @@ impl Gateway {
                     username: user.username.clone(),
                     multipart: multipart.clone(),
                     expires_at: item.expires_at,
+                    trace: trace.clone(),
                 },
             );
             staged.tags.push(tag);

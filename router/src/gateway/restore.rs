@@ -106,6 +106,7 @@ impl Gateway {
                         requeues: 0,
                         username: p.username,
                         multipart: None,
+                        trace: super::trace::Parent::default(),
                     };
                     let Some(item) = self.rebuild(&f, tag) else {
                         self.fail(&f, u32::from(CommandStatus::EsmeRsyserr));

@@ -63,7 +63,9 @@ impl Gateway {
             return;
         };
         connector.counters.submit_answered(&result);
-        let _span = tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid).entered();
+        let span = tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid);
+        f.trace.adopt(&span);
+        let _span = span.entered();
         // Unanswered because the link dropped (handed back at once), not a timeout.
         let handed_back = result.latency.is_zero();
         match result.outcome {
