@@ -11,7 +11,7 @@ mod sink;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // glibc's allocator serialises the session, uplink and journal threads on its arena
 // locks under load (seen in `perf`); mimalloc keeps per-thread heaps.
@@ -60,6 +60,9 @@ enum Command {
         #[command(subcommand)]
         command: apikey::ApikeyCommand,
     },
+    /// Print a shell completion script: `smsgw completions bash > /etc/bash_completion.d/smsgw`
+    /// (also zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Billing reports.
     Billing {
         #[arg(long, global = true)]
@@ -137,6 +140,10 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = init_logging(cli.log_json, telemetry.as_ref())?;
     match cli.command {
         Command::Serve { config, sink } => serve::run(config, sink).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "smsgw", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Admin(args) => admin_cli::run(*args).await,
         Command::HashPassword => {
             let mut password = String::new();

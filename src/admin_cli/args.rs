@@ -91,8 +91,22 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: StatsCmd,
     },
-    /// The whole router configuration as JSON (passwords redacted).
-    Export,
+    /// The whole router configuration as JSON, or as TOML that `apply` takes back
+    /// (passwords redacted as "***").
+    Export {
+        #[arg(long)]
+        toml: bool,
+    },
+    /// Replace the whole router configuration by FILE (TOML: what `export --toml`
+    /// writes, or a smsgw.toml's [router]) as one audited change. Shows the diff first
+    /// and asks, unless --yes; --dry-run only shows it. "***" passwords keep theirs.
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

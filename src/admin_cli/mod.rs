@@ -154,12 +154,80 @@ async fn command(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        AdminCommand::Export => {
+        AdminCommand::Export { toml } => {
             let doc = admin.export_config(pb::ListRequest {}).await?.into_inner();
-            println!("{}", doc.json);
+            if toml {
+                print!("{}", as_toml(&doc.json)?);
+            } else {
+                println!("{}", doc.json);
+            }
             Ok(())
         }
+        AdminCommand::Apply { file, dry_run, yes } => apply(&mut admin, &file, dry_run, yes).await,
     }
+}
+
+/// The exported JSON as TOML (TOML has no null: absent fields take their defaults).
+fn as_toml(json: &str) -> anyhow::Result<String> {
+    fn drop_nulls(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(drop_nulls);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(json)?;
+    drop_nulls(&mut value);
+    Ok(toml::to_string(&value)?)
+}
+
+/// `apply`: the diff first (a dry run), then, once confirmed, the change.
+async fn apply(
+    admin: &mut Client,
+    file: &std::path::Path,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let toml = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let request = |dry_run, base: &str| pb::ApplyRequest {
+        toml: toml.clone(),
+        dry_run,
+        base: base.to_owned(),
+    };
+    let preview = admin.apply_config(request(true, "")).await?.into_inner();
+    if !preview.changes {
+        println!(
+            "no change: {} is the configuration in force",
+            file.display()
+        );
+        return Ok(());
+    }
+    print!("{}", preview.diff);
+    if dry_run {
+        return Ok(());
+    }
+    if !yes {
+        eprint!("apply these changes? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            anyhow::bail!("not applied");
+        }
+    }
+    let done = admin
+        .apply_config(request(false, &preview.base))
+        .await?
+        .into_inner();
+    if done.applied {
+        println!("applied {}", file.display());
+    } else {
+        println!("no change: the configuration in force already matched");
+    }
+    Ok(())
 }
 
 async fn user(admin: &mut Client, out: &Out, command: UserCmd) -> anyhow::Result<()> {

@@ -59,7 +59,24 @@ impl AdminState {
         edit: impl FnOnce(&mut RouterConfig) -> Result<(), Status>,
         view: impl Fn(&RouterConfig) -> Option<Value>,
     ) -> Result<RouterConfig, Status> {
+        self.change_if(&|_| true, change, edit, view).await
+    }
+
+    /// [`Self::change`], refused with ABORTED unless `still` holds for the configuration
+    /// in force when the change takes the lock (it was what the admin looked at).
+    pub async fn change_if(
+        &self,
+        still: &(dyn Fn(&RouterConfig) -> bool + Sync),
+        change: Change<'_>,
+        edit: impl FnOnce(&mut RouterConfig) -> Result<(), Status>,
+        view: impl Fn(&RouterConfig) -> Option<Value>,
+    ) -> Result<RouterConfig, Status> {
         let mut current = self.current.lock().await;
+        if !still(&current) {
+            return Err(Status::aborted(
+                "the configuration changed since the diff was made; look at the new diff",
+            ));
+        }
         let mut next = current.clone();
         edit(&mut next)?;
         router::gateway::check_connectors(&next)

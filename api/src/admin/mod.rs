@@ -20,6 +20,7 @@ pub mod apply;
 pub mod auth;
 pub mod connectors;
 pub mod convert;
+mod document;
 mod lcr_costs;
 mod objects;
 pub mod service;

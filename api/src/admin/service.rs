@@ -473,6 +473,10 @@ impl Admin for AdminService {
         )))
     }
 
+    async fn apply_config(&self, request: Request<pb::ApplyRequest>) -> Reply<pb::ApplyResult> {
+        self.apply_config_now(request).await
+    }
+
     async fn export_config(&self, _: Request<pb::ListRequest>) -> Reply<pb::ConfigDocument> {
         let config = self.state.current().await;
         let value = serde_json::to_value(&config).map_err(|e| Status::internal(e.to_string()))?;
