@@ -13,6 +13,7 @@ pub struct GatewayHealth {
     /// The log acknowledgements wait for; a write error makes the gateway unready (it
     /// can no longer promise what ESME_ROK promises).
     pub journal: journal::Journal,
+    pub gateway: std::sync::Arc<router::Gateway>,
 }
 
 impl HealthSource for GatewayHealth {
@@ -34,6 +35,17 @@ impl HealthSource for GatewayHealth {
                 format!("{errors} write errors")
             },
         ));
+        // Binds and new messages are taken while the replay restores; only receipts for
+        // restored messages wait for it, so this informs and does not fail readiness.
+        checks.push(Check::new(
+            "journal_replay",
+            true,
+            if self.gateway.restoring() {
+                "restoring in the background (receipts for restored messages wait for it)"
+            } else {
+                "restored"
+            },
+        ));
         if let Some(engine) = &self.billing {
             let m = engine.metrics();
             // While the store is away, reservations go on in memory until the buffer is
@@ -52,5 +64,55 @@ impl HealthSource for GatewayHealth {
             });
         }
         checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While a replay restores, readiness says so and stays ready; once it ends, it
+    /// says restored.
+    #[tokio::test]
+    async fn readiness_tells_a_restoring_replay_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (journal, _) = journal::Journal::open(journal::JournalConfig::new(
+            dir.path(),
+            journal::Durability::Batched,
+        ))
+        .expect("journal");
+        let shutdown = CancellationToken::new();
+        let handle = router::Gateway::start(
+            router::RouterConfig::default(),
+            smpp_core::server::SessionRegistry::new(),
+            shutdown.clone(),
+            router::Deps {
+                replay_pending: true,
+                ..router::Deps::default()
+            },
+        )
+        .expect("gateway");
+        let health = GatewayHealth {
+            draining: CancellationToken::new(),
+            billing: None,
+            journal,
+            gateway: handle.gateway.clone(),
+        };
+        let replay = |h: &GatewayHealth| {
+            h.readiness()
+                .into_iter()
+                .find(|c| c.name == "journal_replay")
+                .expect("a journal_replay check")
+        };
+        let during = replay(&health);
+        assert!(
+            during.ok && during.detail.starts_with("restoring"),
+            "{during:?}"
+        );
+        handle.gateway.restore(Vec::new()).await;
+        let after = replay(&health);
+        assert!(after.ok && after.detail == "restored", "{after:?}");
+        assert!(health.readiness().iter().all(|c| c.ok));
+        shutdown.cancel();
     }
 }

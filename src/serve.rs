@@ -151,6 +151,7 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             draining: clients_stop.clone(),
             billing: billing.clone(),
             journal: log.clone(),
+            gateway: gateway.clone(),
         };
         let metrics = api::metrics::Metrics::new(api::metrics::Sources {
             gateway: gateway.clone(),

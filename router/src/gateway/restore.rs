@@ -31,6 +31,12 @@ pub struct RestoreReport {
 }
 
 impl Gateway {
+    /// Whether a journal replay announced at start (`Deps::replay_pending`) is still
+    /// being restored.
+    pub fn restoring(&self) -> bool {
+        !self.replayed.is_cancelled()
+    }
+
     /// Take back what the journal replayed after a restart: accepted parts go to the front
     /// of their connector's queue in their original order; awaited receipts get their
     /// operator-id mapping back. Clients may already be bound: receipts that find no
