@@ -73,9 +73,7 @@ impl AdminState {
     ) -> Result<RouterConfig, Status> {
         let mut current = self.current.lock().await;
         if !still(&current) {
-            return Err(Status::aborted(
-                "the configuration changed since the diff was made; look at the new diff",
-            ));
+            return Err(stale_diff());
         }
         let mut next = current.clone();
         edit(&mut next)?;
@@ -170,6 +168,11 @@ pub fn link_status(error: LinkError) -> Status {
 }
 
 /// Passwords never reach the audit log, not even hashed.
+/// An apply whose diff was made against a configuration no longer in force.
+pub fn stale_diff() -> Status {
+    Status::aborted("the configuration changed since the diff was made; look at the new diff")
+}
+
 pub fn redact(mut value: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {

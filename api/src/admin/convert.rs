@@ -13,6 +13,14 @@ pub fn invalid(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+/// An MCC or MNC: at most three digits.
+pub fn network_code(what: &str, v: u32) -> Result<u16, Status> {
+    u16::try_from(v)
+        .ok()
+        .filter(|v| *v <= 999)
+        .ok_or_else(|| invalid(format!("{what} {v} has more than 3 digits")))
+}
+
 /// The optional user fields shared by `User` (add) and `UserUpdate`. An empty string
 /// clears a field (a quota back to unlimited, a filter off).
 pub struct UserFields {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::{
-    apply::{Change, redact},
+    apply::{Change, redact, stale_diff},
     auth::actor,
     convert::invalid,
     service::AdminService,
@@ -92,9 +92,7 @@ impl AdminService {
         let changes = current != next;
         let base = base_of(&current);
         if !r.base.is_empty() && r.base != base {
-            return Err(Status::aborted(
-                "the configuration changed since the diff was made; look at the new diff",
-            ));
+            return Err(stale_diff());
         }
         if r.dry_run || !changes {
             return Ok(Response::new(pb::ApplyResult {

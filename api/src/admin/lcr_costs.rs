@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::{
     apply::Change,
     auth::actor,
-    convert::invalid,
+    convert::{invalid, network_code},
     service::{AdminService, done, json},
 };
 
@@ -17,13 +17,7 @@ type Reply<T> = Result<Response<T>, Status>;
 
 /// The network a cost is for, checked: MCC and MNC have at most three digits.
 fn network(c: &pb::LcrCost) -> Result<(u16, u16), Status> {
-    let code = |what: &str, v: u32| {
-        u16::try_from(v)
-            .ok()
-            .filter(|v| *v <= 999)
-            .ok_or_else(|| invalid(format!("lcr cost: {what} {v} has more than 3 digits")))
-    };
-    Ok((code("mcc", c.mcc)?, code("mnc", c.mnc)?))
+    Ok((network_code("mcc", c.mcc)?, network_code("mnc", c.mnc)?))
 }
 
 fn to_pb(c: &CostConfig) -> pb::LcrCost {

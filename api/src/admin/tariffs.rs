@@ -7,7 +7,11 @@ use proto::admin as pb;
 use serde_json::{Value, json};
 use tonic::Status;
 
-use super::{apply::AdminState, auth::Actor, convert::invalid};
+use super::{
+    apply::AdminState,
+    auth::Actor,
+    convert::{invalid, network_code},
+};
 use crate::v1::time::{now_us, parse, rfc3339};
 
 /// Billing names a router user's account `user:<uid>`.
@@ -102,15 +106,7 @@ impl AdminState {
             ("", None) => self.charging.currency(),
             (code, _) => Currency::new(code).map_err(invalid)?,
         };
-        let code = |field: &str, v: Option<u32>| -> Result<Option<u16>, Status> {
-            v.map(|v| {
-                u16::try_from(v)
-                    .ok()
-                    .filter(|v| *v <= 999)
-                    .ok_or_else(|| invalid(format!("{field} {v}: at most 3 digits")))
-            })
-            .transpose()
-        };
+        let code = |field: &str, v: Option<u32>| v.map(|v| network_code(field, v)).transpose();
         let time = |field: &str, text: &str| -> Result<Option<i64>, Status> {
             if text.trim().is_empty() {
                 return Ok(None);
