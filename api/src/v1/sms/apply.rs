@@ -107,6 +107,29 @@ macro_rules! insert_event_rows {
     };
 }
 
+/// Runs the UPDATE of `changes` on `$tx`, a chunk per statement, pushing the rows
+/// it moved (as they are now) to `$changed`.
+macro_rules! update_rows {
+    ($tx:expr, $changes:expr, $changed:expr) => {
+        for chunk in $changes.chunks(CHUNK) {
+            let sql = update_sql(chunk.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for c in chunk {
+                q = q
+                    .bind(&c.id)
+                    .bind(c.status)
+                    .bind(&c.error_code)
+                    .bind(&c.connector)
+                    .bind(c.at)
+                    .bind(i32::from(c.is_final));
+            }
+            for r in &q.fetch_all(&mut *$tx).await? {
+                $changed.push(message_from_row!(r));
+            }
+        }
+    };
+}
+
 impl Db {
     /// Writes events to the outbox (due at once), in one transaction.
     pub async fn insert_events(&self, events: &[EventRow], now: i64) -> Result<(), StoreError> {
@@ -136,27 +159,12 @@ impl Db {
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in changes.chunks(CHUNK) {
-                let sql = update_sql(chunk.len());
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for c in chunk {
-                    q = q
-                        .bind(&c.id)
-                        .bind(c.status)
-                        .bind(&c.error_code)
-                        .bind(&c.connector)
-                        .bind(c.at)
-                        .bind(i32::from(c.is_final));
-                }
-                for r in &q.fetch_all(&mut *tx).await? {
-                    applied.changed.push(message_from_row!(r));
-                }
-            }
-            let moved: HashSet<&str> = applied.changed.iter().map(|r| r.id.as_str()).collect();
+            update_rows!(tx, changes, applied.changed);
+            let moved: HashSet<String> = applied.changed.iter().map(|r| r.id.clone()).collect();
             let rest: Vec<&str> = changes
                 .iter()
                 .map(|c| c.id.as_str())
-                .filter(|id| !moved.contains(id))
+                .filter(|id| !moved.contains(*id))
                 .collect();
             let mut found = HashSet::new();
             for chunk in rest.chunks(CHUNK) {
@@ -169,6 +177,18 @@ impl Db {
                     found.insert(r.try_get::<String, _>("id")?);
                 }
             }
+            // Under READ COMMITTED (PostgreSQL) each statement reads its own snapshot:
+            // a record committed by the writer after the UPDATE began and before this
+            // SELECT is found here though the UPDATE did not see it. Neither changed
+            // nor missing, its receipt would be lost; the UPDATE is run again for
+            // those (a message already final stays as it is). SQLite's transaction
+            // reads one snapshot, so there this set is only messages already final.
+            let again: Vec<Change> = changes
+                .iter()
+                .filter(|c| found.contains(&c.id))
+                .cloned()
+                .collect();
+            update_rows!(tx, again, applied.changed);
             applied.missing = rest
                 .into_iter()
                 .filter(|id| !found.contains(*id))
@@ -209,6 +229,84 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queued(id: &str) -> MessageRow {
+        MessageRow {
+            id: id.to_owned(),
+            uid: "u".into(),
+            client_reference: None,
+            sender: "S".into(),
+            recipient: "255700000001".into(),
+            encoding: "gsm7".into(),
+            parts: 1,
+            cost: 0,
+            currency: "EUR".into(),
+            webhook_url: None,
+            status: "queued".into(),
+            error_code: None,
+            connector: None,
+            created_at: 1,
+            scheduled_at: None,
+            sent_at: None,
+            done_at: None,
+        }
+    }
+
+    /// A receipt applied while its record is being committed: on PostgreSQL (a
+    /// snapshot per statement) the record could appear between the UPDATE and the
+    /// existence check, and the receipt was then neither applied nor parked. Each
+    /// round races the two; every receipt must be applied or reported missing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_committed_during_a_batch_is_never_skipped() {
+        let Ok(base) = std::env::var("SMSGW_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: SMSGW_TEST_POSTGRES_URL not set");
+            return;
+        };
+        let schema = format!("apply_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&base)
+            .await
+            .expect("reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let db = Db::open(&format!("{base}{sep}options[search_path]={schema}"))
+            .await
+            .expect("open");
+        let mut skipped = Vec::new();
+        for round in 0..400 {
+            let id = format!("m{round}");
+            let change = Change {
+                id: id.clone(),
+                status: "delivered",
+                error_code: None,
+                connector: "op1".into(),
+                at: 2,
+                is_final: true,
+            };
+            let row = queued(&id);
+            let (inserted, applied) = tokio::join!(
+                db.insert_messages(std::slice::from_ref(&row)),
+                db.apply_changes(std::slice::from_ref(&change), |_| Vec::new(), 2),
+            );
+            inserted.expect("insert");
+            let applied = applied.expect("apply");
+            let moved = applied.changed.iter().any(|r| r.id == id);
+            let missing = applied.missing.contains(&id);
+            assert!(!(moved && missing), "round {round}: both moved and missing");
+            if !moved && !missing {
+                skipped.push(round);
+            }
+        }
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await;
+        assert!(
+            skipped.is_empty(),
+            "receipts neither applied nor missing in rounds {skipped:?}"
+        );
+    }
 
     #[test]
     fn statements_number_their_parameters_in_order() {
