@@ -407,6 +407,38 @@ fn default_requeue_delay() -> u64 {
 }
 
 impl ConnectorConfig {
+    /// A connector with every setting at its default.
+    pub fn named(cid: &str) -> Self {
+        Self {
+            cid: cid.to_owned(),
+            host: default_host(),
+            port: default_port(),
+            username: default_username(),
+            password: default_password(),
+            systype: String::new(),
+            bind: default_bind(),
+            submit_throughput: None,
+            window: default_window(),
+            queue_capacity: default_queue(),
+            queue_max_bytes: default_queue_bytes(),
+            elink_interval_secs: default_elink(),
+            res_to_secs: default_res_to(),
+            con_loss_delay_secs: default_reconnect(),
+            con_fail_delay_secs: default_reconnect(),
+            src_addr: None,
+            dlr_id_form: crate::idmap::IdForm::default(),
+            dlr_expiry_secs: default_dlr_expiry(),
+            requeue_statuses: default_retry_statuses(),
+            requeue_count: default_requeue_count(),
+            requeue_delay_ms: default_requeue_delay(),
+            start: true,
+            tls: false,
+            tls_ca_file: None,
+            tls_server_name: None,
+            target_dlr: None,
+        }
+    }
+
     pub fn dlr_expiry(&self) -> Duration {
         Duration::from_secs(self.dlr_expiry_secs)
     }

@@ -52,6 +52,14 @@ impl User {
                         ConfigError::Invalid(format!("user {}: bad password hash: {e}", config.uid))
                     })?;
                 }
+                if let Some(digest) = config.password.strip_prefix(JASMIN_MD5_PREFIX)
+                    && (digest.len() != 32 || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "user {}: a {JASMIN_MD5_PREFIX} password takes 32 hex digits (an MD5 digest)",
+                        config.uid
+                    )));
+                }
                 config.password.clone()
             },
             gid: Arc::from(config.gid.as_str()),
@@ -84,6 +92,11 @@ impl User {
 
 /// Password prefix of an Argon2 PHC string.
 const ARGON2_PREFIX: &str = "$argon2";
+
+/// Password prefix of a user imported from Jasmin, which keeps only the unsalted MD5
+/// digest of a password (`$jasmin-md5$` + 32 hex digits): such users log in with the
+/// password they had, until an admin sets a new one (stored as given, or Argon2).
+pub const JASMIN_MD5_PREFIX: &str = "$jasmin-md5$";
 
 /// Verifications running at once per core: Argon2 is CPU- and memory-bound, so more only
 /// queues work on the blocking pool while binds time out.
@@ -134,6 +147,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn verify_blocking(stored: Option<&str>, candidate: &str) -> bool {
     match stored {
         Some(phc) if phc.starts_with(ARGON2_PREFIX) => argon2_verify(phc, candidate),
+        Some(jasmin) if jasmin.starts_with(JASMIN_MD5_PREFIX) => {
+            use md5::Digest;
+            let _ = argon2_verify(dummy_hash(), candidate);
+            let digest = md5::Md5::digest(candidate.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            constant_time_eq(
+                jasmin[JASMIN_MD5_PREFIX.len()..]
+                    .to_ascii_lowercase()
+                    .as_bytes(),
+                hex.as_bytes(),
+            )
+        }
         other => {
             let _ = argon2_verify(dummy_hash(), candidate);
             other.is_some_and(|plain| constant_time_eq(plain.as_bytes(), candidate.as_bytes()))
@@ -316,6 +341,23 @@ mod password_tests {
         assert!(plain.password_matches("s3cret"));
         assert!(!plain.password_matches("s3cre"));
         assert!(!plain.password_matches("s3cret1"));
+    }
+
+    #[test]
+    fn a_jasmin_md5_digest_accepts_the_password_it_was_made_from() {
+        // md5("alicepwd"), as Jasmin's router-users file holds it (raw 16 bytes there).
+        let jasmin = user_with("$jasmin-md5$bdc88fc586d1f0bd41b602a6794bed28");
+        assert!(jasmin.password_matches("alicepwd"));
+        assert!(!jasmin.password_matches("alicepwd "));
+        assert!(!jasmin.password_matches("$jasmin-md5$bdc88fc586d1f0bd41b602a6794bed28"));
+        let config: UserConfig = toml::from_str(
+            "uid = \"u\"\nusername = \"u\"\npassword = '$jasmin-md5$bdc8'\ngid = \"g\"\n",
+        )
+        .unwrap();
+        assert!(
+            User::from_config(&config).is_err(),
+            "a short digest is refused"
+        );
     }
 
     #[test]

@@ -107,6 +107,26 @@ pub enum AdminCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Bring in what Jasmin's `jcli persist` saved: PATH is its store directory
+    /// (/etc/jasmin/store) or one of its files (jcli-prod.router-users, .smppccs, …). Users,
+    /// groups, filters and connectors are added or replace those of the same id; a
+    /// routing or interceptor table in the store replaces smsgw's. Everything without
+    /// an equivalent is listed; then it goes as `apply` does (diff, confirm, audited).
+    ImportJasmin {
+        path: PathBuf,
+        /// The `jcli persist -p` profile whose files to read in a store directory.
+        #[arg(long, default_value = jasmin_import::DEFAULT_PROFILE)]
+        profile: String,
+        /// Start the connectors Jasmin had started (default: all imported stopped, so
+        /// that smsgw does not bind to an operator Jasmin is still bound to; start them
+        /// with `connector start` when Jasmin is down).
+        #[arg(long)]
+        start_connectors: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -163,7 +163,30 @@ async fn command(args: AdminArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AdminCommand::Apply { file, dry_run, yes } => apply(&mut admin, &file, dry_run, yes).await,
+        AdminCommand::Apply { file, dry_run, yes } => {
+            let toml = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            apply(&mut admin, &file.display().to_string(), toml, dry_run, yes).await
+        }
+        AdminCommand::ImportJasmin {
+            path,
+            profile,
+            start_connectors,
+            dry_run,
+            yes,
+        } => {
+            let mut import = jasmin_import::read_store(&path, &profile)?;
+            if !start_connectors {
+                let started = import.keep_connectors_stopped();
+                if !started.is_empty() {
+                    eprintln!(
+                        "connectors {} were started in Jasmin: imported stopped (--start-connectors starts them)",
+                        started.join(", ")
+                    );
+                }
+            }
+            import_jasmin(&mut admin, &path, import, dry_run, yes).await
+        }
     }
 }
 
@@ -187,12 +210,11 @@ fn as_toml(json: &str) -> anyhow::Result<String> {
 /// `apply`: the diff first (a dry run), then, once confirmed, the change.
 async fn apply(
     admin: &mut Client,
-    file: &std::path::Path,
+    source: &str,
+    toml: String,
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<()> {
-    let toml = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let request = |dry_run, base: &str| pb::ApplyRequest {
         toml: toml.clone(),
         dry_run,
@@ -200,10 +222,7 @@ async fn apply(
     };
     let preview = admin.apply_config(request(true, "")).await?.into_inner();
     if !preview.changes {
-        println!(
-            "no change: {} is the configuration in force",
-            file.display()
-        );
+        println!("no change: {source} is the configuration in force");
         return Ok(());
     }
     print!("{}", preview.diff);
@@ -223,11 +242,34 @@ async fn apply(
         .await?
         .into_inner();
     if done.applied {
-        println!("applied {}", file.display());
+        println!("applied {source}");
     } else {
         println!("no change: the configuration in force already matched");
     }
     Ok(())
+}
+
+/// `import-jasmin`: Jasmin's store (read here) merged into the configuration in force,
+/// then applied as `apply` does (the server checks it and audits it as one change).
+async fn import_jasmin(
+    admin: &mut Client,
+    path: &std::path::Path,
+    import: jasmin_import::Import,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
+    for line in import.summary() {
+        eprintln!("{line}");
+    }
+    for note in &import.report {
+        eprintln!("not imported: {note}");
+    }
+    let doc = admin.export_config(pb::ListRequest {}).await?.into_inner();
+    let current: router::RouterConfig = serde_json::from_str(&doc.json)
+        .context("the configuration in force did not read as a router configuration")?;
+    let merged = import.merge_into(current);
+    let toml = toml::to_string(&merged).context("the merged configuration as TOML")?;
+    apply(admin, &path.display().to_string(), toml, dry_run, yes).await
 }
 
 async fn user(admin: &mut Client, out: &Out, command: UserCmd) -> anyhow::Result<()> {

@@ -157,6 +157,8 @@ pub struct Client {
     pub accepted: Mutex<HashMap<u64, String>>,
     pub answered: Mutex<HashSet<u64>>,
     pub receipts: Mutex<HashSet<String>>,
+    /// Why each connect or bind failed, in order.
+    pub failures: Mutex<Vec<String>>,
 }
 
 impl UplinkHandler for Client {
@@ -174,6 +176,12 @@ impl UplinkHandler for Client {
             self.receipts.lock().unwrap().insert(r.id);
         }
         CommandStatus::EsmeRok
+    }
+
+    fn on_state(&self, state: smpp_core::client::LinkState) {
+        if let smpp_core::client::LinkState::Disconnected { reason } = state {
+            self.failures.lock().unwrap().push(reason);
+        }
     }
 }
 
@@ -260,11 +268,26 @@ pub fn bind_client(
     tokio::task::JoinHandle<()>,
     Arc<smpp_core::client::UplinkStats>,
 ) {
+    bind_client_as(gateway, kind, ("bank", "secret"), rx, client, stop)
+}
+
+/// [`bind_client`] with other credentials: (system_id, password).
+pub fn bind_client_as(
+    gateway: SocketAddr,
+    kind: BindKind,
+    (system_id, password): (&str, &str),
+    rx: mpsc::Receiver<SubmitRequest>,
+    client: Arc<Client>,
+    stop: &CancellationToken,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<smpp_core::client::UplinkStats>,
+) {
     let uplink = Uplink::new(
         UplinkConfig {
             address: gateway.to_string(),
-            system_id: "bank".into(),
-            password: "secret".into(),
+            system_id: system_id.into(),
+            password: password.into(),
             bind: kind,
             window: 32,
             reconnect_on_failure_delay: Duration::from_millis(100),

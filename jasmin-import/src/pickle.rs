@@ -1,0 +1,912 @@
+//! A Python pickle reader that runs the pickle machine without running Python: where
+//! Python would import a class and call it, this records the call (class, arguments,
+//! state). Jasmin persists its objects this way; `serde-pickle` keeps their state but
+//! drops their class, which is what tells a `StaticMTRoute` from a `FailoverMTRoute`.
+//!
+//! No I/O: bytes in, a [`Value`] tree out. Protocols 0 to 5 (the opcodes that plain
+//! data and class instances use; persistent ids and extension codes are refused).
+
+use std::fmt;
+
+/// A Python value as the pickle describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Set(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    /// A class or function named by the pickle (`module.name`).
+    Global {
+        module: String,
+        name: String,
+    },
+    /// What calling `callable(*args)` (then BUILD, APPENDS, SETITEMS) would have made.
+    Object(Box<Object>),
+}
+
+/// A recorded call: an instance of a class, or a value built by a function such as
+/// `re._compile(pattern, flags)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub callable: Value,
+    pub args: Vec<Value>,
+    /// BUILD's argument: usually the instance `__dict__`.
+    pub state: Option<Value>,
+    /// Items added by APPEND(S) / SETITEM(S) (list and dict subclasses).
+    pub items: Vec<Value>,
+    pub entries: Vec<(Value, Value)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PickleError {
+    #[error("pickle ends early (at byte {0})")]
+    Truncated(usize),
+    #[error("unsupported pickle opcode 0x{op:02x} at byte {at}")]
+    Unsupported { op: u8, at: usize },
+    #[error("malformed pickle at byte {at}: {what}")]
+    Malformed { at: usize, what: &'static str },
+    #[error("pickle nests deeper than {0} levels")]
+    TooDeep(usize),
+}
+
+/// Deepest nesting materialised (a value that contains itself ends here too).
+const MAX_DEPTH: usize = 200;
+
+/// Nodes live in an arena and the stack and memo hold indices, so that a container
+/// filled after it was memoised (EMPTY_DICT, BINPUT, SETITEMS) is the same one a later
+/// GET returns, as in Python.
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Value),
+    List(Vec<usize>),
+    Tuple(Vec<usize>),
+    Set(Vec<usize>),
+    Dict(Vec<(usize, usize)>),
+    Object {
+        callable: usize,
+        args: Vec<usize>,
+        state: Option<usize>,
+        items: Vec<usize>,
+        entries: Vec<(usize, usize)>,
+    },
+}
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    nodes: Vec<Node>,
+    stack: Vec<usize>,
+    marks: Vec<usize>,
+    memo: std::collections::HashMap<u64, usize>,
+}
+
+/// Reads one pickle from the start of `input`.
+pub fn load(input: &[u8]) -> Result<Value, PickleError> {
+    let mut m = Machine {
+        input,
+        pos: 0,
+        nodes: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: std::collections::HashMap::new(),
+    };
+    let top = m.run()?;
+    m.materialise(top, 0)
+}
+
+impl Machine<'_> {
+    fn malformed(&self, what: &'static str) -> PickleError {
+        PickleError::Malformed { at: self.pos, what }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], PickleError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.input.len())
+            .ok_or(PickleError::Truncated(self.pos))?;
+        let bytes = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, PickleError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn le<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn len_u32(&mut self) -> Result<usize, PickleError> {
+        Ok(u32::from_le_bytes(self.le()?) as usize)
+    }
+
+    fn len_u64(&mut self) -> Result<usize, PickleError> {
+        usize::try_from(u64::from_le_bytes(self.le()?))
+            .map_err(|_| PickleError::Truncated(self.pos))
+    }
+
+    /// A text opcode's argument: up to the newline, which is consumed.
+    fn line(&mut self) -> Result<&[u8], PickleError> {
+        let rest = &self.input[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(PickleError::Truncated(self.input.len()))?;
+        let start = self.pos;
+        self.pos += n + 1;
+        Ok(&self.input[start..start + n])
+    }
+
+    fn line_str(&mut self) -> Result<String, PickleError> {
+        let line = self.line()?;
+        std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|_| self.malformed("text argument is not UTF-8"))
+    }
+
+    fn utf8(&self, bytes: Vec<u8>) -> Result<String, PickleError> {
+        String::from_utf8(bytes).map_err(|_| self.malformed("string is not UTF-8"))
+    }
+
+    fn push(&mut self, node: Node) {
+        self.nodes.push(node);
+        self.stack.push(self.nodes.len() - 1);
+    }
+
+    fn leaf(&mut self, value: Value) {
+        self.push(Node::Leaf(value));
+    }
+
+    fn pop(&mut self) -> Result<usize, PickleError> {
+        if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
+            return Err(self.malformed("pop below a mark"));
+        }
+        self.stack.pop().ok_or(self.malformed("stack underflow"))
+    }
+
+    fn top(&self) -> Result<usize, PickleError> {
+        self.stack
+            .last()
+            .copied()
+            .ok_or(self.malformed("stack underflow"))
+    }
+
+    /// Everything above the last MARK, which is removed.
+    fn pop_mark(&mut self) -> Result<Vec<usize>, PickleError> {
+        let mark = self.marks.pop().ok_or(self.malformed("no mark"))?;
+        if mark > self.stack.len() {
+            return Err(self.malformed("mark above the stack"));
+        }
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn memo_put(&mut self, key: u64) -> Result<(), PickleError> {
+        let top = self.top()?;
+        self.memo.insert(key, top);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u64) -> Result<(), PickleError> {
+        let node = *self
+            .memo
+            .get(&key)
+            .ok_or(self.malformed("memo key not set"))?;
+        self.stack.push(node);
+        Ok(())
+    }
+
+    /// Adds list items to the list (or list-like object) at `target`.
+    fn append(&mut self, target: usize, new: Vec<usize>) -> Result<(), PickleError> {
+        match &mut self.nodes[target] {
+            Node::List(items) | Node::Set(items) => items.extend(new),
+            Node::Object { items, .. } => items.extend(new),
+            _ => return Err(self.malformed("APPEND to a non-list")),
+        }
+        Ok(())
+    }
+
+    fn set_items(&mut self, target: usize, flat: Vec<usize>) -> Result<(), PickleError> {
+        if !flat.len().is_multiple_of(2) {
+            return Err(self.malformed("SETITEMS with an odd count"));
+        }
+        let pairs = flat.chunks(2).map(|p| (p[0], p[1]));
+        match &mut self.nodes[target] {
+            Node::Dict(entries) => entries.extend(pairs),
+            Node::Object { entries, .. } => entries.extend(pairs),
+            _ => return Err(self.malformed("SETITEM on a non-dict")),
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, callable: usize, args: Vec<usize>) {
+        self.push(Node::Object {
+            callable,
+            args,
+            state: None,
+            items: Vec::new(),
+            entries: Vec::new(),
+        });
+    }
+
+    fn args_of(&self, tuple: usize) -> Result<Vec<usize>, PickleError> {
+        match &self.nodes[tuple] {
+            Node::Tuple(items) => Ok(items.clone()),
+            _ => Err(self.malformed("call arguments are not a tuple")),
+        }
+    }
+
+    fn global(&mut self, module: String, name: String) {
+        self.leaf(Value::Global { module, name });
+    }
+
+    /// Runs to STOP; the index of the result.
+    fn run(&mut self) -> Result<usize, PickleError> {
+        loop {
+            let at = self.pos;
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    self.u8()?; // PROTO n
+                }
+                0x95 => {
+                    self.take(8)?; // FRAME length: framing only
+                }
+                b'.' => return self.pop(),
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let top = self.top()?;
+                    self.stack.push(top);
+                }
+                b'N' => self.leaf(Value::None),
+                0x88 => self.leaf(Value::Bool(true)),
+                0x89 => self.leaf(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(self.le()?);
+                    self.leaf(Value::Int(v.into()));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.leaf(Value::Int(v.into()));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.le()?);
+                    self.leaf(Value::Int(v.into()));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.len_u32()?
+                    };
+                    let bytes = self.take(n)?.to_vec();
+                    let v = long_le(&bytes).ok_or(self.malformed("integer beyond 64 bits"))?;
+                    self.leaf(Value::Int(v));
+                }
+                b'I' | b'L' => {
+                    let text = self.line_str()?;
+                    let text = text.trim_end_matches('L');
+                    let value = match text {
+                        "00" if op == b'I' => Value::Bool(false),
+                        "01" if op == b'I' => Value::Bool(true),
+                        t => Value::Int(t.parse().map_err(|_| self.malformed("bad integer"))?),
+                    };
+                    self.leaf(value);
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.le()?);
+                    self.leaf(Value::Float(v));
+                }
+                b'F' => {
+                    let text = self.line_str()?;
+                    let v = text.parse().map_err(|_| self.malformed("bad float"))?;
+                    self.leaf(Value::Float(v));
+                }
+                0x8c | b'X' | 0x8d => {
+                    let n = match op {
+                        0x8c => self.u8()? as usize,
+                        b'X' => self.len_u32()?,
+                        _ => self.len_u64()?,
+                    };
+                    let bytes = self.take(n)?.to_vec();
+                    let s = self.utf8(bytes)?;
+                    self.leaf(Value::Str(s));
+                }
+                b'V' => {
+                    let line = self.line()?.to_vec();
+                    let s = raw_unicode_escape(&line).ok_or(self.malformed("bad UNICODE"))?;
+                    self.leaf(Value::Str(s));
+                }
+                // Python 2 str: text when it is UTF-8 (all Jasmin writes), else bytes.
+                b'T' | b'U' => {
+                    let n = if op == b'U' {
+                        self.u8()? as usize
+                    } else {
+                        self.len_u32()?
+                    };
+                    let bytes = self.take(n)?.to_vec();
+                    self.leaf(py2_str(bytes));
+                }
+                b'S' => {
+                    let line = self.line()?.to_vec();
+                    let bytes = quoted(&line).ok_or(self.malformed("bad STRING"))?;
+                    self.leaf(py2_str(bytes));
+                }
+                b'C' | b'B' | 0x8e | 0x96 => {
+                    let n = match op {
+                        b'C' => self.u8()? as usize,
+                        b'B' => self.len_u32()?,
+                        _ => self.len_u64()?,
+                    };
+                    let bytes = self.take(n)?.to_vec();
+                    self.leaf(Value::Bytes(bytes));
+                }
+                b']' => self.push(Node::List(Vec::new())),
+                b'}' => self.push(Node::Dict(Vec::new())),
+                b')' => self.push(Node::Tuple(Vec::new())),
+                0x8f => self.push(Node::Set(Vec::new())),
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Node::List(items));
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Node::Tuple(items));
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push(Node::Set(items));
+                }
+                b'd' => {
+                    let flat = self.pop_mark()?;
+                    self.push(Node::Dict(Vec::new()));
+                    let target = self.top()?;
+                    self.set_items(target, flat)?;
+                }
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    if self.stack.len() < n {
+                        return Err(self.malformed("stack underflow"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push(Node::Tuple(items));
+                }
+                b'a' => {
+                    let item = self.pop()?;
+                    let target = self.top()?;
+                    self.append(target, vec![item])?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?;
+                    self.append(target, items)?;
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    let target = self.top()?;
+                    self.set_items(target, vec![key, value])?;
+                }
+                b'u' => {
+                    let flat = self.pop_mark()?;
+                    let target = self.top()?;
+                    self.set_items(target, flat)?;
+                }
+                b'c' => {
+                    let module = self.line_str()?;
+                    let name = self.line_str()?;
+                    self.global(module, name);
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (&self.nodes[module], &self.nodes[name]) {
+                        (Node::Leaf(Value::Str(m)), Node::Leaf(Value::Str(n))) => {
+                            let (m, n) = (m.clone(), n.clone());
+                            self.global(m, n);
+                        }
+                        _ => return Err(self.malformed("STACK_GLOBAL needs two strings")),
+                    }
+                }
+                b'R' | 0x81 => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let args = self.args_of(args)?;
+                    self.call(callable, args);
+                }
+                0x92 => {
+                    let _kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let args = self.args_of(args)?;
+                    self.call(callable, args);
+                }
+                b'o' => {
+                    let mut items = self.pop_mark()?;
+                    if items.is_empty() {
+                        return Err(self.malformed("OBJ without a class"));
+                    }
+                    let callable = items.remove(0);
+                    self.call(callable, items);
+                }
+                b'i' => {
+                    let module = self.line_str()?;
+                    let name = self.line_str()?;
+                    let args = self.pop_mark()?;
+                    self.global(module, name);
+                    let callable = self.pop()?;
+                    self.call(callable, args);
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    let target = self.top()?;
+                    match &mut self.nodes[target] {
+                        Node::Object { state: slot, .. } => *slot = Some(state),
+                        _ => return Err(self.malformed("BUILD on a non-object")),
+                    }
+                }
+                b'p' => {
+                    let key = self.line_str()?;
+                    let key = key.parse().map_err(|_| self.malformed("bad PUT key"))?;
+                    self.memo_put(key)?;
+                }
+                b'q' => {
+                    let key = self.u8()?;
+                    self.memo_put(key.into())?;
+                }
+                b'r' => {
+                    let key = self.len_u32()?;
+                    self.memo_put(key as u64)?;
+                }
+                0x94 => {
+                    let key = self.memo.len() as u64;
+                    self.memo_put(key)?;
+                }
+                b'g' => {
+                    let key = self.line_str()?;
+                    let key = key.parse().map_err(|_| self.malformed("bad GET key"))?;
+                    self.memo_get(key)?;
+                }
+                b'h' => {
+                    let key = self.u8()?;
+                    self.memo_get(key.into())?;
+                }
+                b'j' => {
+                    let key = self.len_u32()?;
+                    self.memo_get(key as u64)?;
+                }
+                _ => return Err(PickleError::Unsupported { op, at }),
+            }
+        }
+    }
+
+    fn materialise(&self, node: usize, depth: usize) -> Result<Value, PickleError> {
+        if depth > MAX_DEPTH {
+            return Err(PickleError::TooDeep(MAX_DEPTH));
+        }
+        let all = |ids: &[usize]| -> Result<Vec<Value>, PickleError> {
+            ids.iter()
+                .map(|&i| self.materialise(i, depth + 1))
+                .collect()
+        };
+        let pairs = |ids: &[(usize, usize)]| -> Result<Vec<(Value, Value)>, PickleError> {
+            ids.iter()
+                .map(|&(k, v)| {
+                    Ok((
+                        self.materialise(k, depth + 1)?,
+                        self.materialise(v, depth + 1)?,
+                    ))
+                })
+                .collect()
+        };
+        Ok(match &self.nodes[node] {
+            Node::Leaf(v) => v.clone(),
+            Node::List(items) => Value::List(all(items)?),
+            Node::Tuple(items) => Value::Tuple(all(items)?),
+            Node::Set(items) => Value::Set(all(items)?),
+            Node::Dict(entries) => Value::Dict(pairs(entries)?),
+            Node::Object {
+                callable,
+                args,
+                state,
+                items,
+                entries,
+            } => {
+                let callable = self.materialise(*callable, depth + 1)?;
+                let args = all(args)?;
+                let state = state.map(|s| self.materialise(s, depth + 1)).transpose()?;
+                simplify(Object {
+                    callable,
+                    args,
+                    state,
+                    items: all(items)?,
+                    entries: pairs(entries)?,
+                })
+            }
+        })
+    }
+}
+
+/// The calls that only rebuild plain data become that data: `copyreg._reconstructor`
+/// (protocol 0/1 instances) becomes an instance of its class; `builtins.set`,
+/// `frozenset`, `list`, `dict`, `collections.OrderedDict` their containers;
+/// `_codecs.encode(text, "latin1")` (how protocol 2 writes bytes) the bytes.
+fn simplify(mut object: Object) -> Value {
+    let Value::Global { module, name } = &object.callable else {
+        return Value::Object(Box::new(object));
+    };
+    match (module.as_str(), name.as_str()) {
+        ("copyreg" | "copy_reg", "_reconstructor") if !object.args.is_empty() => {
+            object.callable = object.args.remove(0);
+            object.args.clear();
+            Value::Object(Box::new(object))
+        }
+        ("builtins" | "__builtin__", "set" | "frozenset" | "list") => {
+            let mut items = match object.args.pop() {
+                Some(Value::List(v) | Value::Tuple(v) | Value::Set(v)) => v,
+                _ => Vec::new(),
+            };
+            items.extend(object.items);
+            if name == "list" {
+                Value::List(items)
+            } else {
+                Value::Set(items)
+            }
+        }
+        ("builtins" | "__builtin__", "dict") | ("collections", "OrderedDict") => {
+            let mut entries = match object.args.pop() {
+                Some(Value::Dict(d)) => d,
+                Some(Value::List(pairs)) => pairs
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Value::List(mut kv) | Value::Tuple(mut kv) if kv.len() == 2 => {
+                            let v = kv.pop()?;
+                            Some((kv.pop()?, v))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            entries.extend(object.entries);
+            Value::Dict(entries)
+        }
+        ("_codecs", "encode") => match object.args.first() {
+            Some(Value::Str(text)) => {
+                // latin-1: each char is one byte.
+                Value::Bytes(text.chars().map(|c| c as u32 as u8).collect())
+            }
+            _ => Value::Object(Box::new(object)),
+        },
+        _ => Value::Object(Box::new(object)),
+    }
+}
+
+/// A little-endian two's-complement integer (LONG1/LONG4), if it fits 64 bits.
+fn long_le(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() {
+        return Some(0);
+    }
+    if bytes.len() > 8 {
+        let sign = if bytes[bytes.len() - 1] & 0x80 != 0 {
+            0xff
+        } else {
+            0
+        };
+        if bytes[8..].iter().any(|&b| b != sign) {
+            return None;
+        }
+    }
+    let negative = bytes[bytes.len() - 1] & 0x80 != 0;
+    let mut buf = [if negative { 0xff } else { 0 }; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    let v = i64::from_le_bytes(buf);
+    // A value whose sign bit sits beyond the 8th byte must keep its sign.
+    (bytes.len() <= 8 || (v < 0) == negative).then_some(v)
+}
+
+fn py2_str(bytes: Vec<u8>) -> Value {
+    match String::from_utf8(bytes) {
+        Ok(s) => Value::Str(s),
+        Err(e) => Value::Bytes(e.into_bytes()),
+    }
+}
+
+/// Protocol 0's `'...'` string argument with Python escapes.
+fn quoted(line: &[u8]) -> Option<Vec<u8>> {
+    let q = *line.first()?;
+    if !(q == b'\'' || q == b'"') || line.len() < 2 || *line.last()? != q {
+        return None;
+    }
+    let body = &line[1..line.len() - 1];
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let e = *body.get(i)?;
+        i += 1;
+        match e {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'\\' | b'\'' | b'"' => out.push(e),
+            b'x' => {
+                let hex = std::str::from_utf8(body.get(i..i + 2)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => {
+                out.push(b'\\');
+                out.push(e);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Protocol 0's UNICODE argument: latin-1 with `\uXXXX` / `\UXXXXXXXX` escapes.
+fn raw_unicode_escape(line: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if b == b'\\' && matches!(line.get(i + 1), Some(b'u' | b'U')) {
+            let width = if line[i + 1] == b'u' { 4 } else { 8 };
+            let hex = std::str::from_utf8(line.get(i + 2..i + 2 + width)?).ok()?;
+            out.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?)?);
+            i += 2 + width;
+        } else {
+            out.push(char::from(b));
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Bytes(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some((*b).into()),
+            _ => None,
+        }
+    }
+
+    /// A number as Python would print it (ints and floats alike).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::Int(i) => Some(*i != 0),
+            _ => None,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        matches!(self, Value::None)
+    }
+
+    /// Items of a list, tuple or set.
+    pub fn items(&self) -> &[Value] {
+        match self {
+            Value::List(v) | Value::Tuple(v) | Value::Set(v) => v,
+            Value::Object(o) => &o.items,
+            _ => &[],
+        }
+    }
+
+    /// Entries of a dict (or of a dict subclass' instance).
+    pub fn entries(&self) -> &[(Value, Value)] {
+        match self {
+            Value::Dict(d) => d,
+            Value::Object(o) => &o.entries,
+            _ => &[],
+        }
+    }
+
+    /// A dict's value under the string key `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// The class (or function) an object was made by: `("module", "Name")`.
+    pub fn class(&self) -> Option<(&str, &str)> {
+        match self {
+            Value::Object(o) => match &o.callable {
+                Value::Global { module, name } => Some((module, name)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The class name alone (`StaticMTRoute`).
+    pub fn class_name(&self) -> Option<&str> {
+        self.class().map(|(_, name)| name)
+    }
+
+    /// An instance attribute: the object's `__dict__` entry (BUILD's state, or the
+    /// first part of a `(dict, slots)` state).
+    pub fn attr(&self, name: &str) -> Option<&Value> {
+        let Value::Object(o) = self else { return None };
+        match o.state.as_ref()? {
+            state @ Value::Dict(_) => state.get(name),
+            Value::Tuple(parts) => parts.iter().find_map(|p| p.get(name)),
+            _ => None,
+        }
+    }
+
+    /// The arguments an object was made with (`re._compile(pattern, flags)`).
+    pub fn args(&self) -> &[Value] {
+        match self {
+            Value::Object(o) => &o.args,
+            _ => &[],
+        }
+    }
+
+    /// The pattern of a compiled regular expression (`re._compile(pattern, flags)`),
+    /// or a plain string.
+    pub fn pattern(&self) -> Option<&str> {
+        match self.class() {
+            Some(("re", "_compile")) => self.args().first()?.as_str(),
+            _ => self.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => write!(f, "None"),
+            Value::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+            Value::List(_) | Value::Tuple(_) | Value::Set(_) => {
+                write!(f, "[{} items]", self.items().len())
+            }
+            Value::Dict(d) => write!(f, "{{{} entries}}", d.len()),
+            Value::Global { module, name } => write!(f, "{module}.{name}"),
+            Value::Object(_) => match self.class() {
+                Some((m, n)) => write!(f, "<{m}.{n}>"),
+                None => write!(f, "<object>"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same objects as CPython pickles them at each protocol (see
+    /// `testdata/make_objects.py`) read back alike.
+    #[test]
+    fn reads_what_cpython_writes_at_every_protocol() {
+        for (protocol, bytes) in [
+            (0, &include_bytes!("testdata/objects.p0")[..]),
+            (2, include_bytes!("testdata/objects.p2")),
+            (4, include_bytes!("testdata/objects.p4")),
+            (5, include_bytes!("testdata/objects.p5")),
+        ] {
+            let data = load(bytes).unwrap_or_else(|e| panic!("protocol {protocol}: {e}"));
+            let route = &data.items()[0];
+            assert_eq!(route.class(), Some(("__main__", "Route")), "{protocol}");
+            assert_eq!(route.attr("rate").and_then(Value::as_f64), Some(0.02));
+            let connector = route.attr("connector").expect("connector");
+            assert_eq!(connector.class_name(), Some("Conn"));
+            assert_eq!(connector.attr("cid").and_then(Value::as_str), Some("op1"));
+            let cids: Vec<_> = route
+                .attr("connectors")
+                .expect("connectors")
+                .items()
+                .iter()
+                .filter_map(|c| c.attr("cid").and_then(Value::as_str))
+                .collect();
+            assert_eq!(cids, ["op1", "op2"], "{protocol}");
+            assert_eq!(
+                route.attr("filter").and_then(Value::pattern),
+                Some(r"^\+?255"),
+                "{protocol}"
+            );
+            assert_eq!(route.attr("big").and_then(Value::as_i64), Some(1 << 40));
+            assert_eq!(route.attr("neg").and_then(Value::as_i64), Some(-5));
+            assert_eq!(
+                route.attr("huge_neg").and_then(Value::as_i64),
+                Some(-(1 << 60))
+            );
+            assert_eq!(route.attr("text").and_then(Value::as_str), Some("ünï"));
+            assert_eq!(
+                route.attr("raw"),
+                Some(&Value::Bytes(vec![0, 0xff])),
+                "{protocol}"
+            );
+            let flags = route.attr("flags").expect("flags");
+            assert_eq!(flags.get("http_send"), Some(&Value::Bool(true)));
+            assert_eq!(flags.get("dlr"), Some(&Value::Bool(false)));
+            assert_eq!(flags.get("n"), Some(&Value::None));
+            let ordered = route.attr("ordered").expect("ordered");
+            assert_eq!(
+                ordered.get("b").and_then(Value::as_i64),
+                Some(2),
+                "{protocol}"
+            );
+            assert_eq!(route.attr("tags").map(|t| t.items().len()), Some(2));
+            assert_eq!(
+                route.attr("pair"),
+                Some(&Value::Tuple(vec![Value::Int(1), Value::Str("x".into())]))
+            );
+            // The memo: the shared connector is the same object in the second item.
+            let shared = data.items()[1].get("k").expect("k");
+            assert_eq!(shared, connector);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_never_a_panic() {
+        let good = include_bytes!("testdata/objects.p2");
+        for end in 0..good.len() {
+            assert!(load(&good[..end]).is_err(), "prefix of {end} bytes");
+        }
+        assert!(matches!(
+            load(b"\x80\x02\xff."),
+            Err(PickleError::Unsupported { op: 0xff, .. })
+        ));
+        assert!(load(b"h\x05.").is_err(), "memo key never set");
+        assert!(load(b"0.").is_err(), "pop from an empty stack");
+        assert!(load(b"(0.").is_err(), "pop below a mark");
+        // Deep nesting is refused, not a stack overflow.
+        let mut deep = vec![0x80, 2];
+        deep.extend(std::iter::repeat_n(b']', 1000));
+        deep.extend(std::iter::repeat_n(b'a', 999));
+        deep.push(b'.');
+        assert_eq!(load(&deep), Err(PickleError::TooDeep(MAX_DEPTH)));
+    }
+
+    #[test]
+    fn a_list_that_contains_itself_is_refused() {
+        // l = []; l.append(l)
+        let bytes = b"\x80\x02]q\x00h\x00a.";
+        assert_eq!(load(bytes), Err(PickleError::TooDeep(MAX_DEPTH)));
+    }
+}
