@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -236,25 +239,40 @@ pub struct Sent {
 /// per user and expiring; sent in order when one binds.
 pub struct PendingStore {
     users: Mutex<HashMap<Arc<str>, VecDeque<Kept>>>,
-    per_user: usize,
-    expiry: Duration,
+    /// Limits an admin may change while PDUs are kept (`[settings]`).
+    per_user: AtomicUsize,
+    expiry_ms: AtomicU64,
 }
 
 impl PendingStore {
     pub fn new(per_user: usize, expiry: Duration) -> Self {
-        Self {
+        let store = Self {
             users: Mutex::new(HashMap::new()),
-            per_user: per_user.max(1),
-            expiry,
-        }
+            per_user: AtomicUsize::new(1),
+            expiry_ms: AtomicU64::new(0),
+        };
+        store.set_limits(per_user, expiry);
+        store
+    }
+
+    /// New limits, for what is kept from now on and for the next purge.
+    pub fn set_limits(&self, per_user: usize, expiry: Duration) {
+        self.per_user.store(per_user.max(1), Ordering::Relaxed);
+        let ms = u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX);
+        self.expiry_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn expiry(&self) -> Duration {
+        Duration::from_millis(self.expiry_ms.load(Ordering::Relaxed))
     }
 
     /// Keep a PDU; the oldest goes (with a warning) when the user's store is full.
     pub fn keep(&self, username: &Arc<str>, key: u128, pdu: Pdu) {
         let mut users = self.users.lock();
         let q = users.entry(username.clone()).or_default();
-        if q.len() >= self.per_user {
-            q.drain(..=q.len() - self.per_user);
+        let per_user = self.per_user.load(Ordering::Relaxed);
+        if q.len() >= per_user {
+            q.drain(..=q.len() - per_user);
             warn!(user = %username, "pending store full: oldest dropped");
         }
         q.push_back(Kept {
@@ -276,9 +294,10 @@ impl PendingStore {
             return Vec::new();
         };
         let now = Instant::now();
+        let expiry = self.expiry();
         let mut sent = Vec::new();
         while let Some(kept) = q.pop_front() {
-            if now.duration_since(kept.at) > self.expiry {
+            if now.duration_since(kept.at) > expiry {
                 continue;
             }
             let (outbound, reply) = Outbound::with_reply(kept.pdu.clone());
@@ -302,9 +321,10 @@ impl PendingStore {
 
     pub fn purge(&self) {
         let now = Instant::now();
+        let expiry = self.expiry();
         let mut users = self.users.lock();
         for q in users.values_mut() {
-            q.retain(|kept| now.duration_since(kept.at) <= self.expiry);
+            q.retain(|kept| now.duration_since(kept.at) <= expiry);
         }
         users.retain(|_, q| !q.is_empty());
     }

@@ -116,14 +116,14 @@ impl Gateway {
         let durable = self.journal.append(JournalRecord::PendingCallback {
             key,
             callback: &callback,
-            ttl: Duration::from_secs(self.settings.pending_expiry_secs),
+            ttl: Duration::from_secs(self.settings().pending_expiry_secs),
         });
         self.spawn_callback(key, callback);
         durable
     }
 
     pub(super) fn spawn_callback(&self, key: u128, callback: Callback) {
-        let thrower = self.thrower.clone();
+        let thrower = self.thrower();
         let journal = self.journal.clone();
         tokio::spawn(async move {
             // Acknowledged or given up after Jasmin's retries: final either way.
@@ -142,7 +142,7 @@ impl Gateway {
             key,
             username,
             pdu: &pdu,
-            ttl: Duration::from_secs(self.settings.pending_expiry_secs),
+            ttl: Duration::from_secs(self.settings().pending_expiry_secs),
         });
         self.deliver_or_keep(username, key, pdu);
         durable
@@ -154,7 +154,7 @@ impl Gateway {
     /// answer within `receipt_relay_wait_ms`, once the receipt is journaled and kept for
     /// its next bind. Not bound, or older PDUs waiting: journaled at once.
     pub(super) fn relay_to_user(&self, username: &Arc<str>, pdu: Pdu) -> Durable {
-        let wait = Duration::from_millis(self.settings.receipt_relay_wait_ms);
+        let wait = Duration::from_millis(self.settings().receipt_relay_wait_ms);
         if wait.is_zero() || self.store.len(username) > 0 {
             return self.push_to_user(username, pdu);
         }
@@ -164,7 +164,7 @@ impl Gateway {
         }
         let answers = self.answers();
         let username = username.clone();
-        let ttl = Duration::from_secs(self.settings.pending_expiry_secs);
+        let ttl = Duration::from_secs(self.settings().pending_expiry_secs);
         Durable::Deferred(Box::pin(async move {
             let answer = tokio::time::timeout(wait, reply)
                 .await

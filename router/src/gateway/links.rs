@@ -129,6 +129,7 @@ impl Gateway {
         // that is not (or no longer) there is refused here.
         let snapshot = Snapshot::build(config, &|cid| wanted.contains_key(cid))?;
         let costs = super::lcr::cost_table(config)?;
+        let thrower = self.thrower_for(&config.settings)?;
         let managed = |cid: &str| costs.connectors().any(|m| **m == *cid);
         let current = self.connectors.load_full();
         let gone: Vec<Arc<str>> = current
@@ -193,6 +194,7 @@ impl Gateway {
             }
         }
         self.lcr.costs.store(Arc::new(costs));
+        self.apply_settings(config.settings.clone(), thrower);
         self.install(snapshot);
         for cid in gone {
             self.stop_uplink(&cid).await;

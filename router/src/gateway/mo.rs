@@ -60,7 +60,7 @@ impl Gateway {
                 let durable = self.journal.append(JournalRecord::MoPart {
                     key: mo_part_key(&part),
                     message: &part,
-                    ttl: Duration::from_secs(self.settings.mo_reassembly_timeout_secs),
+                    ttl: Duration::from_secs(self.settings().mo_reassembly_timeout_secs),
                 });
                 match durable.wait().await {
                     Ok(()) => CommandStatus::EsmeRok,
@@ -95,7 +95,7 @@ impl Gateway {
         let snap = self.snapshot.load_full();
         whole.id = Arc::from(uuid::Uuid::new_v4().to_string());
         whole.received_at = Local::now();
-        let unroutable = CommandStatus::from(self.settings.unroutable_mo_status);
+        let unroutable = CommandStatus::from(self.settings().unroutable_mo_status);
         if let Some(rule) = snap.mo_interceptors.select(&whole) {
             match rule.targets[0].intercept(&mut whole) {
                 Ok(Verdict::Continue) => {}
@@ -182,7 +182,7 @@ impl Gateway {
                         user_agent: MO_AGENT,
                     };
                     if route.kind == RouteKind::Failover && order.len() > 1 {
-                        if self.thrower.attempt(&cb).await {
+                        if self.thrower().attempt(&cb).await {
                             return CommandStatus::EsmeRok;
                         }
                         continue;

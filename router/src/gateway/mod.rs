@@ -108,7 +108,8 @@ const INFLIGHT_SHARDS: usize = 32;
 
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
-    settings: Settings,
+    /// `[settings]`, replaced whole by an admin change (`apply_settings`).
+    settings: ArcSwap<Settings>,
     /// Read on the message path without locks; replaced whole by `links` (admin changes).
     connectors: ArcSwap<links::Connectors>,
     links: links::Links,
@@ -120,7 +121,7 @@ pub struct Gateway {
     registry: Arc<SessionRegistry>,
     store: Arc<PendingStore>,
     reassembler: MoReassembler,
-    thrower: Thrower,
+    thrower: ArcSwap<Thrower>,
     observers: observers::Observers,
     throttles: Mutex<HashMap<(Arc<str>, bool), TokenBucket>>,
     users: RwLock<HashMap<Arc<str>, Arc<UserCounters>>>,
@@ -168,7 +169,7 @@ impl Gateway {
         let (health_tx, _) = broadcast::channel(256);
         let gateway = Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
-            settings: s.clone(),
+            settings: ArcSwap::from_pointee(s.clone()),
             connectors: ArcSwap::from_pointee(connectors),
             links: links::Links::new(shutdown.clone()),
             inflight: (0..INFLIGHT_SHARDS)
@@ -184,7 +185,7 @@ impl Gateway {
                 Duration::from_secs(s.pending_expiry_secs),
             )),
             reassembler: MoReassembler::new(Duration::from_secs(s.mo_reassembly_timeout_secs)),
-            thrower: Thrower::from_settings(s)?,
+            thrower: ArcSwap::from_pointee(Thrower::from_settings(s)?),
             observers: observers::Observers::default(),
             throttles: Mutex::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
@@ -344,8 +345,51 @@ impl Gateway {
     }
 
     /// The HTTP callback client (DLR and MO callbacks, and the API's batch callbacks).
-    pub fn thrower(&self) -> &Thrower {
-        &self.thrower
+    pub fn thrower(&self) -> Arc<Thrower> {
+        self.thrower.load_full()
+    }
+
+    /// `[settings]` in force.
+    pub fn settings(&self) -> arc_swap::Guard<Arc<Settings>> {
+        self.settings.load()
+    }
+
+    /// The HTTP client `settings` need, when they change it: built before anything
+    /// changes, so that a bad `http_ca_file` refuses the whole change.
+    pub(super) fn thrower_for(&self, settings: &Settings) -> Result<Option<Thrower>, ConfigError> {
+        let now = self.settings();
+        let same = now.http_timeout_ms == settings.http_timeout_ms
+            && now.http_retry_delay_ms == settings.http_retry_delay_ms
+            && now.http_max_retries == settings.http_max_retries
+            && now.http_ca_file == settings.http_ca_file;
+        if same {
+            Ok(None)
+        } else {
+            Thrower::from_settings(settings).map(Some)
+        }
+    }
+
+    /// Puts `settings` in force: the next message, receipt or callback follows them.
+    /// `mo_reassembly_timeout_secs` holds for parts that arrive from now on only after
+    /// a restart (the reassembler keeps the one it started with): the one setting that
+    /// waits, and a warning says so.
+    pub(super) fn apply_settings(&self, settings: Settings, thrower: Option<Thrower>) {
+        let before = self.settings.load_full();
+        if before.mo_reassembly_timeout_secs != settings.mo_reassembly_timeout_secs {
+            tracing::warn!(
+                from = before.mo_reassembly_timeout_secs,
+                to = settings.mo_reassembly_timeout_secs,
+                "mo_reassembly_timeout_secs takes effect at the next start"
+            );
+        }
+        self.store.set_limits(
+            settings.pending_per_user,
+            Duration::from_secs(settings.pending_expiry_secs),
+        );
+        if let Some(thrower) = thrower {
+            self.thrower.store(Arc::new(thrower));
+        }
+        self.settings.store(Arc::new(settings));
     }
 
     fn shard(&self, tag: u64) -> &Mutex<HashMap<u64, InFlight>> {

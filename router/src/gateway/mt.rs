@@ -351,7 +351,7 @@ impl Gateway {
             vec![msg.content.clone()]
         };
         let n = contents.len();
-        let max = self.settings.long_content_max_parts.max(1);
+        let max = self.settings().long_content_max_parts.max(1);
         if n > max {
             return Err(Refusal::InvalidArgument {
                 name: "content".into(),
@@ -472,7 +472,7 @@ impl Gateway {
         let n = contents.len();
         let message = Arc::new(msg);
         let cid = &target.connector.cid;
-        let multipart = (n > 1 && self.settings.multipart_receipt_whole)
+        let multipart = (n > 1 && self.settings().multipart_receipt_whole)
             .then(|| Arc::new(Mutex::new(MultipartState::new(n))));
         let mut staged = Staged {
             gateway: self,

@@ -285,7 +285,7 @@ impl Gateway {
         // replay still running): the operator is answered only once the receipt is
         // matched and written, or the hold expires. An ambiguous match waits too: the
         // exact id may still arrive.
-        let hold = Duration::from_millis(self.settings.early_receipt_hold_ms);
+        let hold = Duration::from_millis(self.settings().early_receipt_hold_ms);
         let mut deadline = Instant::now() + hold;
         let ambiguous = loop {
             match self.idmap.get(cid, &r.id, form) {

@@ -229,7 +229,7 @@ impl Gateway {
             }
         }
         if matches!(f.message.origin, Origin::Smpp { .. })
-            && self.settings.smpp_receipt_on_submit_ok
+            && self.settings().smpp_receipt_on_submit_ok
             && f.message.registered_delivery & RD_RECEIPT_MASK == RD_RECEIPT_ALWAYS
             && let Some(pdu) = receipts::client_receipt(&entry, "ACCEPTD", "000")
         {
