@@ -1,13 +1,14 @@
 //! OpenTelemetry export: a message sent over HTTP arrives at an OTLP/gRPC receiver as a
-//! trace holding the HTTP request, the message's span with its id, and the operator's
-//! answer to its submit_sm (on the uplink's task, joined to the submit's trace).
+//! trace holding the HTTP request, the message's span with its id, the operator's
+//! answer to its submit_sm and the operator's receipt (both on the uplink's task,
+//! joined to the submit's trace).
 
 mod common;
 
 use std::sync::Arc;
 
 use api::telemetry::{TelemetryConfig, layer};
-use common::{Setup, WAIT, success_id};
+use common::{Hook, Setup, WAIT, success_id};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -74,8 +75,13 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
         .expect("first subscriber");
 
     let mut s = Setup::start().await;
+    // dlr-level 2: the operator is asked for a receipt.
+    let hook = Hook::start(&s.shutdown).await;
     let reply = s
-        .get("/send?username=bank&password=pw&to=255700000001&content=traced")
+        .get(&format!(
+            "/send?username=bank&password=pw&to=255700000001&content=traced&dlr-url={}/dlr&dlr-level=2",
+            hook.base
+        ))
         .await;
     let id = success_id(&reply);
     s.next_submit().await;
@@ -86,12 +92,17 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
             let flush = guard.clone();
             let _ = tokio::task::spawn_blocking(move || flush.flush()).await;
             let spans = receiver.0.lock().clone();
-            // The operator's answer comes after the submit's spans are exported.
+            // The operator's answer and receipt come after the submit's spans are
+            // exported.
+            let in_trace = |message: &Span, name: &str| {
+                spans
+                    .iter()
+                    .any(|s| s.name == name && s.trace_id == message.trace_id)
+            };
             if let Some(message) = spans.iter().find(|s| {
                 s.name == "message.submit" && attribute(s, "message_id") == Some(id.as_str())
-            }) && spans
-                .iter()
-                .any(|s| s.name == "uplink.submit_result" && s.trace_id == message.trace_id)
+            }) && in_trace(message, "uplink.submit_result")
+                && in_trace(message, "receipt")
             {
                 break (message.clone(), spans);
             }
@@ -102,7 +113,7 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
     let (message, spans) = found.unwrap_or_else(|_| {
         let names: Vec<String> = receiver.0.lock().iter().map(|s| s.name.clone()).collect();
         panic!(
-            "the message's trace, with the operator's answer, at the collector in time: {names:?}"
+            "the message's trace, with the operator's answer and receipt, at the collector in time: {names:?}"
         )
     });
     assert_eq!(message.name, "message.submit");
@@ -118,6 +129,7 @@ async fn a_message_span_with_its_id_reaches_the_collector() {
         "reserve",
         "journal_queue",
         "uplink.submit_result",
+        "receipt",
     ] {
         assert!(trace.contains(&step), "{step} not in the trace: {trace:?}");
     }

@@ -230,6 +230,7 @@ mod tests {
                 submitted_at: chrono::Local::now(),
                 part: 0,
                 multipart: None,
+                trace: Default::default(),
             })
         };
         let map = MemoryIdMap::new();

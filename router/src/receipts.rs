@@ -48,6 +48,8 @@ pub struct DlrEntry {
     pub part: usize,
     /// Shared by the parts of one multipart message.
     pub multipart: Option<Arc<Mutex<MultipartState>>>,
+    /// The submit's trace, which the receipt's span joins (not journaled).
+    pub(crate) trace: crate::gateway::trace::Parent,
 }
 
 /// Final states of the parts of one message; reported once when all are final.
@@ -432,6 +434,7 @@ mod tests {
             submitted_at: Local::now(),
             part: 0,
             multipart: None,
+            trace: Default::default(),
         };
         let pdu = client_receipt(&entry, "UNDELIV", "099").expect("pdu");
         let text = String::from_utf8_lossy(pdu.short_message().as_ref()).into_owned();

@@ -166,6 +166,7 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                     submitted_at: local_from_micros(w.submitted_at_micros),
                     part: w.part as usize,
                     multipart: None,
+                    trace: Default::default(),
                 },
                 connector,
                 operator_id: w.operator_id.into_owned(),

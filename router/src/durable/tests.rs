@@ -140,6 +140,7 @@ async fn finished_records_leave_the_expiry_tracking() {
             submitted_at: Local::now(),
             part: 0,
             multipart: None,
+            trace: Default::default(),
         };
         journal.append(JournalRecord::AwaitingReceipt {
             entry: &entry,

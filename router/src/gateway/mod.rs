@@ -22,7 +22,7 @@ mod query;
 mod receipts;
 mod restore;
 mod smpp_front;
-mod trace;
+pub(crate) mod trace;
 mod uplink;
 
 use std::{

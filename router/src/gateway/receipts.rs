@@ -53,6 +53,7 @@ impl Gateway {
             submitted_at: f.message.received_at,
             part: f.part,
             multipart: f.multipart.clone(),
+            trace: f.trace.clone(),
         }
     }
 
@@ -161,8 +162,9 @@ impl Gateway {
             .then_some(())
             .map(|_| r.stat.clone());
         let is_final = stat.is_some();
-        let _span =
-            tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat).entered();
+        let span = tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat);
+        entry.trace.adopt(&span);
+        let _span = span.entered();
         if let Some(c) = self.connectors.load().get(cid) {
             c.counters.receipt(&r.stat, entry.submitted_at, is_final);
         }

@@ -1,18 +1,21 @@
-//! Joining a message's later steps to the trace of its submit. The operator answers
-//! long after the submit's spans have closed, on the uplink's task; so each part keeps
-//! the OpenTelemetry context of the submit that accepted it, and the span of the
-//! answer takes it as its parent. Without an OpenTelemetry layer nothing is kept.
+//! Joining a message's later steps to the trace of its submit. The operator answers,
+//! and later sends the receipt, long after the submit's spans have closed, on the
+//! uplink's task; so each part keeps the OpenTelemetry context of the submit that
+//! accepted it (in memory: in flight, then in the receipt id map), and the spans of the
+//! answer and of the receipt take it as their parent. Without an OpenTelemetry layer
+//! nothing is kept. A receipt matched after a restart (its entry rebuilt from the
+//! journal) starts a trace of its own.
 
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The span context of a message's submit, if it is being traced.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Parent(Option<Box<SpanContext>>);
+pub(crate) struct Parent(Option<Box<SpanContext>>);
 
 impl Parent {
     /// The current span's OpenTelemetry context (sampled or not, as long as it is real).
-    pub(super) fn current() -> Self {
+    pub(crate) fn current() -> Self {
         let context = tracing::Span::current().context();
         let span = context.span();
         let parent = span.span_context();
@@ -20,7 +23,7 @@ impl Parent {
     }
 
     /// Makes `span` (not yet entered) a child of the submit's span.
-    pub(super) fn adopt(&self, span: &tracing::Span) {
+    pub(crate) fn adopt(&self, span: &tracing::Span) {
         if let Some(parent) = &self.0 {
             let context =
                 opentelemetry::Context::new().with_remote_span_context((**parent).clone());
