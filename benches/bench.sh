@@ -19,14 +19,10 @@ WINDOW=${WINDOW:-64}
 IDLE=${IDLE:-10000}
 JOURNAL_MB=${JOURNAL_MB:-1024}
 ONLY=${ONLY:-.}
-cargo build --release -p smsgw -p benches --bins
-bin=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
+source benches/lib.sh
+bench_setup
 results="$work/results.jsonl"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-wait_port() { for _ in $(seq 1 200); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 wanted() { [[ "$1" =~ $ONLY ]]; }
 load() {
   local name=$1; shift
@@ -36,23 +32,6 @@ load() {
   echo "{\"run\":\"$name\",\"report\":$line}" >>"$results"
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-# The example config with a wider uplink window (the simulator answers in microseconds, so
-# 64 in flight on one uplink would cap the pipeline, not the gateway); $2 = journal mode,
-# $3 = billing store ("sqlite", "off" or a postgres:// URL).
-gateway_config() {
-  local dir=$1 mode=$2 billing=$3
-  sed -e "s/^mode = .*/mode = \"$mode\"/" -e "s/^window = 64/window = 512/" \
-      -e "s#^dir = .*#dir = \"$dir/journal\"#" \
-      -e "s/^smpp = { max_bindings = 8 }/smpp = { max_bindings = 20000 }/" \
-      deploy/smsgw.example.toml >"$dir/smsgw.toml"
-  case $billing in
-    off) printf '\n[storage]\nbilling = false\n' >>"$dir/smsgw.toml" ;;
-    sqlite) printf '\n[storage]\nurl = "sqlite://%s/billing.db"\n' "$dir" >>"$dir/smsgw.toml" ;;
-    *) printf '\n[storage]\nurl = "%s"\n' "$billing" >>"$dir/smsgw.toml" ;;
-  esac
-  printf '\n[admin]\nenabled = false\n' >>"$dir/smsgw.toml"
-}
 
 "$bin/smsc-sim" --listen 127.0.0.1:2776 >/dev/null 2>&1 &
 wait_port 2776

@@ -49,7 +49,7 @@ pub struct DlrEntry {
     /// Shared by the parts of one multipart message.
     pub multipart: Option<Arc<Mutex<MultipartState>>>,
     /// The submit's trace, which the receipt's span joins (not journaled).
-    pub(crate) trace: crate::gateway::trace::Parent,
+    pub trace: crate::gateway::TraceParent,
 }
 
 /// Final states of the parts of one message; reported once when all are final.

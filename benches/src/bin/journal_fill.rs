@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
                 submitted_at: chrono::Local::now(),
                 part: 0,
                 multipart: None,
+                trace: Default::default(),
             };
             let operator_id = format!("{records:016x}");
             journal.append(JournalRecord::AwaitingReceipt {

@@ -22,7 +22,9 @@ mod query;
 mod receipts;
 mod restore;
 mod smpp_front;
-pub(crate) mod trace;
+mod trace;
+
+pub use trace::Parent as TraceParent;
 mod uplink;
 
 use std::{

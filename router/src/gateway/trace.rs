@@ -9,9 +9,9 @@
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The span context of a message's submit, if it is being traced.
+/// The span context of a message's submit, if it is being traced (`Default`: none).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Parent(Option<Box<SpanContext>>);
+pub struct Parent(Option<Box<SpanContext>>);
 
 impl Parent {
     /// The current span's OpenTelemetry context (sampled or not, as long as it is real).
