@@ -22,6 +22,26 @@ pub struct Note {
     /// `user user_1`, `mt route 40`, `connector smppc01`.
     pub item: String,
     pub detail: String,
+    /// The item was left out (else it was imported, with this caveat).
+    pub dropped: bool,
+}
+
+impl Note {
+    fn dropped(item: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            item: item.into(),
+            detail: detail.into(),
+            dropped: true,
+        }
+    }
+
+    fn caveat(item: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            item: item.into(),
+            detail: detail.into(),
+            dropped: false,
+        }
+    }
 }
 
 impl fmt::Display for Note {
@@ -45,6 +65,9 @@ pub struct Import {
     pub filters: Option<Vec<FilterConfig>>,
     pub mt_routes: Option<Vec<RouteConfig>>,
     pub mo_routes: Option<Vec<RouteConfig>>,
+    /// Users of the store left out: one of the same uid in force is disabled rather
+    /// than left as it was (it may be looser than what Jasmin now enforces).
+    pub skipped_users: Vec<String>,
     pub report: Vec<Note>,
 }
 
@@ -83,7 +106,12 @@ pub fn convert(files: &[StoreFile]) -> Result<Import, ImportError> {
                     import.report.extend(notes);
                     users.push(user);
                 }
-                Err(note) => import.report.push(note),
+                Err(note) => {
+                    import
+                        .skipped_users
+                        .push(str_attr(u, "uid").unwrap_or_default());
+                    import.report.push(note);
+                }
             }
         }
         import.users = Some(users);
@@ -114,10 +142,9 @@ pub fn convert(files: &[StoreFile]) -> Result<Import, ImportError> {
                 .ok_or_else(|| shape(file, "a filter id that is not text"))?;
             match filter_kind(f) {
                 Ok(kind) => filters.add(fid.to_owned(), kind),
-                Err(why) => import.report.push(Note {
-                    item: format!("filter {fid}"),
-                    detail: why,
-                }),
+                Err(why) => import
+                    .report
+                    .push(Note::dropped(format!("filter {fid}"), why)),
             }
         }
     }
@@ -129,10 +156,10 @@ pub fn convert(files: &[StoreFile]) -> Result<Import, ImportError> {
         {
             match route(table, order, route_value, &mut filters, &mut import) {
                 Ok(route) => routes.push(route),
-                Err(detail) => import.report.push(Note {
-                    item: format!("{table} route {order}"),
-                    detail: format!("{detail}: route not imported"),
-                }),
+                Err(detail) => import.report.push(Note::dropped(
+                    format!("{table} route {order}"),
+                    format!("{detail}: route not imported"),
+                )),
             }
         }
         // Jasmin keeps the highest order first; smsgw lists them in any order.
@@ -148,10 +175,10 @@ pub fn convert(files: &[StoreFile]) -> Result<Import, ImportError> {
         for (order, interceptor) in
             table_entries(&file.data).ok_or_else(|| shape(file, "a table without `table`"))?
         {
-            import.report.push(Note {
-                item: format!("{table} interceptor {order} ({})", interceptor.class_name().unwrap_or("?")),
-                detail: "its script is Python; smsgw's interceptors run Rhai scripts: rewrite it and add it with `smsgw admin interceptor`".into(),
-            });
+            import.report.push(Note::dropped(
+                format!("{table} interceptor {order} ({})", interceptor.class_name().unwrap_or("?")),
+                "its script is Python; smsgw's interceptors run Rhai scripts: rewrite it and add it with `smsgw admin interceptor`",
+            ));
         }
     }
     if by_kind(Kind::Filters).is_some() || !filters.list.is_empty() {
@@ -192,20 +219,28 @@ fn decimal(x: f64) -> String {
     }
 }
 
-/// A regular expression smsgw can run, or why not (Python's `re` has lookaround and
-/// backreferences; Rust's `regex` does not).
+/// A regular expression smsgw can run, checked as the router compiles it, or why not
+/// (Python's `re` has lookaround and backreferences; Rust's `regex` does not).
 fn regex(pattern: &str) -> Result<String, String> {
-    regex::Regex::new(pattern)
+    router::credentials::compile_prefix_regex(pattern)
         .map(|_| pattern.to_owned())
         .map_err(|e| format!("regular expression {pattern:?} cannot run in smsgw: {e}"))
+}
+
+/// A value filter as Jasmin applies it: it recompiles the pattern as bytes before
+/// matching, so `\d`, `\w`, `\b` are ASCII and `.` is one byte. `(?-u:…)` keeps that.
+fn value_filter_regex(pattern: &str) -> Result<String, String> {
+    regex(&format!("(?-u:{pattern})"))
 }
 
 fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
     let uid = str_attr(u, "uid").unwrap_or_default();
     let item = format!("user {uid}");
-    let fail = |detail: String| Note {
-        item: item.clone(),
-        detail: format!("{detail}: user not imported"),
+    let fail = |detail: String| {
+        Note::dropped(
+            item.clone(),
+            format!("{detail}: user not imported (one of this uid in force is disabled)"),
+        )
     };
     let username = str_attr(u, "username").ok_or_else(|| fail("no username".into()))?;
     let password = match u.attr("password") {
@@ -228,10 +263,10 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
         .attr("group")
         .and_then(|g| str_attr(g, "gid"))
         .ok_or_else(|| fail("no group".into()))?;
-    let mut notes = vec![Note {
-        item: item.clone(),
-        detail: "its password is kept as Jasmin's unsalted MD5 digest (it logs in as before); set a new one with `smsgw admin user update` to store it as Argon2".into(),
-    }];
+    let mut notes = vec![Note::caveat(
+        item.clone(),
+        "its password is kept as Jasmin's unsalted MD5 digest (it logs in as before); set a new one with `smsgw admin user update` to store it as Argon2",
+    )];
     let mt = u.attr("mt_credential");
     let section = |name: &str| mt.and_then(|m| m.attr(name));
     let auth = section("authorizations");
@@ -256,10 +291,14 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
     };
     let filters = section("value_filters");
     let value_filter = |key: &str, default: &str| -> Result<Option<String>, Note> {
-        match filters.and_then(|f| f.get(key)).and_then(Value::pattern) {
-            None => Ok(None),
-            Some(p) if p == default || (p == ".*" && default == ".*") => Ok(None),
-            Some(p) => regex(p)
+        // Only an absent filter is no filter: one that cannot be read fails the user.
+        let Some(value) = filters.and_then(|f| f.get(key)) else {
+            return Ok(None);
+        };
+        match value.pattern() {
+            None => Err(fail(format!("value filter {key} {value} cannot be read"))),
+            Some(p) if p == default => Ok(None),
+            Some(p) => value_filter_regex(p)
                 .map(Some)
                 .map_err(|e| fail(format!("value filter {key}: {e}"))),
         }
@@ -283,12 +322,12 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
             .filter(|v| !v.is_none())
     };
     if let Some(percent) = quota("early_decrement_balance_percent").and_then(Value::as_f64) {
-        notes.push(Note {
-            item: item.clone(),
-            detail: format!(
+        notes.push(Note::caveat(
+            item.clone(),
+            format!(
                 "quota early_percent {percent}: smsgw charges the whole message when it is accepted and refunds it when it fails, so there is no early part"
             ),
-        });
+        ));
     }
     let quotas = QuotasConfig {
         balance: quota("balance").and_then(Value::as_f64).map(decimal),
@@ -299,6 +338,21 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
         http_throughput: quota("http_throughput").and_then(Value::as_f64),
     };
     let smpps = u.attr("smpps_credential");
+    // Newer Jasmin keeps a CIDR allow-list of binds per user, which smsgw has not: a
+    // user restricted by it is imported disabled rather than open to every address.
+    let mut enabled = bool_attr(u, "enabled").unwrap_or(true);
+    if let Some(ip) = smpps
+        .and_then(|s| s.attr("authorizations"))
+        .and_then(|a| a.get("ip"))
+        .and_then(Value::as_str)
+        .filter(|ip| !matches!(ip.trim(), "" | "0.0.0.0/0" | "0.0.0.0/0,::/0"))
+    {
+        enabled = false;
+        notes.push(Note::caveat(
+            item.clone(),
+            format!("binds only from {ip} in Jasmin; smsgw has no per-user address list: imported disabled"),
+        ));
+    }
     let smpp = SmppCredConfig {
         bind: smpps
             .and_then(|s| s.attr("authorizations"))
@@ -309,7 +363,8 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
             .and_then(|s| s.attr("quotas"))
             .and_then(|q| q.get("max_bindings"))
             .and_then(Value::as_i64)
-            .and_then(|n| usize::try_from(n).ok()),
+            // A negative count (jcli's relative updates can make one) admits no bind.
+            .map(|n| usize::try_from(n).unwrap_or(0)),
     };
     Ok((
         UserConfig {
@@ -317,7 +372,7 @@ fn user(u: &Value) -> Result<(UserConfig, Vec<Note>), Note> {
             username,
             password,
             gid,
-            enabled: bool_attr(u, "enabled").unwrap_or(true),
+            enabled,
             authorizations,
             value_filters,
             defaults,
@@ -375,12 +430,7 @@ fn smpp_connector(entry: &Value) -> Option<(ConnectorConfig, Vec<Note>)> {
     let mut c = ConnectorConfig::named(&cid);
     let mut notes = Vec::new();
     let item = format!("connector {cid}");
-    let mut note = |detail: String| {
-        notes.push(Note {
-            item: item.clone(),
-            detail,
-        })
-    };
+    let mut note = |detail: String| notes.push(Note::caveat(item.clone(), detail));
     let num = |name: &str| config.attr(name).and_then(Value::as_f64);
     let text = |name: &str| str_attr(config, name);
     if let Some(host) = text("host") {
@@ -427,6 +477,18 @@ fn smpp_connector(entry: &Value) -> Option<(ConnectorConfig, Vec<Note>)> {
         _ => router::idmap::IdForm::Exact,
     };
     c.tls = bool_attr(config, "useSSL").unwrap_or(false);
+    if c.tls {
+        note("TLS: Jasmin does not verify the operator's certificate, smsgw does (against the public web PKI): a private or self-signed one needs tls_ca_file (and tls_server_name if the host is not in it)".into());
+    }
+    if config
+        .attr("custom_tlvs")
+        .is_some_and(|t| !t.items().is_empty())
+    {
+        note(
+            "custom_tlvs: smsgw passes clients' TLVs through but has no per-connector TLV list"
+                .into(),
+        );
+    }
     c.start = entry.get("service_status").and_then(Value::as_i64) == Some(1);
     for (key, what) in [
         ("reconnectOnConnectionLoss", "reconnect on connection loss"),
@@ -597,13 +659,21 @@ impl Filters {
         self.list.push(FilterConfig { fid, kind });
     }
 
-    /// The id of a filter with this content, named `fresh` and added if there is none.
+    /// The id of a filter with this content, named after `fresh` and added if there is
+    /// none (`jasmin-` + `fresh`, with a number if a filter of the store has that id).
     fn id_of(&mut self, kind: FilterKindConfig, fresh: String) -> String {
         if let Some(fid) = self.by_content.get(&format!("{kind:?}")) {
             return fid.clone();
         }
-        self.add(fresh.clone(), kind);
-        fresh
+        let taken = |fid: &str| self.list.iter().any(|f| f.fid == fid);
+        let mut fid = format!("jasmin-{fresh}");
+        let mut n = 2;
+        while taken(&fid) {
+            fid = format!("jasmin-{fresh}-{n}");
+            n += 1;
+        }
+        self.add(fid.clone(), kind);
+        fid
     }
 }
 
@@ -673,15 +743,36 @@ fn keep_http_copy(import: &mut Import, copy: HttpConnectorConfig, table: &str, o
     let known = import.http_connectors.get_or_insert_with(Vec::new);
     match known.iter().find(|c| c.cid == copy.cid) {
         None => known.push(copy),
-        Some(c) if c.url != copy.url || c.method != copy.method => import.report.push(Note {
-            item: format!("{table} route {order}"),
-            detail: format!(
+        Some(c) if c.url != copy.url || c.method != copy.method => import.report.push(Note::caveat(
+            format!("{table} route {order}"),
+            format!(
                 "Jasmin delivers to its own copy of http connector {} ({} {}); smsgw delivers to the connector ({} {})",
                 copy.cid, copy.method, copy.url, c.method, c.url
             ),
-        }),
+        )),
         Some(_) => {}
     }
+}
+
+/// What Jasmin's store says of a connector, onto one smsgw already has (the rest of
+/// its settings are smsgw's own).
+fn take_jasmin_settings(kept: &mut ConnectorConfig, jasmin: &ConnectorConfig) {
+    kept.host = jasmin.host.clone();
+    kept.port = jasmin.port;
+    kept.username = jasmin.username.clone();
+    kept.password = jasmin.password.clone();
+    kept.systype = jasmin.systype.clone();
+    kept.bind = jasmin.bind.clone();
+    kept.submit_throughput = jasmin.submit_throughput;
+    kept.elink_interval_secs = jasmin.elink_interval_secs;
+    kept.res_to_secs = jasmin.res_to_secs;
+    kept.con_loss_delay_secs = jasmin.con_loss_delay_secs;
+    kept.con_fail_delay_secs = jasmin.con_fail_delay_secs;
+    kept.src_addr = jasmin.src_addr.clone();
+    kept.dlr_id_form = jasmin.dlr_id_form;
+    kept.dlr_expiry_secs = jasmin.dlr_expiry_secs;
+    kept.requeue_delay_ms = jasmin.requeue_delay_ms;
+    kept.tls = jasmin.tls;
 }
 
 impl Import {
@@ -721,9 +812,13 @@ impl Import {
         lines
     }
 
-    /// `current` with this store's items: users, groups, connectors and filters added or
-    /// replacing those of the same id, route tables replaced by the store's.
-    pub fn merge_into(&self, mut current: RouterConfig) -> RouterConfig {
+    /// `current` with this store's items: users, groups, HTTP connectors and filters
+    /// added or replacing those of the same id; an SMPP connector already in force takes
+    /// the store's settings and keeps smsgw's own (TLS CA, window, queue, requeue, and
+    /// whether it runs); route tables replaced by the store's, less any route to a
+    /// connector that is in neither (reported). A user the store had but that could not
+    /// be imported is disabled. Interceptor tables stay as they are.
+    pub fn merge_into(&mut self, mut current: RouterConfig) -> RouterConfig {
         fn upsert<T: Clone>(into: &mut Vec<T>, new: &Option<Vec<T>>, id: impl Fn(&T) -> &str) {
             for item in new.iter().flatten() {
                 match into.iter_mut().find(|c| id(c) == id(item)) {
@@ -734,17 +829,69 @@ impl Import {
         }
         upsert(&mut current.groups, &self.groups, |g| &g.gid);
         upsert(&mut current.users, &self.users, |u| &u.uid);
-        upsert(&mut current.connectors, &self.connectors, |c| &c.cid);
+        for user in &mut current.users {
+            if self.skipped_users.contains(&user.uid) {
+                user.enabled = false;
+            }
+        }
+        for c in self.connectors.iter().flatten() {
+            match current.connectors.iter_mut().find(|k| k.cid == c.cid) {
+                Some(kept) => take_jasmin_settings(kept, c),
+                None => current.connectors.push(c.clone()),
+            }
+        }
         upsert(&mut current.http_connectors, &self.http_connectors, |c| {
             &c.cid
         });
         upsert(&mut current.filters, &self.filters, |f| &f.fid);
-        if let Some(routes) = &self.mt_routes {
-            current.mt_routes = routes.clone();
+        let exists = |target: &str| {
+            let inner = |prefix: &str| {
+                target
+                    .strip_prefix(prefix)
+                    .and_then(|t| t.strip_suffix(')'))
+            };
+            if let Some(cid) = inner("smppc(") {
+                current.connectors.iter().any(|c| c.cid == cid)
+            } else if let Some(cid) = inner("http(") {
+                current.http_connectors.iter().any(|c| c.cid == cid)
+            } else if let Some(name) = inner("smpps(") {
+                current.users.iter().any(|u| u.username == name)
+            } else {
+                false
+            }
+        };
+        let mut dangling = Vec::new();
+        for (table, routes) in [("mt", &self.mt_routes), ("mo", &self.mo_routes)] {
+            let Some(routes) = routes else { continue };
+            let kept: Vec<RouteConfig> = routes
+                .iter()
+                .filter(|r| {
+                    let missing: Vec<&String> = r
+                        .connector
+                        .iter()
+                        .chain(&r.connectors)
+                        .filter(|t| !exists(t))
+                        .collect();
+                    if !missing.is_empty() {
+                        dangling.push(Note::dropped(
+                            format!("{table} route {}", r.order),
+                            format!(
+                                "it sends to {} that the store and smsgw do not have: route not imported",
+                                missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                    missing.is_empty()
+                })
+                .cloned()
+                .collect();
+            if table == "mt" {
+                current.mt_routes = kept;
+            } else {
+                current.mo_routes = kept;
+            }
         }
-        if let Some(routes) = &self.mo_routes {
-            current.mo_routes = routes.clone();
-        }
+        self.report.extend(dangling);
         current
     }
 }

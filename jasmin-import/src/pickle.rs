@@ -53,10 +53,18 @@ pub enum PickleError {
     Malformed { at: usize, what: &'static str },
     #[error("pickle nests deeper than {0} levels")]
     TooDeep(usize),
+    #[error("pickle describes more than {0} values (shared references repeated too often)")]
+    TooLarge(usize),
 }
 
 /// Deepest nesting materialised (a value that contains itself ends here too).
 const MAX_DEPTH: usize = 200;
+
+/// Values materialised at most per input byte, and in all: a memo GET copies what it
+/// refers to, so a small pickle that nests shared references could describe an
+/// exponential tree. Jasmin's files describe about one value per 5 bytes.
+const VALUES_PER_BYTE: usize = 16;
+const MAX_VALUES: usize = 20_000_000;
 
 /// Nodes live in an arena and the stack and memo hold indices, so that a container
 /// filled after it was memoised (EMPTY_DICT, BINPUT, SETITEMS) is the same one a later
@@ -80,6 +88,8 @@ enum Node {
 struct Machine<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Values that may still be materialised (see [`VALUES_PER_BYTE`]).
+    budget: std::cell::Cell<usize>,
     nodes: Vec<Node>,
     stack: Vec<usize>,
     marks: Vec<usize>,
@@ -91,6 +101,12 @@ pub fn load(input: &[u8]) -> Result<Value, PickleError> {
     let mut m = Machine {
         input,
         pos: 0,
+        budget: std::cell::Cell::new(
+            input
+                .len()
+                .saturating_mul(VALUES_PER_BYTE)
+                .clamp(1024, MAX_VALUES),
+        ),
         nodes: Vec::new(),
         stack: Vec::new(),
         marks: Vec::new(),
@@ -159,6 +175,7 @@ impl Machine<'_> {
     }
 
     fn push(&mut self, node: Node) {
+        // The arena is bounded by the input (each opcode pushes at most one node).
         self.nodes.push(node);
         self.stack.push(self.nodes.len() - 1);
     }
@@ -167,14 +184,22 @@ impl Machine<'_> {
         self.push(Node::Leaf(value));
     }
 
+    /// The stack above the innermost MARK, as CPython keeps it (one stack per mark).
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
     fn pop(&mut self) -> Result<usize, PickleError> {
-        if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
-            return Err(self.malformed("pop below a mark"));
+        if self.stack.len() <= self.floor() {
+            return Err(self.malformed("stack underflow"));
         }
         self.stack.pop().ok_or(self.malformed("stack underflow"))
     }
 
     fn top(&self) -> Result<usize, PickleError> {
+        if self.stack.len() <= self.floor() {
+            return Err(self.malformed("stack underflow"));
+        }
         self.stack
             .last()
             .copied()
@@ -263,8 +288,14 @@ impl Machine<'_> {
                 }
                 b'.' => return self.pop(),
                 b'(' => self.marks.push(self.stack.len()),
+                // POP with nothing above the mark discards the mark (CPython's
+                // protocol 0 writes that for recursive tuples).
                 b'0' => {
-                    self.pop()?;
+                    if self.stack.len() > self.floor() {
+                        self.pop()?;
+                    } else {
+                        self.pop_mark()?;
+                    }
                 }
                 b'1' => {
                     self.pop_mark()?;
@@ -452,12 +483,31 @@ impl Machine<'_> {
                     let callable = self.pop()?;
                     self.call(callable, args);
                 }
+                // A second BUILD adds to the instance's `__dict__`, as Python's does.
                 b'b' => {
                     let state = self.pop()?;
                     let target = self.top()?;
-                    match &mut self.nodes[target] {
-                        Node::Object { state: slot, .. } => *slot = Some(state),
+                    let merged = match &self.nodes[target] {
+                        Node::Object {
+                            state: Some(old), ..
+                        } => match (&self.nodes[*old], &self.nodes[state]) {
+                            (Node::Dict(a), Node::Dict(b)) => {
+                                Some(Node::Dict(a.iter().chain(b).copied().collect()))
+                            }
+                            _ => None,
+                        },
+                        Node::Object { state: None, .. } => None,
                         _ => return Err(self.malformed("BUILD on a non-object")),
+                    };
+                    let state = match merged {
+                        Some(dict) => {
+                            self.nodes.push(dict);
+                            self.nodes.len() - 1
+                        }
+                        None => state,
+                    };
+                    if let Node::Object { state: slot, .. } = &mut self.nodes[target] {
+                        *slot = Some(state);
                     }
                 }
                 b'p' => {
@@ -499,6 +549,13 @@ impl Machine<'_> {
         if depth > MAX_DEPTH {
             return Err(PickleError::TooDeep(MAX_DEPTH));
         }
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(PickleError::TooLarge(
+                MAX_VALUES.min(self.input.len().saturating_mul(VALUES_PER_BYTE).max(1024)),
+            ));
+        }
+        self.budget.set(left - 1);
         let all = |ids: &[usize]| -> Result<Vec<Value>, PickleError> {
             ids.iter()
                 .map(|&i| self.materialise(i, depth + 1))
@@ -742,8 +799,10 @@ impl Value {
 
     /// A dict's value under the string key `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
+        // The last of a repeated key wins, as in Python.
         self.entries()
             .iter()
+            .rev()
             .find(|(k, _)| k.as_str() == Some(key))
             .map(|(_, v)| v)
     }
@@ -894,13 +953,35 @@ mod tests {
         ));
         assert!(load(b"h\x05.").is_err(), "memo key never set");
         assert!(load(b"0.").is_err(), "pop from an empty stack");
-        assert!(load(b"(0.").is_err(), "pop below a mark");
+        assert!(load(b"(a.").is_err(), "append below a mark");
+        // POP with nothing above a mark takes the mark: `(` `0` leaves N on top.
+        assert_eq!(load(b"N(0."), Ok(Value::None));
         // Deep nesting is refused, not a stack overflow.
         let mut deep = vec![0x80, 2];
         deep.extend(std::iter::repeat_n(b']', 1000));
         deep.extend(std::iter::repeat_n(b'a', 999));
         deep.push(b'.');
         assert_eq!(load(&deep), Err(PickleError::TooDeep(MAX_DEPTH)));
+    }
+
+    #[test]
+    fn shared_references_cannot_blow_up() {
+        // Each list holds the previous one twice: 60 levels would be 2^60 values.
+        let mut bytes = b"\x80\x02]q\x00".to_vec();
+        for k in 1..=60u8 {
+            bytes.extend_from_slice(&[b']', b'q', k, b'(', b'h', k - 1, b'h', k - 1, b'e']);
+        }
+        bytes.push(b'.');
+        assert!(matches!(load(&bytes), Err(PickleError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_second_build_adds_to_the_state_and_the_last_key_wins() {
+        // c__main__\nC\n ) NEWOBJ, BUILD {'a': 1}, BUILD {'b': 2, 'a': 3}
+        let bytes = b"\x80\x02c__main__\nC\n)\x81}X\x01\x00\x00\x00aK\x01sb}(X\x01\x00\x00\x00bK\x02X\x01\x00\x00\x00aK\x03ub.";
+        let v = load(bytes).expect("loads");
+        assert_eq!(v.attr("a"), Some(&Value::Int(3)));
+        assert_eq!(v.attr("b"), Some(&Value::Int(2)));
     }
 
     #[test]

@@ -32,7 +32,7 @@ const SUFFIXES: [(&str, Kind); 9] = [
 ];
 
 /// The largest store file read (a store of 100k users is a few tens of MB).
-const MAX_FILE: u64 = 256 << 20;
+const MAX_FILE: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -87,12 +87,19 @@ pub fn read_file(path: &Path) -> Result<StoreFile, ImportError> {
     let (_, kind) = name_parts(path).ok_or_else(|| ImportError::NotJasmin {
         path: path.to_owned(),
     })?;
-    if std::fs::metadata(path).map_err(read)?.len() > MAX_FILE {
+    // Read through a limit: the length in the metadata says nothing of a FIFO or of a
+    // link to a device.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, MAX_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(read)?;
+    if bytes.len() as u64 > MAX_FILE {
         return Err(ImportError::TooLarge {
             path: path.to_owned(),
         });
     }
-    let bytes = std::fs::read(path).map_err(read)?;
     parse_file(kind, path, &bytes)
 }
 

@@ -32,7 +32,7 @@ fn route(routes: &[RouteConfig], order: u32) -> &RouteConfig {
 
 #[test]
 fn a_real_jasmin_store_becomes_a_configuration_smsgw_runs() {
-    let import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
+    let mut import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
     assert_eq!(import.files.len(), 9, "{:?}", import.files);
     assert!(import.files.iter().all(|f| f.contains("[Jasmin 0.11.1]")));
 
@@ -62,9 +62,15 @@ fn a_real_jasmin_store_becomes_a_configuration_smsgw_runs() {
     assert!(a.src_addr && !a.priority && !a.validity_period && !a.hex_content);
     assert!(a.schedule_delivery_time);
     let v = &alice.value_filters;
-    assert_eq!(v.dst_addr.as_deref(), Some(r"^(\+|00)?(33|216)\d{8,9}$"));
-    assert_eq!(v.src_addr.as_deref(), Some(r"^(ACME|\d{5})$"));
-    assert_eq!(v.content.as_deref(), Some(r"^[A-Za-z0-9 .,!?'-]{1,160}$"));
+    assert_eq!(
+        v.dst_addr.as_deref(),
+        Some(r"(?-u:^(\+|00)?(33|216)\d{8,9}$)")
+    );
+    assert_eq!(v.src_addr.as_deref(), Some(r"(?-u:^(ACME|\d{5})$)"));
+    assert_eq!(
+        v.content.as_deref(),
+        Some(r"(?-u:^[A-Za-z0-9 .,!?'-]{1,160}$)")
+    );
     assert_eq!(
         (v.priority.as_deref(), v.validity_period.as_deref()),
         (None, None)
@@ -240,6 +246,25 @@ fn a_real_jasmin_store_becomes_a_configuration_smsgw_runs() {
         !said("connector smppc02: source_addr_ton"),
         "defaults are not reported"
     );
+    assert!(
+        said("connector smppc01: TLS: Jasmin does not verify"),
+        "{report:#?}"
+    );
+    let dropped: Vec<&str> = import
+        .report
+        .iter()
+        .filter(|n| n.dropped)
+        .map(|n| n.item.as_str())
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            "filter f_evalpy",
+            "mt route 40",
+            "mt interceptor 10 (StaticMTInterceptor)",
+            "mo interceptor 0 (DefaultInterceptor)"
+        ]
+    );
 
     // Merged into an empty configuration, the router builds it (routes, filters,
     // users and their regexes all valid).
@@ -262,7 +287,7 @@ fn enums_pickled_by_name_read_as_by_value() {
 
 #[test]
 fn an_import_replaces_items_of_the_same_id_and_keeps_the_rest() {
-    let import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
+    let mut import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
     let mut current: RouterConfig = RouterConfig::from_toml_str(
         r#"
         [[groups]]
@@ -307,4 +332,89 @@ fn a_directory_without_the_profile_names_those_it_has() {
         error.to_string().contains("not a Jasmin store file"),
         "{error}"
     );
+}
+
+#[test]
+fn a_connector_in_force_takes_the_stores_settings_and_keeps_its_own() {
+    let mut import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
+    import.keep_connectors_stopped();
+    let current = RouterConfig::from_toml_str(
+        r#"
+        [[connectors]]
+        cid = "smppc01"
+        host = "10.0.0.1"
+        window = 200
+        tls_ca_file = "/etc/smsgw/operator-ca.pem"
+        "#,
+    )
+    .expect("parses");
+    let merged = import.merge_into(current);
+    let c = merged
+        .connectors
+        .iter()
+        .find(|c| c.cid == "smppc01")
+        .expect("smppc01");
+    assert_eq!(
+        (c.host.as_str(), c.port),
+        ("192.0.2.10", 2776),
+        "the store's"
+    );
+    assert_eq!(c.window, 200, "smsgw's own");
+    assert_eq!(c.tls_ca_file.as_deref(), Some("/etc/smsgw/operator-ca.pem"));
+    assert!(
+        c.start,
+        "a connector running in smsgw is not stopped by an import"
+    );
+    let new = merged
+        .connectors
+        .iter()
+        .find(|c| c.cid == "smppc02")
+        .expect("smppc02");
+    assert!(!new.start);
+}
+
+#[test]
+fn a_route_to_a_connector_nobody_has_is_left_out_and_reported() {
+    // Only the routing table: its connectors are neither in the store read nor in force.
+    let mut import =
+        read_store(&fixtures().join("jcli-prod.router-mtroutes"), "any").expect("reads");
+    let merged = import.merge_into(RouterConfig::default());
+    assert!(merged.mt_routes.is_empty(), "{:?}", merged.mt_routes);
+    assert!(
+        import
+            .report
+            .iter()
+            .any(|n| n.dropped && n.item == "mt route 0" && n.detail.contains("smppc(smppc01)")),
+        "{:#?}",
+        import.report
+    );
+}
+
+#[test]
+fn a_user_that_cannot_be_imported_is_disabled_where_it_exists() {
+    let mut import = read_store(&fixtures(), DEFAULT_PROFILE).expect("reads");
+    // As if user_1 had been refused (its value filter unreadable, say).
+    import
+        .users
+        .as_mut()
+        .expect("users")
+        .retain(|u| u.uid != "user_1");
+    import.skipped_users.push("user_1".into());
+    let current = RouterConfig::from_toml_str(
+        r#"
+        [[users]]
+        uid = "user_1"
+        username = "alice"
+        password = "old"
+        gid = "customers"
+        "#,
+    )
+    .expect("parses");
+    let merged = import.merge_into(current);
+    let alice = merged
+        .users
+        .iter()
+        .find(|u| u.uid == "user_1")
+        .expect("kept");
+    assert!(!alice.enabled);
 }

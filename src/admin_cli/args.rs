@@ -109,9 +109,10 @@ pub enum AdminCommand {
     },
     /// Bring in what Jasmin's `jcli persist` saved: PATH is its store directory
     /// (/etc/jasmin/store) or one of its files (jcli-prod.router-users, .smppccs, …). Users,
-    /// groups, filters and connectors are added or replace those of the same id; a
-    /// routing or interceptor table in the store replaces smsgw's. Everything without
-    /// an equivalent is listed; then it goes as `apply` does (diff, confirm, audited).
+    /// groups, filters and connectors are added or take the store's settings; a routing
+    /// table in the store replaces smsgw's (interceptors are Python: listed, not
+    /// imported). Everything without an equivalent is listed; then it goes as `apply`
+    /// does (diff, confirm, audited).
     ImportJasmin {
         path: PathBuf,
         /// The `jcli persist -p` profile whose files to read in a store directory.

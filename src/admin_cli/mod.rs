@@ -166,7 +166,15 @@ async fn command(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Apply { file, dry_run, yes } => {
             let toml = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            apply(&mut admin, &file.display().to_string(), toml, dry_run, yes).await
+            apply(
+                &mut admin,
+                &file.display().to_string(),
+                toml,
+                None,
+                dry_run,
+                yes,
+            )
+            .await
         }
         AdminCommand::ImportJasmin {
             path,
@@ -207,11 +215,15 @@ fn as_toml(json: &str) -> anyhow::Result<String> {
     Ok(toml::to_string(&value)?)
 }
 
-/// `apply`: the diff first (a dry run), then, once confirmed, the change.
+/// `apply`: the diff first (a dry run), then, once confirmed, the change. `made_from`:
+/// the exported configuration `toml` was made from, which must still be in force when
+/// the diff is taken (the server refuses a change made since the diff, this one made
+/// since the export).
 async fn apply(
     admin: &mut Client,
     source: &str,
     toml: String,
+    made_from: Option<&str>,
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<()> {
@@ -221,6 +233,12 @@ async fn apply(
         base: base.to_owned(),
     };
     let preview = admin.apply_config(request(true, "")).await?.into_inner();
+    if let Some(made_from) = made_from {
+        let now = admin.export_config(pb::ListRequest {}).await?.into_inner();
+        if now.json != made_from {
+            anyhow::bail!("the configuration changed while {source} was prepared: run it again");
+        }
+    }
     if !preview.changes {
         println!("no change: {source} is the configuration in force");
         return Ok(());
@@ -254,22 +272,24 @@ async fn apply(
 async fn import_jasmin(
     admin: &mut Client,
     path: &std::path::Path,
-    import: jasmin_import::Import,
+    mut import: jasmin_import::Import,
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<()> {
+    let exported = admin.export_config(pb::ListRequest {}).await?.into_inner();
+    let current: router::RouterConfig = serde_json::from_str(&exported.json)
+        .context("the configuration in force did not read as a router configuration")?;
+    let merged = import.merge_into(current);
     for line in import.summary() {
         eprintln!("{line}");
     }
     for note in &import.report {
-        eprintln!("not imported: {note}");
+        let kind = if note.dropped { "not imported" } else { "note" };
+        eprintln!("{kind}: {note}");
     }
-    let doc = admin.export_config(pb::ListRequest {}).await?.into_inner();
-    let current: router::RouterConfig = serde_json::from_str(&doc.json)
-        .context("the configuration in force did not read as a router configuration")?;
-    let merged = import.merge_into(current);
     let toml = toml::to_string(&merged).context("the merged configuration as TOML")?;
-    apply(admin, &path.display().to_string(), toml, dry_run, yes).await
+    let source = path.display().to_string();
+    apply(admin, &source, toml, Some(&exported.json), dry_run, yes).await
 }
 
 async fn user(admin: &mut Client, out: &Out, command: UserCmd) -> anyhow::Result<()> {
