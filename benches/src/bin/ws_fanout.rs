@@ -62,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
     let last_event = Arc::new(Mutex::new(None::<Instant>));
 
     for count in &counts {
-        let mut request = format!("ws://{}/api/v1/notifications/dlr", args.http).into_client_request()?;
+        let mut request =
+            format!("ws://{}/api/v1/notifications/dlr", args.http).into_client_request()?;
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {}", args.key).parse()?);
@@ -76,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::spawn(async move {
             while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 if !text.contains("\"receipt\"") {
                     continue;
                 }
@@ -138,9 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let sending = started.elapsed();
     // Receipts still on their way: until every client has one per message, or the drain.
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain);
-    while Instant::now() < deadline
-        && counts.iter().any(|c| c.load(Ordering::Relaxed) < sent)
-    {
+    while Instant::now() < deadline && counts.iter().any(|c| c.load(Ordering::Relaxed) < sent) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let received: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();

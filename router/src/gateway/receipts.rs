@@ -162,7 +162,12 @@ impl Gateway {
             .then_some(())
             .map(|_| r.stat.clone());
         let is_final = stat.is_some();
-        let span = tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat);
+        // Only for a traced message (see `trace`): an unsampled one makes no span.
+        let span = if entry.trace.is_set() {
+            tracing::debug_span!("receipt", message_id = %entry.id, stat = %r.stat)
+        } else {
+            tracing::Span::none()
+        };
         entry.trace.adopt(&span);
         let _span = span.entered();
         if let Some(c) = self.connectors.load().get(cid) {

@@ -22,6 +22,11 @@ impl Parent {
         Self(parent.is_valid().then(|| Box::new(parent.clone())))
     }
 
+    /// Whether the submit was traced (its later spans are worth making).
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Makes `span` (not yet entered) a child of the submit's span.
     pub(crate) fn adopt(&self, span: &tracing::Span) {
         if let Some(parent) = &self.0 {

@@ -63,7 +63,11 @@ impl Gateway {
             return;
         };
         connector.counters.submit_answered(&result);
-        let span = tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid);
+        let span = if f.trace.is_set() {
+            tracing::debug_span!("uplink.submit_result", message_id = %f.message.id, connector = %cid)
+        } else {
+            tracing::Span::none()
+        };
         f.trace.adopt(&span);
         let _span = span.entered();
         // Unanswered because the link dropped (handed back at once), not a timeout.
