@@ -107,9 +107,15 @@ async fn main() -> anyhow::Result<()> {
     let every = Duration::from_secs_f64(args.batch as f64 / args.rate);
     let started = Instant::now();
     let mut tick = tokio::time::interval(every);
-    let (mut sent, mut refused, mut n) = (0u64, 0u64, 0u64);
+    // Sends overlap (up to IN_FLIGHT), so that a slow answer does not lower the rate.
+    const IN_FLIGHT: usize = 16;
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let (sent, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut sends = Vec::new();
+    let mut n = 0u64;
     while started.elapsed().as_secs_f64() < args.seconds {
         tick.tick().await;
+        let permit = slots.clone().acquire_owned().await?;
         let to: Vec<String> = (0..args.batch)
             .map(|_| {
                 n += 1;
@@ -121,24 +127,39 @@ async fn main() -> anyhow::Result<()> {
             .header("authorization", format!("Bearer {}", args.key))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        let response = client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        let at = Instant::now();
-        if status != 202 {
-            refused += args.batch as u64;
-            continue;
-        }
-        let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        let mut map = answered.lock().unwrap();
-        for m in answer["messages"].as_array().into_iter().flatten() {
-            if let Some(id) = m["id"].as_str() {
-                map.insert(id.to_owned(), at);
-                sent += 1;
+        let (client, answered, sent, refused, batch) = (
+            client.clone(),
+            answered.clone(),
+            sent.clone(),
+            refused.clone(),
+            args.batch as u64,
+        );
+        sends.push(tokio::spawn(async move {
+            let _permit = permit;
+            let response = client.request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            let at = Instant::now();
+            if status != 202 {
+                refused.fetch_add(batch, Ordering::Relaxed);
+                return Ok::<_, anyhow::Error>(());
             }
-        }
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            let mut map = answered.lock().unwrap();
+            for m in answer["messages"].as_array().into_iter().flatten() {
+                if let Some(id) = m["id"].as_str() {
+                    map.insert(id.to_owned(), at);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }));
+    }
+    for send in sends {
+        send.await??;
     }
     let sending = started.elapsed();
+    let (sent, refused) = (sent.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
     // Receipts still on their way: until every client has one per message, or the drain.
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain);
     while Instant::now() < deadline && counts.iter().any(|c| c.load(Ordering::Relaxed) < sent) {
