@@ -159,7 +159,10 @@ async fn main() -> anyhow::Result<()> {
         send.await??;
     }
     let sending = started.elapsed();
-    let (sent, refused) = (sent.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
+    let (sent, refused) = (
+        sent.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
     // Receipts still on their way: until every client has one per message, or the drain.
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain);
     while Instant::now() < deadline && counts.iter().any(|c| c.load(Ordering::Relaxed) < sent) {
