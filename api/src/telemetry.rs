@@ -229,8 +229,7 @@ mod sampling_tests {
             // Another crate's spans are not ours to export.
             tracing::info_span!(target: "hyper", "message.submit").in_scope(|| {});
         });
-        let names = names.0.lock().unwrap().clone();
-        names
+        names.0.lock().unwrap().clone()
     }
 
     #[test]
