@@ -165,10 +165,14 @@ async fn on_postgresql_changes_survive_a_restart_and_the_file_does_not_override_
         .expect("schema");
     let sep = if base.contains('?') { '&' } else { '?' };
     changes_survive_a_restart(&format!("{base}{sep}options[search_path]={schema}")).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+    // Clean-up only: the stopped gateway's background writers may still hold locks in
+    // the schema (a DROP then deadlocks with them); a leftover schema harms nothing.
+    if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&server)
         .await
-        .expect("drop schema");
+    {
+        eprintln!("schema {schema} left behind: {error}");
+    }
 }
 
 async fn changes_survive_a_restart(url: &str) {
