@@ -20,11 +20,14 @@ use std::{
 use axum::{
     extract::{
         ConnectInfo, RawQuery, State,
-        ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+        ws::{
+            Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+        },
     },
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
+use futures_util::SinkExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -38,11 +41,16 @@ pub const KEEP: Duration = Duration::from_secs(3600);
 pub const KEEP_MAX: usize = 100_000;
 /// Live events buffered per user for slow sockets before they re-read the backlog.
 const LIVE: usize = 1024;
+/// Events a socket takes from the backlog under one lock, and writes with one flush.
+const READ_BATCH: usize = 256;
+
+/// An event as every socket sends it: serialised once, shared (a clone is a refcount).
+type Frame = Utf8Bytes;
 
 struct Kept {
     seq: u64,
     at: Instant,
-    text: Arc<str>,
+    text: Frame,
 }
 
 struct UserLog {
@@ -84,7 +92,7 @@ impl Hub {
     pub fn publish(&self, uid: &Arc<str>, mut event: Value) {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         event["token"] = json!(self.token(seq));
-        let text: Arc<str> = Arc::from(event.to_string());
+        let text = Frame::from(event.to_string());
         let now = Instant::now();
         let mut users = self.users.lock();
         let log = users.entry(uid.clone()).or_insert_with(|| UserLog {
@@ -117,30 +125,37 @@ impl Hub {
         &self,
         uid: &Arc<str>,
         after: u64,
-    ) -> (broadcast::Receiver<u64>, Vec<(u64, Arc<str>)>) {
+    ) -> (broadcast::Receiver<u64>, Vec<(u64, Frame)>) {
         let mut users = self.users.lock();
         let log = users.entry(uid.clone()).or_insert_with(|| UserLog {
             kept: VecDeque::new(),
             live: broadcast::channel(LIVE).0,
         });
-        (log.live.subscribe(), Self::after(log, after))
+        (
+            log.live.subscribe(),
+            Self::after(log, after, u64::MAX, usize::MAX),
+        )
     }
 
-    fn after(log: &UserLog, after: u64) -> Vec<(u64, Arc<str>)> {
+    /// At most `limit` kept events past `after` and up to `up_to`.
+    fn after(log: &UserLog, after: u64, up_to: u64, limit: usize) -> Vec<(u64, Frame)> {
         // Sequence numbers only grow: find the first one past `after`.
         let start = log.kept.partition_point(|k| k.seq <= after);
         log.kept
-            .iter()
-            .skip(start)
+            .range(start..)
+            .take_while(|k| k.seq <= up_to)
+            .take(limit)
             .map(|k| (k.seq, k.text.clone()))
             .collect()
     }
 
-    fn kept_after(&self, uid: &str, after: u64) -> Vec<(u64, Arc<str>)> {
+    /// A socket's next events: a batch, not the whole backlog (a hundred sockets each
+    /// copying everything kept, for every event, was the fan-out's cost).
+    fn kept_after(&self, uid: &str, after: u64, up_to: u64) -> Vec<(u64, Frame)> {
         self.users
             .lock()
             .get(uid)
-            .map(|log| Self::after(log, after))
+            .map(|log| Self::after(log, after, up_to, READ_BATCH))
             .unwrap_or_default()
     }
 }
@@ -205,14 +220,13 @@ async fn serve(v1: V1, uid: Arc<str>, resume: Option<String>, mut socket: WebSoc
         }
     }
     for (seq, text) in backlog {
-        if socket
-            .send(Message::Text(text.as_ref().into()))
-            .await
-            .is_err()
-        {
+        if socket.feed(Message::Text(text)).await.is_err() {
             return;
         }
         last = seq;
+    }
+    if socket.flush().await.is_err() {
+        return;
     }
     loop {
         tokio::select! {
@@ -232,18 +246,21 @@ async fn serve(v1: V1, uid: Arc<str>, resume: Option<String>, mut socket: WebSoc
                     Err(broadcast::error::RecvError::Lagged(_)) => u64::MAX,
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                if up_to != u64::MAX && up_to <= last {
-                    continue;
-                }
-                for (seq, text) in hub.kept_after(&uid, last) {
-                    if seq > up_to {
-                        break;
+                // Everything up to `up_to` (all that is kept after a lag), a batch
+                // under each lock, written with one flush per batch.
+                while up_to > last {
+                    let batch = hub.kept_after(&uid, last, up_to);
+                    let Some(&(end, _)) = batch.last() else { break };
+                    for (_, text) in batch {
+                        if socket.feed(Message::Text(text)).await.is_err() {
+                            debug!("DLR WebSocket closed");
+                            return;
+                        }
                     }
-                    if socket.send(Message::Text(text.as_ref().into())).await.is_err() {
-                        debug!("DLR WebSocket closed");
+                    if socket.flush().await.is_err() {
                         return;
                     }
-                    last = seq;
+                    last = end;
                 }
             }
         }
@@ -261,16 +278,25 @@ mod tests {
         for i in 0..5 {
             hub.publish(&uid, json!({"n": i}));
         }
-        let kept = hub.kept_after("u1", 0);
+        let kept = hub.kept_after("u1", 0, u64::MAX);
         assert_eq!(kept.len(), 5);
-        let token: Value = serde_json::from_str(&kept[1].1).expect("json");
+        let token: Value = serde_json::from_str(kept[1].1.as_str()).expect("json");
         let seq = hub.parse(token["token"].as_str().unwrap_or_default());
         assert_eq!(seq, Some(kept[1].0));
-        assert_eq!(hub.kept_after("u1", kept[1].0).len(), 3);
+        assert_eq!(hub.kept_after("u1", kept[1].0, u64::MAX).len(), 3);
+        assert_eq!(hub.kept_after("u1", kept[1].0, kept[3].0).len(), 2, "up to");
         assert_eq!(
             Hub::default().parse(token["token"].as_str().unwrap_or_default()),
             None
         );
-        assert!(hub.kept_after("u2", 0).is_empty());
+        assert!(hub.kept_after("u2", 0, u64::MAX).is_empty());
+        for i in 0..(READ_BATCH + 10) {
+            hub.publish(&uid, json!({"m": i}));
+        }
+        assert_eq!(
+            hub.kept_after("u1", 0, u64::MAX).len(),
+            READ_BATCH,
+            "a batch"
+        );
     }
 }
