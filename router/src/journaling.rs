@@ -46,6 +46,10 @@ pub enum JournalRecord<'a> {
         /// The part's (committed) charge, so a restart can tell billing it went out.
         charge_key: &'a str,
         ttl: Duration,
+        /// The client asked for the receipt. When it did not, the record only bridges
+        /// billing's write-behind (a restart must still know the part went out) and
+        /// every such record lives the same fixed `ttl`.
+        receipt_wanted: bool,
     },
     /// One part's final outcome (no receipt awaited).
     Outcome {

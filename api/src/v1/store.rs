@@ -355,7 +355,7 @@ impl Db {
         // database's worker thread each (most of a v1 send's time under load).
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(MESSAGE_CHUNK) {
+            for chunk in billing::store::statement_chunks(rows, MESSAGE_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(head.as_str());
                 q.push_values(chunk, |mut b, m| {
                     b.push_bind(&m.id)

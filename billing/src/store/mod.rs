@@ -1,6 +1,7 @@
 //! Where the ledger, the CDR, accounts and tariffs are kept. The engine never waits on
 //! the store in its hot path: the write-behind task is the only writer of ledger and CDR.
 
+mod chunks;
 mod memory;
 mod postgres;
 mod sqlite;
@@ -8,6 +9,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use chunks::statement_chunks;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -151,7 +151,7 @@ impl LedgerStore for SqliteStore {
                 return Ok(());
             }
         }
-        for chunk in batch.entries.chunks(CHUNK) {
+        for chunk in super::statement_chunks(&batch.entries, CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO ledger (id, account_id, kind, amount, balance_delta, reserved_delta, \
                  sms_delta, reference, actor, reason, at) ",
@@ -171,7 +171,7 @@ impl LedgerStore for SqliteStore {
             });
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in batch.cdrs.chunks(CHUNK) {
+        for chunk in super::statement_chunks(&batch.cdrs, CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \

@@ -20,6 +20,7 @@ mod tests;
 
 use std::{
     borrow::Cow,
+    collections::VecDeque,
     time::{Duration, Instant},
 };
 
@@ -62,6 +63,12 @@ pub struct LogJournal {
     log: journal::Journal,
     /// Expiring records by deadline, so they leave the log when their TTL passes.
     expiries: Mutex<Expiries>,
+    /// Receipt waits of parts whose client wants no receipt (see
+    /// `JournalRecord::AwaitingReceipt::receipt_wanted`): one per message sent, all with
+    /// the same TTL and never finished early, so they expire in the order they came. A
+    /// queue of (deadline, key) costs a push and a pop each, where the expiry map's
+    /// hash table and heap cost several times that at full rate.
+    bridges: Mutex<VecDeque<(u64, u128)>>,
 }
 
 impl LogJournal {
@@ -69,18 +76,20 @@ impl LogJournal {
         Self {
             log,
             expiries: Mutex::new(Expiries::new()),
+            bridges: Mutex::new(VecDeque::new()),
         }
     }
 
     /// Records whose expiry is tracked (live receipt waits, pending deliveries and
     /// callbacks); falls back to zero when they complete.
     pub fn tracked_expiries(&self) -> usize {
-        self.expiries.lock().deadlines.len()
+        self.expiries.lock().deadlines.len() + self.bridges.lock().len()
     }
 
     /// Approximate heap bytes of the expiry tracking (for metrics and sizing).
     pub fn expiry_bytes(&self) -> usize {
         self.expiries.lock().bytes()
+            + self.bridges.lock().capacity() * std::mem::size_of::<(u64, u128)>()
     }
 
     pub fn log(&self) -> &journal::Journal {
@@ -165,6 +174,7 @@ impl Journal for LogJournal {
                 operator_id,
                 charge_key,
                 ttl,
+                receipt_wanted,
             } => {
                 let stored = StoredReceiptWait {
                     id: Cow::Borrowed(&entry.id),
@@ -186,7 +196,14 @@ impl Journal for LogJournal {
                 if let Ok(bytes) = encode(&stored, 0)
                     && self.log.try_put(id, KIND_AWAITING_RECEIPT, bytes)
                 {
-                    self.expiries.lock().arm(id, ttl);
+                    if receipt_wanted {
+                        self.expiries.lock().arm(id, ttl);
+                    } else {
+                        let expiries = self.expiries.lock();
+                        let at = expiries.millis(Instant::now() + ttl);
+                        drop(expiries);
+                        self.bridges.lock().push_back((at, id));
+                    }
                 } else {
                     // Not recorded: the accepted record must not linger and be resent.
                     self.finish(id);
@@ -251,7 +268,30 @@ impl Journal for LogJournal {
     }
 
     fn housekeeping(&self) {
-        let due = self.expiries.lock().due(Instant::now());
+        let now = Instant::now();
+        let (due, now_ms) = {
+            let mut expiries = self.expiries.lock();
+            (expiries.due(now), expiries.millis(now))
+        };
+        for key in due {
+            self.log.try_remove(key);
+        }
+        let mut due = Vec::new();
+        {
+            let mut bridges = self.bridges.lock();
+            while let Some(&(at, key)) = bridges.front() {
+                if at > now_ms {
+                    break;
+                }
+                bridges.pop_front();
+                due.push(key);
+            }
+            let len = bridges.len();
+            if bridges.capacity() > 4 * len + expiry::HEAP_SLACK {
+                bridges.shrink_to(2 * len);
+            }
+        }
+        // Removing a key that a receipt already finished is a no-op in the log.
         for key in due {
             self.log.try_remove(key);
         }

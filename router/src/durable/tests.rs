@@ -147,6 +147,7 @@ async fn finished_records_leave_the_expiry_tracking() {
             operator_id: "op",
             charge_key: id,
             ttl: day,
+            receipt_wanted: true,
         });
         let key = record_id(id, 1);
         journal.append(JournalRecord::PendingCallback {
@@ -181,6 +182,72 @@ async fn finished_records_leave_the_expiry_tracking() {
         2 * ids.len(),
         full / (2 * ids.len())
     );
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Receipt waits kept only to bridge billing's write-behind leave the log once their
+/// TTL passes, in order, and not before.
+#[tokio::test]
+async fn bridging_records_expire_in_order_after_their_ttl() {
+    let dir = tempfile_dir("durable-bridges");
+    let (log, _) = journal::Journal::open(journal::JournalConfig::new(
+        &dir,
+        journal::Durability::Batched,
+    ))
+    .unwrap();
+    let journal = LogJournal::new(log.clone());
+    let live = || log.stats().live.load(std::sync::atomic::Ordering::Relaxed);
+    let wait = |id: &str, ttl: Duration| {
+        let entry = DlrEntry {
+            id: Arc::from(id),
+            uid: Arc::from("bank1"),
+            username: Arc::from("bank"),
+            origin: Origin::Http,
+            source: Address::new("BANK", 5, 0),
+            destination: Address::new("998901234567", 1, 1),
+            registered_delivery: 0,
+            dlr: None,
+            connector: Arc::from("sim"),
+            submitted_at: Local::now(),
+            part: 0,
+            multipart: None,
+            trace: Default::default(),
+        };
+        journal.append(JournalRecord::AwaitingReceipt {
+            entry: &entry,
+            operator_id: "op",
+            charge_key: id,
+            ttl,
+            receipt_wanted: false,
+        });
+    };
+    let short: Vec<String> = (0..100).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let long: Vec<String> = (0..50).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for id in &short {
+        wait(id, Duration::from_millis(50));
+    }
+    for id in &long {
+        wait(id, Duration::from_secs(3600));
+    }
+    log.flush().await.unwrap();
+    assert_eq!(live(), 150);
+    assert_eq!(journal.tracked_expiries(), 150);
+    journal.housekeeping();
+    log.flush().await.unwrap();
+    assert_eq!(live(), 150, "nothing is due yet");
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    journal.housekeeping();
+    log.flush().await.unwrap();
+    assert_eq!(live(), 50, "the short ones are gone, the long ones stay");
+    assert_eq!(journal.tracked_expiries(), 50);
+    // A receipt that finished one early makes its expiry a no-op.
+    journal.append(JournalRecord::ReceiptDone {
+        id: &long[0],
+        part: 0,
+    });
+    log.flush().await.unwrap();
+    assert_eq!(live(), 49);
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -250,6 +250,7 @@ impl Gateway {
                 operator_id,
                 charge_key: &f.charge_key,
                 ttl: SUBMITTED_RECORD_TTL,
+                receipt_wanted: false,
             });
             return;
         }
@@ -258,6 +259,7 @@ impl Gateway {
             operator_id,
             charge_key: &f.charge_key,
             ttl: connector.config.dlr_expiry(),
+            receipt_wanted: true,
         });
         self.idmap.insert(
             &connector.cid,

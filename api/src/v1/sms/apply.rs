@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use billing::store::statement_chunks;
 use sqlx::Row;
 
 use super::super::{
@@ -89,7 +90,7 @@ fn exists_sql(rows: usize) -> String {
 /// Writes `rows` to the outbox (due at `now`) on `$tx`, a chunk per statement.
 macro_rules! insert_event_rows {
     ($tx:expr, $rows:expr, $now:expr) => {
-        for chunk in $rows.chunks(CHUNK) {
+        for chunk in statement_chunks(&$rows, CHUNK) {
             let sql = events_sql(chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for (id, webhook_id, uid, url, event, body) in chunk {
@@ -111,7 +112,7 @@ macro_rules! insert_event_rows {
 /// it moved (as they are now) to `$changed`.
 macro_rules! update_rows {
     ($tx:expr, $changes:expr, $changed:expr) => {
-        for chunk in $changes.chunks(CHUNK) {
+        for chunk in statement_chunks(&$changes, CHUNK) {
             let sql = update_sql(chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for c in chunk {
@@ -167,7 +168,7 @@ impl Db {
                 .filter(|id| !moved.contains(*id))
                 .collect();
             let mut found = HashSet::new();
-            for chunk in rest.chunks(CHUNK) {
+            for chunk in statement_chunks(&rest, CHUNK) {
                 let sql = exists_sql(chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for id in chunk {
@@ -211,7 +212,7 @@ impl Db {
     pub(crate) async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
         let mut found = HashSet::new();
         with_pool!(self, pool => {
-            for chunk in ids.chunks(CHUNK) {
+            for chunk in statement_chunks(ids, CHUNK) {
                 let sql = exists_sql(chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for id in chunk {
