@@ -162,6 +162,16 @@ impl Db {
         }
     }
 
+    /// Held around a write transaction on SQLite: this process's writers to the file
+    /// take turns here instead of sleeping in SQLite's busy handler (see
+    /// `billing::store::sqlite_write_gate`). PostgreSQL needs no such turn.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Db::Sqlite(pool) => Some(billing::store::sqlite_write_gate(pool).await),
+            Db::Postgres(_) => None,
+        }
+    }
+
     // ---- API keys -------------------------------------------------------------------
 
     pub async fn insert_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError> {
@@ -260,6 +270,7 @@ impl Db {
         now: i64,
         expired_before: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2 AND created_at < $3")
                 .bind(uid)
@@ -310,6 +321,7 @@ impl Db {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             sqlx::query("UPDATE api_idempotency SET status = $1, body = $2 WHERE uid = $3 AND key = $4")
                 .bind(i64::from(status))
@@ -324,6 +336,7 @@ impl Db {
 
     /// Forgets a claim whose request sent nothing, so that a retry may run.
     pub async fn idem_release(&self, uid: &str, key: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2")
                 .bind(uid)
@@ -353,6 +366,7 @@ impl Db {
         let head = format!("INSERT INTO api_messages ({MESSAGE_COLUMNS}) ");
         // One multi-row statement per chunk: a statement per row was a round trip to the
         // database's worker thread each (most of a v1 send's time under load).
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in billing::store::statement_chunks(rows, MESSAGE_CHUNK) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use chunks::statement_chunks;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, write_gate as sqlite_write_gate};
 
 use crate::account::{Account, AccountId};
 use crate::audit::AuditEvent;

@@ -2,7 +2,10 @@
 //! survives a crash of the process (it is in the WAL, handed to the OS), but the last
 //! batches before a power loss or an OS crash may be lost; checkpoints are fsynced.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -28,6 +31,25 @@ const CHUNK: usize = 256;
 /// between; IMMEDIATE takes the write lock up front and waits on busy_timeout instead.
 pub struct SqliteStore {
     pool: SqlitePool,
+}
+
+/// One per database file in this process: see [`write_gate`].
+static WRITE_GATES: LazyLock<parking_lot::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// Serialises this process's write transactions on the SQLite file behind `pool`.
+///
+/// SQLite lets one writer in at a time. A connection that finds the write lock taken
+/// sleeps in SQLite's busy handler (1, 2, 5, 10… ms a try) and is not woken when the
+/// lock is freed: that put whole milliseconds into REST API answers whose records were
+/// written while billing's group commit held the lock. Waiting here instead hands the
+/// lock over the moment it is free. A writer that does not take the gate (a rare admin
+/// write) still meets the busy handler, as before. Hold the guard for one transaction,
+/// never across another gated write.
+pub async fn write_gate(pool: &SqlitePool) -> tokio::sync::OwnedMutexGuard<()> {
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let gate = WRITE_GATES.lock().entry(file).or_default().clone();
+    gate.lock_owned().await
 }
 
 impl SqliteStore {
@@ -140,6 +162,7 @@ impl LedgerStore for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let _gate = write_gate(&self.pool).await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(first) = batch.first_entry_id() {
             let seen: Option<i64> = sqlx::query_scalar("SELECT id FROM ledger WHERE id = ?")
@@ -151,6 +174,8 @@ impl LedgerStore for SqliteStore {
                 return Ok(());
             }
         }
+        // Shared strings (`Arc<str>`) are bound by a clone of the Arc: sqlx binds them
+        // as they are, where a `&str` is copied into a new String (and Arc) per value.
         for chunk in super::statement_chunks(&batch.entries, CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO ledger (id, account_id, kind, amount, balance_delta, reserved_delta, \
@@ -164,9 +189,9 @@ impl LedgerStore for SqliteStore {
                     .push_bind(e.balance_delta.0)
                     .push_bind(e.reserved_delta.0)
                     .push_bind(e.sms_delta)
-                    .push_bind(&*e.reference)
+                    .push_bind(e.reference.clone())
                     .push_bind(&*e.actor)
-                    .push_bind(e.reason.as_deref())
+                    .push_bind(e.reason.clone())
                     .push_bind(e.at);
             });
             q.build().execute(&mut *tx).await?;
@@ -179,7 +204,7 @@ impl LedgerStore for SqliteStore {
                  final_status, receipt_at, mcc, mnc, cost, margin) ",
             );
             q.push_values(chunk, |mut b, c| {
-                b.push_bind(&*c.message_id)
+                b.push_bind(c.message_id.clone())
                     .push_bind(c.account.0)
                     .push_bind(c.meta.user.as_str())
                     .push_bind(c.meta.connector.as_str())
@@ -196,8 +221,8 @@ impl LedgerStore for SqliteStore {
                     .push_bind(c.charge_status.as_str())
                     .push_bind(c.accepted_at)
                     .push_bind(c.submitted_at)
-                    .push_bind(c.operator_msg_id.as_deref())
-                    .push_bind(c.final_status.as_deref())
+                    .push_bind(c.operator_msg_id.clone())
+                    .push_bind(c.final_status.clone())
                     .push_bind(c.receipt_at)
                     .push_bind(c.meta.mcc.map(i64::from))
                     .push_bind(c.meta.mnc.map(i64::from))
@@ -690,4 +715,37 @@ async fn sums(pool: &SqlitePool, sql: &'static str) -> Result<Vec<AccountSums>, 
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writers_to_one_file_take_turns_and_other_files_do_not_wait() {
+        let dir = std::env::temp_dir().join(format!("sqlite-gate-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = |name: &str| format!("sqlite://{}/{name}", dir.display());
+        let billing = SqliteStore::open(&url("billing.db")).await.unwrap();
+        let api = SqliteStore::open(&url("billing.db")).await.unwrap();
+        let other = SqliteStore::open(&url("other.db")).await.unwrap();
+        let short = Duration::from_millis(50);
+
+        let held = write_gate(billing.pool()).await;
+        assert!(
+            tokio::time::timeout(short, write_gate(api.pool()))
+                .await
+                .is_err(),
+            "a second pool on the same file waits for the turn"
+        );
+        let other_turn = tokio::time::timeout(short, write_gate(other.pool()))
+            .await
+            .expect("another file has a gate of its own");
+        drop(other_turn);
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(1), write_gate(api.pool()))
+            .await
+            .expect("the turn passes once released");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -137,6 +137,7 @@ impl Db {
         if events.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             insert_event_rows!(tx, events, now);
@@ -158,6 +159,7 @@ impl Db {
         if changes.is_empty() {
             return Ok(applied);
         }
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             update_rows!(tx, changes, applied.changed);
