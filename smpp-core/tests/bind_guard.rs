@@ -150,3 +150,23 @@ async fn an_address_cycling_system_ids_is_locked_out() {
     assert_eq!(auth.verified.load(Ordering::SeqCst), 4);
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn many_good_binds_at_once_all_get_in() {
+    let (addr, auth, shutdown) = start(GuardConfig {
+        max_bind_failures: 3,
+        failure_delay: Duration::from_millis(1),
+        ..GuardConfig::default()
+    })
+    .await;
+    // A client opening twelve binds at once, more than the failure limit: the ones
+    // beyond it wait for those being verified instead of being refused.
+    let binds: Vec<_> = (0..12)
+        .map(|_| tokio::spawn(bind_status(addr, "bank", "secret")))
+        .collect();
+    for bind in binds {
+        assert_eq!(bind.await.unwrap(), CommandStatus::EsmeRok);
+    }
+    assert_eq!(auth.verified.load(Ordering::SeqCst), 12);
+    shutdown.cancel();
+}

@@ -52,7 +52,10 @@ impl Default for GuardConfig {
 
 #[derive(Debug)]
 struct Failures {
+    /// Failures, counting the binds still being verified (see `AccessGuard::begin`).
     count: u32,
+    /// Of `count`, the binds still being verified.
+    in_flight: u32,
     last: Instant,
     locked_until: Option<Instant>,
 }
@@ -61,6 +64,7 @@ impl Failures {
     fn new(now: Instant) -> Self {
         Self {
             count: 0,
+            in_flight: 0,
             last: now,
             locked_until: None,
         }
@@ -68,6 +72,11 @@ impl Failures {
 
     fn locked(&self, now: Instant) -> bool {
         self.locked_until.is_some_and(|until| until > now)
+    }
+
+    /// Locked out by failures that are settled, not by binds still being verified.
+    fn locked_by_failures(&self, now: Instant, max: u32) -> bool {
+        self.locked(now) && self.count.saturating_sub(self.in_flight) >= max
     }
 
     /// Count one more failure; from the `max`-th on, lock out for a lockout that doubles.
@@ -140,7 +149,47 @@ impl AccessGuard {
         if self.is_locked(ip, system_id) {
             return None;
         }
-        Some(self.failed(ip, system_id))
+        let delay = self.failed(ip, system_id);
+        let key = (ip, system_id.to_owned());
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = tracked.by_user.get_mut(&key) {
+            f.in_flight = f.in_flight.saturating_add(1);
+        }
+        if let Some(f) = tracked.by_ip.get_mut(&ip) {
+            f.in_flight = f.in_flight.saturating_add(1);
+        }
+        Some(delay)
+    }
+
+    /// [`Self::begin`] refused (ip, system_id), but only because of binds still being
+    /// verified: many binds at once from one client. Such a bind should wait for them
+    /// rather than be refused; once they settle it either gets its turn (they were good)
+    /// or meets a real lockout (they were guesses), so guesses are still verified only a
+    /// few at a time.
+    pub fn held_back_by_binds_in_flight(&self, ip: IpAddr, system_id: &str) -> bool {
+        let now = Instant::now();
+        let key = (ip, system_id.to_owned());
+        let config = &self.config;
+        let tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let user = tracked.by_user.peek(&key);
+        let by_ip = tracked.by_ip.peek(&ip);
+        let in_flight = user.map_or(0, |f| f.in_flight) + by_ip.map_or(0, |f| f.in_flight);
+        in_flight > 0
+            && !user.is_some_and(|f| f.locked_by_failures(now, config.max_bind_failures))
+            && !by_ip.is_some_and(|f| f.locked_by_failures(now, config.max_bind_failures_per_ip))
+    }
+
+    /// The bind begun with [`Self::begin`] failed, or was abandoned: it is no longer in
+    /// flight, and stays counted as a failure.
+    pub fn settled_failure(&self, ip: IpAddr, system_id: &str) {
+        let key = (ip, system_id.to_owned());
+        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = tracked.by_user.get_mut(&key) {
+            f.in_flight = f.in_flight.saturating_sub(1);
+        }
+        if let Some(f) = tracked.by_ip.get_mut(&ip) {
+            f.in_flight = f.in_flight.saturating_sub(1);
+        }
     }
 
     /// The bind begun with [`Self::begin`] succeeded: forget the (IP, system_id)'s
@@ -151,6 +200,7 @@ impl AccessGuard {
         tracked.by_user.remove(&key);
         if let Some(f) = tracked.by_ip.get_mut(&ip) {
             f.count = f.count.saturating_sub(1);
+            f.in_flight = f.in_flight.saturating_sub(1);
             // A lockout that only binds still in flight caused (many good binds at once
             // from one address) ends once they turn out good; real failures stay counted.
             if f.count < self.config.max_bind_failures_per_ip {
@@ -434,6 +484,45 @@ mod tests {
             guard.succeeded(ip, &format!("user{n}"));
         }
         assert!(guard.begin(ip, "user10").is_some());
+    }
+
+    #[test]
+    fn binds_in_flight_hold_others_back_without_locking_them_out() {
+        let guard = quick(3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..3 {
+            assert!(guard.begin(ip, "bank").is_some());
+        }
+        assert!(guard.begin(ip, "bank").is_none(), "three in flight");
+        assert!(
+            guard.held_back_by_binds_in_flight(ip, "bank"),
+            "only held back"
+        );
+        // The first turns out good: the others get their turn.
+        guard.succeeded(ip, "bank");
+        assert!(guard.begin(ip, "bank").is_some());
+    }
+
+    #[test]
+    fn guesses_in_flight_that_fail_become_a_real_lockout() {
+        let guard = quick(3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..3 {
+            assert!(guard.begin(ip, "bank").is_some());
+        }
+        assert!(guard.held_back_by_binds_in_flight(ip, "bank"));
+        for _ in 0..3 {
+            guard.settled_failure(ip, "bank");
+        }
+        assert!(guard.begin(ip, "bank").is_none());
+        assert!(
+            !guard.held_back_by_binds_in_flight(ip, "bank"),
+            "locked out by settled failures: refuse, do not wait"
+        );
+        assert!(
+            !guard.held_back_by_binds_in_flight(ip, "other"),
+            "nothing in flight"
+        );
     }
 
     #[test]

@@ -422,6 +422,27 @@ fn tick_period(config: &ServerConfig) -> Duration {
     (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(500))
 }
 
+/// First and longest pause of a bind waiting for the binds of its client being verified.
+const IN_FLIGHT_FIRST_PAUSE: Duration = Duration::from_millis(2);
+const IN_FLIGHT_MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// A bind begun with the guard: unless it succeeded, it settles as a failure when it
+/// ends, however it ends (refused, timed out, or the connection dropped mid-way).
+struct BindAttempt<'a> {
+    guard: &'a AccessGuard,
+    peer: SocketAddr,
+    system_id: &'a str,
+    succeeded: bool,
+}
+
+impl Drop for BindAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.succeeded {
+            self.guard.settled_failure(self.peer.ip(), self.system_id);
+        }
+    }
+}
+
 async fn bind<A: Authenticator, H>(
     frame: Frame,
     peer: SocketAddr,
@@ -451,12 +472,32 @@ async fn bind<A: Authenticator, H>(
     let config = &shared.config;
     let guard = &shared.guard;
     // Counted as a failure before the authenticator (and its password hashing) runs, so
-    // a burst of parallel binds cannot all be verified before the lockout starts.
-    let Some(failure_delay) = guard.begin(peer.ip(), &request.system_id) else {
+    // a burst of parallel binds cannot all be verified before the lockout starts. A bind
+    // held back only by binds still being verified (a client opening many at once)
+    // waits for them instead of being refused.
+    let waiting_since = Instant::now();
+    let mut pause = IN_FLIGHT_FIRST_PAUSE;
+    let failure_delay = loop {
+        if let Some(delay) = guard.begin(peer.ip(), &request.system_id) {
+            break delay;
+        }
+        if guard.held_back_by_binds_in_flight(peer.ip(), &request.system_id)
+            && waiting_since.elapsed() + pause < config.bind_timeout
+        {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(IN_FLIGHT_MAX_PAUSE);
+            continue;
+        }
         // The system_id is the peer's choice: escaped, and at debug so that a flood of
         // locked-out attempts cannot flood the log.
         debug!(system_id = ?request.system_id, %peer, "bind refused: locked out after repeated failures");
         return Err((CommandStatus::EsmeRbindfail, config.guard.failure_delay));
+    };
+    let mut attempt = BindAttempt {
+        guard,
+        peer,
+        system_id: &request.system_id,
+        succeeded: false,
     };
     let authenticated =
         tokio::time::timeout(config.bind_timeout, shared.auth.authenticate(&request))
@@ -465,10 +506,12 @@ async fn bind<A: Authenticator, H>(
     let grant: BindGrant = match authenticated {
         Ok(grant) => {
             guard.succeeded(peer.ip(), &request.system_id);
+            attempt.succeeded = true;
             grant
         }
         Err(status) => return Err((status, failure_delay)),
     };
+    drop(attempt);
     let info = Arc::new(SessionInfo {
         id: session_id,
         system_id: grant.system_id.clone(),
