@@ -51,6 +51,14 @@ impl RequestHandler for SlowAuth {
     }
 }
 
+/// Failed binds answered after 1 ms, so the tests do not wait on the growing delay.
+fn quick() -> GuardConfig {
+    GuardConfig {
+        failure_delay: Duration::from_millis(1),
+        ..GuardConfig::default()
+    }
+}
+
 async fn start(guard: GuardConfig) -> (std::net::SocketAddr, Arc<SlowAuth>, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -79,8 +87,7 @@ async fn bind_status(addr: std::net::SocketAddr, system_id: &str, password: &str
 async fn parallel_guesses_are_not_all_verified() {
     let (addr, auth, shutdown) = start(GuardConfig {
         max_bind_failures: 3,
-        failure_delay: Duration::from_millis(1),
-        ..GuardConfig::default()
+        ..quick()
     })
     .await;
     let guesses: Vec<_> = (0..20)
@@ -114,8 +121,7 @@ async fn parallel_guesses_are_not_all_verified() {
 async fn a_successful_bind_clears_its_counted_attempt() {
     let (addr, auth, shutdown) = start(GuardConfig {
         max_bind_failures: 2,
-        failure_delay: Duration::from_millis(1),
-        ..GuardConfig::default()
+        ..quick()
     })
     .await;
     // More good binds one after another than the failure limit: none is locked out.
@@ -133,8 +139,7 @@ async fn a_successful_bind_clears_its_counted_attempt() {
 async fn an_address_cycling_system_ids_is_locked_out() {
     let (addr, auth, shutdown) = start(GuardConfig {
         max_bind_failures_per_ip: 4,
-        failure_delay: Duration::from_millis(1),
-        ..GuardConfig::default()
+        ..quick()
     })
     .await;
     for n in 0..4 {
@@ -155,8 +160,7 @@ async fn an_address_cycling_system_ids_is_locked_out() {
 async fn many_good_binds_at_once_all_get_in() {
     let (addr, auth, shutdown) = start(GuardConfig {
         max_bind_failures: 3,
-        failure_delay: Duration::from_millis(1),
-        ..GuardConfig::default()
+        ..quick()
     })
     .await;
     // A client opening twelve binds at once, more than the failure limit: the ones

@@ -20,7 +20,6 @@ mod tests;
 
 use std::{
     borrow::Cow,
-    collections::VecDeque,
     time::{Duration, Instant},
 };
 
@@ -36,7 +35,7 @@ use crate::{
 
 use decode::unix_now;
 pub use decode::{DecodeReport, Restored, RestoredPart, decode, decode_all};
-use expiry::Expiries;
+use expiry::{Expiries, FixedTtlQueue};
 use stored::*;
 
 pub const KIND_ACCEPTED: u8 = 1;
@@ -64,11 +63,9 @@ pub struct LogJournal {
     /// Expiring records by deadline, so they leave the log when their TTL passes.
     expiries: Mutex<Expiries>,
     /// Receipt waits of parts whose client wants no receipt (see
-    /// `JournalRecord::AwaitingReceipt::receipt_wanted`): one per message sent, all with
-    /// the same TTL and never finished early, so they expire in the order they came. A
-    /// queue of (deadline, key) costs a push and a pop each, where the expiry map's
-    /// hash table and heap cost several times that at full rate.
-    bridges: Mutex<VecDeque<(u64, u128)>>,
+    /// `JournalRecord::AwaitingReceipt::receipt_wanted`): one per message sent, all
+    /// with the same TTL.
+    bridges: Mutex<FixedTtlQueue>,
 }
 
 impl LogJournal {
@@ -76,7 +73,7 @@ impl LogJournal {
         Self {
             log,
             expiries: Mutex::new(Expiries::new()),
-            bridges: Mutex::new(VecDeque::new()),
+            bridges: Mutex::new(FixedTtlQueue::new()),
         }
     }
 
@@ -88,8 +85,7 @@ impl LogJournal {
 
     /// Approximate heap bytes of the expiry tracking (for metrics and sizing).
     pub fn expiry_bytes(&self) -> usize {
-        self.expiries.lock().bytes()
-            + self.bridges.lock().capacity() * std::mem::size_of::<(u64, u128)>()
+        self.expiries.lock().bytes() + self.bridges.lock().bytes()
     }
 
     pub fn log(&self) -> &journal::Journal {
@@ -199,10 +195,7 @@ impl Journal for LogJournal {
                     if receipt_wanted {
                         self.expiries.lock().arm(id, ttl);
                     } else {
-                        let expiries = self.expiries.lock();
-                        let at = expiries.millis(Instant::now() + ttl);
-                        drop(expiries);
-                        self.bridges.lock().push_back((at, id));
+                        self.bridges.lock().push(id, ttl);
                     }
                 } else {
                     // Not recorded: the accepted record must not linger and be resent.
@@ -269,30 +262,10 @@ impl Journal for LogJournal {
 
     fn housekeeping(&self) {
         let now = Instant::now();
-        let (due, now_ms) = {
-            let mut expiries = self.expiries.lock();
-            (expiries.due(now), expiries.millis(now))
-        };
-        for key in due {
-            self.log.try_remove(key);
-        }
-        let mut due = Vec::new();
-        {
-            let mut bridges = self.bridges.lock();
-            while let Some(&(at, key)) = bridges.front() {
-                if at > now_ms {
-                    break;
-                }
-                bridges.pop_front();
-                due.push(key);
-            }
-            let len = bridges.len();
-            if bridges.capacity() > 4 * len + expiry::HEAP_SLACK {
-                bridges.shrink_to(2 * len);
-            }
-        }
+        let due = self.expiries.lock().due(now);
+        let bridged = self.bridges.lock().due(now);
         // Removing a key that a receipt already finished is a no-op in the log.
-        for key in due {
+        for key in due.into_iter().chain(bridged) {
             self.log.try_remove(key);
         }
     }

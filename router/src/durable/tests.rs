@@ -127,21 +127,7 @@ async fn finished_records_leave_the_expiry_tracking() {
             amount: 1,
         });
         assert!(!matches!(accepted, Durable::Failed(_)));
-        let entry = DlrEntry {
-            id: message.id.clone(),
-            uid: Arc::from("bank1"),
-            username: Arc::from("bank"),
-            origin: Origin::Http,
-            source: Address::new("BANK", 5, 0),
-            destination: Address::new("998901234567", 1, 1),
-            registered_delivery: 1,
-            dlr: None,
-            connector: Arc::from("sim"),
-            submitted_at: Local::now(),
-            part: 0,
-            multipart: None,
-            trace: Default::default(),
-        };
+        let entry = receipt_wait(id, 1);
         journal.append(JournalRecord::AwaitingReceipt {
             entry: &entry,
             operator_id: "op",
@@ -199,21 +185,7 @@ async fn bridging_records_expire_in_order_after_their_ttl() {
     let journal = LogJournal::new(log.clone());
     let live = || log.stats().live.load(std::sync::atomic::Ordering::Relaxed);
     let wait = |id: &str, ttl: Duration| {
-        let entry = DlrEntry {
-            id: Arc::from(id),
-            uid: Arc::from("bank1"),
-            username: Arc::from("bank"),
-            origin: Origin::Http,
-            source: Address::new("BANK", 5, 0),
-            destination: Address::new("998901234567", 1, 1),
-            registered_delivery: 0,
-            dlr: None,
-            connector: Arc::from("sim"),
-            submitted_at: Local::now(),
-            part: 0,
-            multipart: None,
-            trace: Default::default(),
-        };
+        let entry = receipt_wait(id, 0);
         journal.append(JournalRecord::AwaitingReceipt {
             entry: &entry,
             operator_id: "op",
@@ -250,6 +222,25 @@ async fn bridging_records_expire_in_order_after_their_ttl() {
     assert_eq!(live(), 49);
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The first part of message `id` (an HTTP one) waiting at the operator "sim".
+fn receipt_wait(id: &str, registered_delivery: u8) -> DlrEntry {
+    DlrEntry {
+        id: Arc::from(id),
+        uid: Arc::from("bank1"),
+        username: Arc::from("bank"),
+        origin: Origin::Http,
+        source: Address::new("BANK", 5, 0),
+        destination: Address::new("998901234567", 1, 1),
+        registered_delivery,
+        dlr: None,
+        connector: Arc::from("sim"),
+        submitted_at: Local::now(),
+        part: 0,
+        multipart: None,
+        trace: Default::default(),
+    }
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {

@@ -150,15 +150,20 @@ impl AccessGuard {
             return None;
         }
         let delay = self.failed(ip, system_id);
+        self.update_in_flight(ip, system_id, |n| n.saturating_add(1));
+        Some(delay)
+    }
+
+    /// Moves the count of binds in flight of (ip, system_id) and of ip.
+    fn update_in_flight(&self, ip: IpAddr, system_id: &str, change: impl Fn(u32) -> u32) {
         let key = (ip, system_id.to_owned());
         let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = tracked.by_user.get_mut(&key) {
-            f.in_flight = f.in_flight.saturating_add(1);
+            f.in_flight = change(f.in_flight);
         }
         if let Some(f) = tracked.by_ip.get_mut(&ip) {
-            f.in_flight = f.in_flight.saturating_add(1);
+            f.in_flight = change(f.in_flight);
         }
-        Some(delay)
     }
 
     /// [`Self::begin`] refused (ip, system_id), but only because of binds still being
@@ -182,14 +187,7 @@ impl AccessGuard {
     /// The bind begun with [`Self::begin`] failed, or was abandoned: it is no longer in
     /// flight, and stays counted as a failure.
     pub fn settled_failure(&self, ip: IpAddr, system_id: &str) {
-        let key = (ip, system_id.to_owned());
-        let mut tracked = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = tracked.by_user.get_mut(&key) {
-            f.in_flight = f.in_flight.saturating_sub(1);
-        }
-        if let Some(f) = tracked.by_ip.get_mut(&ip) {
-            f.in_flight = f.in_flight.saturating_sub(1);
-        }
+        self.update_in_flight(ip, system_id, |n| n.saturating_sub(1));
     }
 
     /// The bind begun with [`Self::begin`] succeeded: forget the (IP, system_id)'s
