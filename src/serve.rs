@@ -168,6 +168,9 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             api::v1::V1Config {
                 default_rate: config.http.api_key_rate,
                 currency: config.storage.currency.clone(),
+                // Resume tokens outlive a restart when the journal is on disk.
+                events_dir: (durability != Durability::Memory)
+                    .then(|| journal_dir.join("dlr-events")),
                 ..api::v1::V1Config::default()
             },
         );

@@ -1,5 +1,6 @@
 //! The REST v1 receipts WebSocket over real sockets: live receipts, resuming after a
-//! reconnect, an unknown token, and authentication at the handshake.
+//! reconnect and after a restart of the gateway, an unknown token, and authentication
+//! at the handshake.
 
 mod common;
 
@@ -120,6 +121,63 @@ async fn receipts_live_and_resumed() {
     // Another account hears none of it (its first event is its own).
     let own = send(&s, &other, "255700000009").await;
     assert_eq!(next_event(&mut stranger).await["message_id"], own.as_str());
+}
+
+#[tokio::test]
+async fn a_token_outlives_a_restart() {
+    let mut s = Setup::start_v1().await;
+    let key = make_key(&s, "u1").await;
+    let mut socket = connect(&s, &key, "").await;
+    let first = send(&s, &key, "255700000001").await;
+    let event = next_event(&mut socket).await;
+    assert_eq!(event["message_id"], first.as_str());
+    let token = event["token"].as_str().expect("token").to_owned();
+    drop(socket);
+
+    // Two receipts the client misses; a watcher sees that they were published.
+    let mut watcher = connect(&s, &key, "").await;
+    let missed = [
+        send(&s, &key, "255700000002").await,
+        send(&s, &key, "255700000003").await,
+    ];
+    let mut seen = vec![
+        next_event(&mut watcher).await["message_id"].clone(),
+        next_event(&mut watcher).await["message_id"].clone(),
+    ];
+    drop(watcher);
+
+    // The gateway restarts on the same directory (the key is stored there too).
+    let dir = s.dir.take().expect("dir");
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = Setup::start_v1_in(dir).await;
+    let mut socket = connect(&s, &key, &format!("?resume={token}")).await;
+    let mut resumed = vec![next_event(&mut socket).await, next_event(&mut socket).await];
+    assert!(
+        resumed.iter().all(|e| e["type"] == "receipt"),
+        "no reset: {resumed:?}"
+    );
+    let mut want: Vec<Value> = missed.iter().map(|id| json!(id)).collect();
+    want.sort_by_key(|v| v.to_string());
+    seen.sort_by_key(|v| v.to_string());
+    assert_eq!(seen, want);
+    resumed.sort_by_key(|e| e["message_id"].to_string());
+    let ids: Vec<Value> = resumed.iter().map(|e| e["message_id"].clone()).collect();
+    assert_eq!(ids, want, "the missed receipts, once each");
+    // Then live ones, with tokens that keep growing past the old process's.
+    let after = send(&s, &key, "255700000004").await;
+    let live = next_event(&mut socket).await;
+    assert_eq!(live["message_id"], after.as_str());
+    let seq = |e: &Value| -> u64 {
+        let token = e["token"].as_str().expect("token");
+        token
+            .split_once('-')
+            .expect("epoch-seq")
+            .1
+            .parse()
+            .expect("seq")
+    };
+    assert!(resumed.iter().all(|e| seq(e) < seq(&live)));
 }
 
 #[tokio::test]

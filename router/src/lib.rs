@@ -32,7 +32,7 @@ pub use config::{ConfigError, RouterConfig};
 pub use gateway::{
     Deps, Gateway, GatewayHandle, NotStored, Observed, RestoreReport, SmppFront, Subscription,
 };
-pub use model::{Address, DlrMethod, DlrRequest, Message, Origin};
+pub use model::{Address, DlrMethod, DlrRequest, Message, Origin, new_message_id};
 pub use proto::charging;
 pub use refusal::Refusal;
 pub use snapshot::Snapshot;

@@ -121,6 +121,11 @@ impl DlrRequest {
     }
 }
 
+/// A new message id: a UUID v7, so ids sort by the time they were given.
+pub fn new_message_id() -> Arc<str> {
+    Arc::from(uuid::Uuid::now_v7().to_string())
+}
+
 /// A message on its way to an operator (MT) or from one (MO).
 #[derive(Debug, Clone)]
 pub struct Message {

@@ -73,6 +73,9 @@ pub struct V1Config {
     pub webhook_retry_window: Duration,
     pub webhook_timeout: Duration,
     pub webhook_poll: Duration,
+    /// Where the receipts WebSocket keeps its events so that resume tokens outlive a
+    /// restart; `None` keeps them in memory only.
+    pub events_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for V1Config {
@@ -86,6 +89,7 @@ impl Default for V1Config {
             webhook_retry_window: Duration::from_secs(72 * 3600),
             webhook_timeout: Duration::from_secs(10),
             webhook_poll: Duration::from_millis(500),
+            events_dir: None,
         }
     }
 }
@@ -107,8 +111,7 @@ struct Inner {
     hub: ws::Hub,
     /// Cancelled with the token given to [`V1::spawn_tasks`]: WebSockets close.
     stop: CancellationToken,
-    /// Sends in progress, and receipts that overtook them ([`sms::follow_receipts`]).
-    sending: std::sync::atomic::AtomicUsize,
+    /// Receipts of records being written ([`sms::follow_receipts`]).
     early: sms::Early,
     /// Records of accepted messages on their way to the database.
     unwritten: Mutex<sms::Unwritten>,
@@ -117,6 +120,10 @@ struct Inner {
 
 impl V1 {
     pub fn new(gateway: Arc<Gateway>, db: Arc<Db>, config: V1Config) -> Self {
+        let hub = match &config.events_dir {
+            Some(dir) => ws::Hub::persistent(dir),
+            None => ws::Hub::default(),
+        };
         Self {
             inner: Arc::new(Inner {
                 gateway,
@@ -126,9 +133,8 @@ impl V1 {
                 key_cache: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
                 hooks: webhooks::HookCache::default(),
-                hub: ws::Hub::default(),
+                hub,
                 stop: CancellationToken::new(),
-                sending: std::sync::atomic::AtomicUsize::new(0),
                 early: sms::Early::default(),
                 unwritten: Mutex::new(sms::Unwritten::default()),
                 written: tokio::sync::Notify::new(),
@@ -163,8 +169,8 @@ impl V1 {
         create_key(self.db(), new).await.map_err(Problem::internal)
     }
 
-    /// Background work: message states from receipts, and the purge of idempotency
-    /// answers older than their time. Ends when `shutdown` is cancelled.
+    /// Background work: message states from receipts, the purge of idempotency
+    /// answers older than their time, and reading back earlier WebSocket events. Ends when `shutdown` is cancelled.
     pub fn spawn_tasks(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         // Every receipt and MO, held back at the operator until stored here.
         let observed = self.gateway().observe(OBSERVER_QUEUE);
@@ -178,6 +184,11 @@ impl V1 {
             tokio::spawn(sms::write_records(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),
+            // The WebSocket events of earlier processes, read back off the async threads.
+            tokio::task::spawn_blocking({
+                let v1 = self.clone();
+                move || v1.inner.hub.restore()
+            }),
             tokio::spawn({
                 let stop = self.inner.stop.clone();
                 async move {

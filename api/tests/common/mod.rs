@@ -229,6 +229,8 @@ impl Setup {
                 webhook_retry_max: Duration::from_millis(200),
                 webhook_poll: Duration::from_millis(50),
                 webhook_timeout: Duration::from_secs(30),
+                // As `smsgw serve` with a journal on disk: resume tokens outlive a restart.
+                events_dir: dir.as_ref().map(|d| d.path().join("dlr-events")),
                 ..api::v1::V1Config::default()
             };
             let state = api::v1::V1::new(gateway.clone(), db, config);

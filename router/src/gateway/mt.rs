@@ -25,7 +25,10 @@ use super::{Connector, Gateway, InFlight};
 use crate::{
     credentials::{self, Requested},
     journaling::{Durable, FinalOutcome, JournalRecord},
-    model::{DlrRequest, ESM_UDHI, Message, Origin, RD_RECEIPT_ALWAYS, TAG_MESSAGE_PAYLOAD},
+    model::{
+        DlrRequest, ESM_UDHI, Message, Origin, RD_RECEIPT_ALWAYS, TAG_MESSAGE_PAYLOAD,
+        new_message_id,
+    },
     queue::Queued,
     receipts::MultipartState,
     refusal::Refusal,
@@ -195,7 +198,8 @@ impl Gateway {
         Ok(id)
     }
 
-    /// Step 1: who may send what, how fast; the message gets its id here.
+    /// Step 1: who may send what, how fast; the message gets its id here (unless its
+    /// caller gave it one).
     fn admit(&self, user: &User, msg: &mut Message, requested: &Requested) -> Result<(), Refusal> {
         msg.uid = user.uid.clone();
         msg.gid = user.gid.clone();
@@ -214,8 +218,11 @@ impl Gateway {
         }
         self.throughput(user, msg.origin == Origin::Http)?;
         // Time-ordered (UUID v7): the CDR and ledger indexes grow at their end instead of
-        // splitting B-tree pages at random places.
-        msg.id = Arc::from(uuid::Uuid::now_v7().to_string());
+        // splitting B-tree pages at random places. A caller may have chosen it already
+        // ([`new_message_id`]), to keep a record of the message before it can be sent.
+        if msg.id.is_empty() {
+            msg.id = new_message_id();
+        }
         msg.received_at = Local::now();
         Ok(())
     }

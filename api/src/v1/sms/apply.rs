@@ -26,6 +26,25 @@ pub(crate) struct Change {
     pub is_final: bool,
 }
 
+impl Change {
+    /// Moves `row` as the UPDATE of [`update_sql`] would (for a record still in
+    /// memory): a final state is never overwritten, `sent` only moves a `queued`
+    /// message. Whether it moved.
+    pub fn apply_to(&self, row: &mut MessageRow) -> bool {
+        let moves = row.status == "queued" || (self.is_final && row.status == "sent");
+        if moves {
+            row.status = self.status.to_owned();
+            row.error_code = self.error_code.clone();
+            row.connector = Some(self.connector.clone());
+            if self.is_final {
+                row.done_at = Some(self.at);
+            }
+            row.sent_at = row.sent_at.or(Some(self.at));
+        }
+        moves
+    }
+}
+
 /// What a batch did.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
@@ -209,24 +228,6 @@ impl Db {
         });
         Ok(applied)
     }
-
-    /// Which of `ids` have a record.
-    pub(crate) async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
-        with_pool!(self, pool => {
-            for chunk in statement_chunks(ids, CHUNK) {
-                let sql = exists_sql(chunk.len());
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                for r in &q.fetch_all(pool).await? {
-                    found.insert(r.try_get::<String, _>("id")?);
-                }
-            }
-        });
-        Ok(found)
-    }
 }
 
 #[cfg(test)]
@@ -308,6 +309,41 @@ mod tests {
         assert!(
             skipped.is_empty(),
             "receipts neither applied nor missing in rounds {skipped:?}"
+        );
+    }
+
+    /// The in-memory move follows the UPDATE's rules: `sent` only moves a queued
+    /// message, a final state moves a queued or sent one and is never overwritten.
+    #[test]
+    fn a_record_in_memory_moves_as_the_update_would() {
+        let change = |status: &'static str, is_final: bool, at: i64| Change {
+            id: "m".into(),
+            status,
+            error_code: (status == "failed").then(|| "088".to_owned()),
+            connector: "op1".into(),
+            at,
+            is_final,
+        };
+        let mut row = queued("m");
+        assert!(change("sent", false, 5).apply_to(&mut row));
+        assert_eq!(
+            (row.status.as_str(), row.sent_at, row.done_at),
+            ("sent", Some(5), None)
+        );
+        assert!(!change("sent", false, 6).apply_to(&mut row), "sent twice");
+        assert!(change("delivered", true, 7).apply_to(&mut row));
+        assert_eq!(
+            (row.status.as_str(), row.sent_at, row.done_at),
+            ("delivered", Some(5), Some(7))
+        );
+        assert_eq!(row.connector.as_deref(), Some("op1"));
+        assert!(!change("failed", true, 8).apply_to(&mut row), "final stays");
+        assert_eq!(row.status, "delivered");
+        let mut row = queued("m");
+        assert!(change("failed", true, 9).apply_to(&mut row));
+        assert_eq!(
+            (row.status.as_str(), row.error_code.as_deref(), row.sent_at),
+            ("failed", Some("088"), Some(9))
         );
     }
 

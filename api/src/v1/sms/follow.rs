@@ -75,34 +75,66 @@ pub async fn follow_receipts(
             return;
         }
         let events: Vec<ReceiptEvent> = batch.iter().map(|o| o.event.clone()).collect();
-        // Read before looking for the records: a send that ends after this had not
-        // recorded its messages yet when it was read, one that ended before has.
-        let sends_running = v1.inner.sending.load(Ordering::Acquire) > 0;
-        let Some(applied) =
-            until_stored(&shutdown, "receipts", || apply_receipts(&v1, &events)).await
-        else {
+        // Records not written yet move in memory (most of them under load: the
+        // operator's receipt often comes before the send is answered).
+        let now = now_us();
+        let moved = move_unwritten(&v1, &events, &reduce(&events, now));
+        let stored = until_stored(&shutdown, "receipts", || async {
+            let applied = apply_receipts(&v1, &moved.rest).await?;
+            let events = final_events(&v1, &moved.finals, now).await?;
+            v1.db().insert_events(&events, now).await?;
+            if !events.is_empty() {
+                webhooks::wake(&v1);
+            }
+            Ok(applied)
+        })
+        .await;
+        if stored.is_none() {
             // Stopping: the operator was not answered for these and sends them again.
             return;
-        };
-        for event in &events {
-            publish_receipt(&v1, event);
         }
-        // No record (yet): a receipt can overtake the send that is about to record
-        // its message. While sends run, it waits in `early` for them.
-        if sends_running && !applied.missing.is_empty() {
-            park_missing(&v1, &events, &applied.missing).await;
-        }
+        v1.inner
+            .hub
+            .publish(events.iter().map(receipt_frame).collect());
         for observed in batch.drain(..) {
             observed.done();
         }
     }
 }
 
-/// Applies `events` in one transaction; the batch's outcome.
+/// The webhook events of messages that reached a final state in `rows`.
+async fn final_events(
+    v1: &V1,
+    rows: &[MessageRow],
+    now: i64,
+) -> Result<Vec<webhooks::EventRow>, StoreError> {
+    let mut events = Vec::new();
+    for row in rows {
+        let hooks = webhooks::hooks_of(v1, &row.uid).await?;
+        events.extend(final_event_rows(&hooks, row, now));
+    }
+    Ok(events)
+}
+
+fn final_event_rows(hooks: &[Webhook], row: &MessageRow, now: i64) -> Vec<webhooks::EventRow> {
+    let kind = match row.status.as_str() {
+        "delivered" => "sms.delivered",
+        "expired" => "sms.expired",
+        _ => "sms.failed",
+    };
+    let data = webhooks::message_data(row);
+    webhooks::event_rows(hooks, &row.uid, kind, data, row.webhook_url.as_deref(), now)
+}
+
+/// Applies `events` to the records in the database in one transaction; the batch's
+/// outcome.
 pub(crate) async fn apply_receipts(
     v1: &V1,
     events: &[ReceiptEvent],
 ) -> Result<Applied, StoreError> {
+    if events.is_empty() {
+        return Ok(Applied::default());
+    }
     let now = now_us();
     let changes = reduce(events, now);
     let mut hooks: HashMap<&str, Arc<Vec<Webhook>>> = HashMap::new();
@@ -116,16 +148,10 @@ pub(crate) async fn apply_receipts(
         .apply_changes(
             &changes,
             |row| {
-                let Some(hooks) = hooks.get(row.uid.as_str()) else {
-                    return Vec::new();
-                };
-                let kind = match row.status.as_str() {
-                    "delivered" => "sms.delivered",
-                    "expired" => "sms.expired",
-                    _ => "sms.failed",
-                };
-                let data = webhooks::message_data(row);
-                webhooks::event_rows(hooks, &row.uid, kind, data, row.webhook_url.as_deref(), now)
+                hooks
+                    .get(row.uid.as_str())
+                    .map(|hooks| final_event_rows(hooks, row, now))
+                    .unwrap_or_default()
             },
             now,
         )
@@ -163,11 +189,12 @@ fn reduce(events: &[ReceiptEvent], at: i64) -> Vec<Change> {
     out
 }
 
-fn publish_receipt(v1: &V1, event: &ReceiptEvent) {
+/// A receipt as the WebSocket shows it, for its user.
+fn receipt_frame(event: &ReceiptEvent) -> (Arc<str>, Value) {
     let (status, is_final) = stat_state(&event.stat);
     let error = (is_final && status != "delivered").then_some(event.err.as_str());
-    v1.inner.hub.publish(
-        &event.uid,
+    (
+        event.uid.clone(),
         json!({
             "type": "receipt",
             "message_id": event.id.as_ref(),
@@ -180,25 +207,7 @@ fn publish_receipt(v1: &V1, event: &ReceiptEvent) {
             "part": event.part + 1,
             "at": rfc3339(now_us()),
         }),
-    );
-}
-
-/// Parks the receipts of `missing` messages until their records are written, then
-/// looks again: a record written meanwhile (its writer may have looked for parked
-/// receipts before these were parked) takes its receipts at once.
-async fn park_missing(v1: &V1, events: &[ReceiptEvent], missing: &[String]) {
-    let missing_set: std::collections::HashSet<&str> = missing.iter().map(String::as_str).collect();
-    for event in events.iter().filter(|e| missing_set.contains(&*e.id)) {
-        park(v1, event.clone());
-    }
-    match v1.db().existing(missing).await {
-        Ok(found) if !found.is_empty() => {
-            let found: Vec<String> = found.into_iter().collect();
-            replay_early(v1, &found).await;
-        }
-        Ok(_) => {}
-        Err(error) => warn!(%error, "records of early receipts not read"),
-    }
+    )
 }
 
 /// MO messages for the API's users: `sms.mo` webhook events (stored before the
@@ -244,11 +253,15 @@ pub async fn follow_mo(
         if written > 0 {
             webhooks::wake(&v1);
         }
-        for (event, data) in events.iter().zip(data) {
-            let mut ws = data;
-            ws["type"] = json!("mo");
-            v1.inner.hub.publish(&event.uid, ws);
-        }
+        let frames = events
+            .iter()
+            .zip(data)
+            .map(|(event, mut ws)| {
+                ws["type"] = json!("mo");
+                (event.uid.clone(), ws)
+            })
+            .collect();
+        v1.inner.hub.publish(frames);
         for observed in batch.drain(..) {
             observed.done();
         }

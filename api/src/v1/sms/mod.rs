@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -262,87 +262,95 @@ fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
         .map_or(0, |route| route.rate)
 }
 
-/// A recipient and its message id and quoted cost, or why it was refused.
-type Outcome = (String, Result<(String, i64), Refusal>);
-
 /// Sends to every recipient; the answer's status and body.
+///
+/// Each message's record is staged, under an id chosen here, before the message is
+/// submitted: its receipt can come back before the send is answered, and then finds
+/// the record (see `records`). Records of refused messages are dropped again.
 async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
-    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
-    let answer = run_send_counted(v1, user, c).await;
-    v1.inner.sending.fetch_sub(1, Ordering::AcqRel);
-    answer
-}
-
-async fn run_send_counted(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     let now = now_us();
     let currency = v1.config().currency.clone();
-    let results: Vec<Outcome> = stream::iter(c.recipients.iter().cloned())
-        .map(|to| async move {
-            let (message, requested) = message(c, &to);
-            let cost = unit_rate(v1, user, &message).saturating_mul(c.parts as i64);
-            let result = v1
-                .gateway()
+    let rows: Vec<MessageRow> = c
+        .recipients
+        .iter()
+        .map(|to| {
+            let (message, _) = message(c, to);
+            MessageRow {
+                id: router::new_message_id().to_string(),
+                uid: user.uid.to_string(),
+                client_reference: c.client_reference.clone(),
+                sender: c.from.clone().unwrap_or_default(),
+                recipient: to.clone(),
+                encoding: c.encoding.to_owned(),
+                parts: c.parts as i64,
+                cost: unit_rate(v1, user, &message).saturating_mul(c.parts as i64),
+                currency: currency.clone(),
+                webhook_url: c.webhook_url.clone(),
+                status: "queued".to_owned(),
+                error_code: None,
+                connector: None,
+                created_at: now,
+                scheduled_at: c.schedule.as_ref().map(|(at, _)| *at),
+                sent_at: None,
+                done_at: None,
+            }
+        })
+        .collect();
+    stage(v1, &rows);
+    let targets: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.id.clone(), r.recipient.clone()))
+        .collect();
+    let results: Vec<Result<(), Refusal>> = stream::iter(targets)
+        .map(|(id, to)| async move {
+            let (mut message, requested) = message(c, &to);
+            message.id = Arc::from(id);
+            v1.gateway()
                 .submit(user, message, requested)
                 .await
-                .map(|id| (id.to_string(), cost));
-            (to, result)
+                .map(|_| ())
         })
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut rows = Vec::new();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
     let mut out = Vec::with_capacity(results.len());
     let mut total = 0i64;
     let mut first_refusal = None;
-    for (to, result) in results {
+    for (row, result) in rows.iter().zip(results) {
         match result {
-            Ok((id, cost)) => {
-                total = total.saturating_add(cost);
+            Ok(()) => {
+                total = total.saturating_add(row.cost);
                 out.push(json!({
-                    "id": id,
-                    "to": to,
+                    "id": row.id,
+                    "to": row.recipient,
                     "status": "queued",
                     "parts": c.parts,
-                    "cost": money(cost),
+                    "cost": money(row.cost),
                     "currency": currency,
                 }));
-                rows.push(MessageRow {
-                    id,
-                    uid: user.uid.to_string(),
-                    client_reference: c.client_reference.clone(),
-                    sender: c.from.clone().unwrap_or_default(),
-                    recipient: to,
-                    encoding: c.encoding.to_owned(),
-                    parts: c.parts as i64,
-                    cost,
-                    currency: currency.clone(),
-                    webhook_url: c.webhook_url.clone(),
-                    status: "queued".to_owned(),
-                    error_code: None,
-                    connector: None,
-                    created_at: now,
-                    scheduled_at: c.schedule.as_ref().map(|(at, _)| *at),
-                    sent_at: None,
-                    done_at: None,
-                });
+                accepted.push(row.id.clone());
             }
             Err(refusal) => {
                 let p = super::problem::Problem::from(refusal);
                 out.push(json!({
-                    "to": to,
+                    "to": row.recipient,
                     "status": "rejected",
                     "error": {"code": p.code, "detail": p.detail},
                 }));
                 first_refusal.get_or_insert(p);
+                refused.push(row.id.clone());
             }
         }
     }
-    if rows.is_empty() {
+    unstage(v1, &refused);
+    if accepted.is_empty() {
         let p = first_refusal.unwrap_or_else(|| Problem::internal("nothing sent"));
         return (p.status, p.to_json().to_string());
     }
     // Durable before the 202: a crash after the answer keeps the record.
-    record(v1, rows).await;
+    record(v1, accepted).await;
     let body = json!({
         "messages": out,
         "encoding": c.encoding,

@@ -1,43 +1,69 @@
-//! The message records behind `GET /api/v1/sms`: records written in batches (group
-//! commit) before the send is answered, receipts that overtake their record parked
-//! until it is written, and the idempotency purge. Receipts and MO themselves are
-//! followed in `follow`.
+//! The message records behind `GET /api/v1/sms`: records staged before their message is
+//! submitted and written in batches (group commit) before the send is answered,
+//! receipts applied to them in memory until then, and the idempotency purge. Receipts
+//! and MO themselves are followed in `follow`.
 
 use tokio::sync::oneshot;
 
-use super::*;
+use super::{apply::Change, *};
 
-/// Accepted messages not yet written to `api_messages`: the writer stores them in
-/// batches, one transaction for the records of every send waiting at that moment.
-/// GET finds them here meanwhile.
+/// Messages of the API not yet written to `api_messages`. A record is staged before its
+/// message is submitted, so a receipt can never overtake it: until the writer takes it,
+/// receipts move the record in memory (and it is written in its latest state); while
+/// the writer writes it, they wait in `early` and are applied once it is written.
+/// GET finds staged records here meanwhile.
 #[derive(Default)]
 pub(crate) struct Unwritten {
-    batches: Vec<Vec<MessageRow>>,
+    /// Ids of accepted messages to write, a batch per send.
+    batches: Vec<Vec<String>>,
     /// One per batch: told once the batch is written (true) or given up on (false).
     acks: Vec<oneshot::Sender<bool>>,
-    by_id: HashMap<String, MessageRow>,
+    by_id: HashMap<String, Staged>,
+}
+
+struct Staged {
+    row: MessageRow,
+    /// Taken by the writer: its receipts wait until it is written.
+    writing: bool,
 }
 
 /// How long a send waits for its records to be written before it answers anyway (the
 /// writer stopped, or the store hangs): the messages are on their way regardless.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 
-/// Hands a send's records to the writer and waits until they are written, so that a
-/// 202 answer implies the record survives a crash. Sends running at once share the
-/// writer's next transaction. Until written the records count as a send still
-/// running, so receipts that overtake them wait for them.
-pub(super) async fn record(v1: &V1, rows: Vec<MessageRow>) {
-    if rows.is_empty() {
+/// Keeps the records of messages about to be submitted (their ids chosen already).
+pub(super) fn stage(v1: &V1, rows: &[MessageRow]) {
+    let mut unwritten = v1.inner.unwritten.lock();
+    for row in rows {
+        unwritten.by_id.insert(
+            row.id.clone(),
+            Staged {
+                row: row.clone(),
+                writing: false,
+            },
+        );
+    }
+}
+
+/// Forgets the staged records of messages that were refused.
+pub(super) fn unstage(v1: &V1, ids: &[String]) {
+    let mut unwritten = v1.inner.unwritten.lock();
+    for id in ids {
+        unwritten.by_id.remove(id);
+    }
+}
+
+/// Hands staged records to the writer and waits until they are written, so that a 202
+/// answer implies the record survives a crash. Sends running at once share the
+/// writer's next transaction.
+pub(super) async fn record(v1: &V1, ids: Vec<String>) {
+    if ids.is_empty() {
         return;
     }
     let (ack, written) = oneshot::channel();
-    v1.inner.sending.fetch_add(1, Ordering::AcqRel);
     {
         let mut unwritten = v1.inner.unwritten.lock();
-        for row in &rows {
-            unwritten.by_id.insert(row.id.clone(), row.clone());
-        }
-        unwritten.batches.push(rows);
+        unwritten.batches.push(ids);
         unwritten.acks.push(ack);
     }
     v1.inner.written.notify_one();
@@ -58,15 +84,58 @@ pub(crate) fn unwritten(v1: &V1, uid: &str, id: &str) -> Option<MessageRow> {
         .lock()
         .by_id
         .get(id)
-        .filter(|r| r.uid == uid)
-        .cloned()
+        .filter(|s| s.row.uid == uid)
+        .map(|s| s.row.clone())
+}
+
+/// What receipts did to records not yet written.
+#[derive(Default)]
+pub(crate) struct MovedInMemory {
+    /// Receipts of messages without a staged record: for the database.
+    pub rest: Vec<ReceiptEvent>,
+    /// Records that reached a final state (their webhook events are due).
+    pub finals: Vec<MessageRow>,
+}
+
+/// Applies `changes` to the records not yet written; parks the receipts of records the
+/// writer is writing. Checked and parked under the lock the writer takes to finish a
+/// batch, so a parked receipt is always found again.
+pub(crate) fn move_unwritten(
+    v1: &V1,
+    events: &[ReceiptEvent],
+    changes: &[Change],
+) -> MovedInMemory {
+    let mut out = MovedInMemory::default();
+    let mut unwritten = v1.inner.unwritten.lock();
+    if unwritten.by_id.is_empty() {
+        out.rest = events.to_vec();
+        return out;
+    }
+    for change in changes {
+        if let Some(staged) = unwritten.by_id.get_mut(&change.id)
+            && !staged.writing
+            && change.apply_to(&mut staged.row)
+            && change.is_final
+        {
+            out.finals.push(staged.row.clone());
+        }
+    }
+    for event in events {
+        match unwritten.by_id.get(&*event.id) {
+            None => out.rest.push(event.clone()),
+            Some(staged) if staged.writing => park(v1, event.clone()),
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// Rows per transaction of the writer.
 const WRITE_BATCH: usize = 2000;
 
 /// Writes the records of accepted messages in batches (group commit), tells their
-/// sends, then applies the receipts that came first. Writes what is left when `shutdown` is cancelled.
+/// sends, then applies the receipts that came while they were written. Writes what is
+/// left when `shutdown` is cancelled.
 pub async fn write_records(v1: V1, shutdown: CancellationToken) {
     loop {
         let stopping = tokio::select! {
@@ -74,18 +143,23 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
             _ = v1.inner.written.notified() => false,
         };
         loop {
-            let (batches, acks) = {
+            let (ids, rows, acks) = {
                 let mut unwritten = v1.inner.unwritten.lock();
-                (
-                    std::mem::take(&mut unwritten.batches),
-                    std::mem::take(&mut unwritten.acks),
-                )
+                let batches = std::mem::take(&mut unwritten.batches);
+                let acks = std::mem::take(&mut unwritten.acks);
+                let ids: Vec<String> = batches.into_iter().flatten().collect();
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(staged) = unwritten.by_id.get_mut(id) {
+                        staged.writing = true;
+                        rows.push(staged.row.clone());
+                    }
+                }
+                (ids, rows, acks)
             };
-            if batches.is_empty() {
+            if acks.is_empty() {
                 break;
             }
-            let count = batches.len();
-            let rows: Vec<MessageRow> = batches.into_iter().flatten().collect();
             let mut all_written = true;
             for chunk in rows.chunks(WRITE_BATCH) {
                 let mut tries = 0;
@@ -104,15 +178,16 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
             for ack in acks {
                 let _ = ack.send(all_written);
             }
-            {
+            // Written: receipts from now on find the rows in the database. Those that
+            // came while they were written are taken under the same lock.
+            let parked = {
                 let mut unwritten = v1.inner.unwritten.lock();
-                for row in &rows {
-                    unwritten.by_id.remove(&row.id);
+                for id in &ids {
+                    unwritten.by_id.remove(id);
                 }
-            }
-            let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
-            replay_early(&v1, &ids).await;
-            v1.inner.sending.fetch_sub(count, Ordering::AcqRel);
+                take_parked(&v1, &ids)
+            };
+            replay(&v1, parked).await;
         }
         if stopping {
             return;
@@ -120,15 +195,15 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
     }
 }
 
-/// Receipts that came before their message was recorded, by message id.
+/// Receipts that came while their message's record was being written, by message id.
 pub(crate) type Early = parking_lot::Mutex<HashMap<Arc<str>, (Instant, Vec<ReceiptEvent>)>>;
 
-/// How long an early receipt waits for its message's record.
+/// How long such a receipt waits for its message's record.
 const EARLY_WAIT: Duration = Duration::from_secs(60);
-/// Early receipts kept at most.
+/// Such receipts kept at most.
 const EARLY_MAX: usize = 100_000;
 
-pub(super) fn park(v1: &V1, event: ReceiptEvent) {
+fn park(v1: &V1, event: ReceiptEvent) {
     let mut early = v1.inner.early.lock();
     if early.len() >= EARLY_MAX {
         let now = Instant::now();
@@ -144,20 +219,22 @@ pub(super) fn park(v1: &V1, event: ReceiptEvent) {
         .push(event);
 }
 
-/// Applies the receipts parked for `ids` (whoever takes them applies them, once), in
-/// one batch. They were acknowledged when parked: like the record they wait for, they
-/// live in memory only until it is written.
-pub(crate) async fn replay_early(v1: &V1, ids: &[String]) {
-    let parked: Vec<ReceiptEvent> = {
-        let mut early = v1.inner.early.lock();
-        if early.is_empty() {
-            return;
-        }
-        ids.iter()
-            .filter_map(|id| early.remove(id.as_str()))
-            .flat_map(|(_, events)| events)
-            .collect()
-    };
+/// The receipts parked for `ids` (whoever takes them applies them, once).
+fn take_parked(v1: &V1, ids: &[String]) -> Vec<ReceiptEvent> {
+    let mut early = v1.inner.early.lock();
+    if early.is_empty() {
+        return Vec::new();
+    }
+    ids.iter()
+        .filter_map(|id| early.remove(id.as_str()))
+        .flat_map(|(_, events)| events)
+        .collect()
+}
+
+/// Applies receipts that waited for their record, in one batch. They were acknowledged
+/// when parked: like the record they waited for, they lived in memory only until it
+/// was written.
+async fn replay(v1: &V1, parked: Vec<ReceiptEvent>) {
     if parked.is_empty() {
         return;
     }

@@ -180,6 +180,36 @@ fn a_dropped_reservation_refunds_every_part_and_a_kept_one_nothing() {
     assert!(ledger.refunded.lock().is_empty());
 }
 
+/// A caller that chose the id (the REST API keeps the record first) gets it kept; one
+/// that did not gets a new one.
+#[tokio::test]
+async fn a_chosen_id_is_kept() {
+    let s = setup(
+        CONFIG
+            .replace("queue_capacity = 1", "queue_capacity = 10")
+            .as_str(),
+    );
+    let chosen = crate::new_message_id();
+    let mut msg = message(b"hi", false);
+    msg.id = chosen.clone();
+    let id = s
+        .gateway
+        .submit(&s.user, msg, Requested::default())
+        .await
+        .expect("accepted");
+    assert_eq!(id, chosen);
+    let other = s
+        .gateway
+        .submit(&s.user, message(b"hi", false), Requested::default())
+        .await
+        .expect("accepted");
+    assert!(!other.is_empty() && other != chosen);
+    assert_eq!(
+        *s.journal.accepted.lock(),
+        [id.to_string(), other.to_string()]
+    );
+}
+
 #[tokio::test]
 async fn one_reservation_covers_every_part_with_a_key_per_part() {
     let s = setup(
