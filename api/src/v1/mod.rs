@@ -116,6 +116,8 @@ struct Inner {
     /// Records of accepted messages on their way to the database.
     unwritten: Mutex<sms::Unwritten>,
     written: tokio::sync::Notify,
+    /// Idempotency claims and answers on their way to the database.
+    idem: sms::IdemQueue,
 }
 
 impl V1 {
@@ -138,6 +140,7 @@ impl V1 {
                 early: sms::Early::default(),
                 unwritten: Mutex::new(sms::Unwritten::default()),
                 written: tokio::sync::Notify::new(),
+                idem: sms::IdemQueue::default(),
             }),
         }
     }
@@ -182,6 +185,7 @@ impl V1 {
             )),
             tokio::spawn(sms::follow_mo(self.clone(), observed.mo, shutdown.clone())),
             tokio::spawn(sms::write_records(self.clone(), shutdown.clone())),
+            tokio::spawn(sms::write_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(sms::purge_idempotency(self.clone(), shutdown.clone())),
             tokio::spawn(webhooks::run(self.clone(), shutdown.clone())),
             // The WebSocket events of earlier processes, read back off the async threads.

@@ -72,6 +72,29 @@ pub struct MessageFilter {
     pub limit: i64,
 }
 
+/// A write to the idempotency answers ([`Db::idem_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdemOp {
+    /// Takes `key` for a request with this body hash, after dropping an answer of the
+    /// key older than `expired_before`.
+    Claim {
+        uid: String,
+        key: String,
+        request_hash: String,
+        now: i64,
+        expired_before: i64,
+    },
+    /// Stores the answer of the request that holds the claim.
+    Complete {
+        uid: String,
+        key: String,
+        status: u16,
+        body: String,
+    },
+    /// Drops the claim of a request that sent nothing.
+    Release { uid: String, key: String },
+}
+
 /// An idempotency record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdemRecord {
@@ -164,11 +187,10 @@ impl Db {
 
     /// Held around a batch's write transaction on SQLite: this process's batch writers
     /// to the file take turns here instead of sleeping in SQLite's busy handler (see
-    /// `billing::store::sqlite_write_gate`). Not for single statements (the
-    /// idempotency claims): the turn is held across several hops to SQLite's worker
-    /// thread, longer than SQLite holds its own lock for one statement, and taking it
-    /// there (with the claim made one transaction) cut idempotent sends by a third.
-    /// PostgreSQL needs no such turn.
+    /// `billing::store::sqlite_write_gate`). Worth it for batches only: the turn is held
+    /// across several hops to SQLite's worker thread, and taking it for each request's
+    /// own idempotency claim cut idempotent sends by a third; claims now come in
+    /// batches too (`sms::idempotency`). PostgreSQL needs no such turn.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self {
             Db::Sqlite(pool) => Some(billing::store::sqlite_write_gate(pool).await),
@@ -266,33 +288,63 @@ impl Db {
 
     /// Claims `(uid, key)` for a new request (a record older than `expired_before` is
     /// dropped first). False: another request holds or answered it.
-    pub async fn idem_claim(
-        &self,
-        uid: &str,
-        key: &str,
-        request_hash: &str,
-        now: i64,
-        expired_before: i64,
-    ) -> Result<bool, StoreError> {
+    /// Runs `ops` in one transaction (one turn of SQLite's writer), in order; what
+    /// each did: a claim whether it was won, the others whether they found the key.
+    /// Claims of the same key in one batch: the first wins.
+    pub async fn idem_batch(&self, ops: &[IdemOp]) -> Result<Vec<bool>, StoreError> {
+        let mut done = Vec::with_capacity(ops.len());
+        if ops.is_empty() {
+            return Ok(done);
+        }
+        let _turn = self.write_turn().await;
         with_pool!(self, pool => {
-            sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2 AND created_at < $3")
-                .bind(uid)
-                .bind(key)
-                .bind(expired_before)
-                .execute(pool)
-                .await?;
-            let done = sqlx::query(
-                "INSERT INTO api_idempotency (uid, key, request_hash, status, body, created_at) \
-                 VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(uid)
-            .bind(key)
-            .bind(request_hash)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            let mut tx = pool.begin().await?;
+            for op in ops {
+                let affected = match op {
+                    IdemOp::Claim { uid, key, request_hash, now, expired_before } => {
+                        sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2 AND created_at < $3")
+                            .bind(uid)
+                            .bind(key)
+                            .bind(expired_before)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO api_idempotency (uid, key, request_hash, status, body, created_at) \
+                             VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(uid)
+                        .bind(key)
+                        .bind(request_hash)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                    }
+                    IdemOp::Complete { uid, key, status, body } => sqlx::query(
+                        "UPDATE api_idempotency SET status = $1, body = $2 WHERE uid = $3 AND key = $4",
+                    )
+                    .bind(i64::from(*status))
+                    .bind(body)
+                    .bind(uid)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                    // Forgets a claim whose request sent nothing, so that a retry may run.
+                    IdemOp::Release { uid, key } => {
+                        sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2")
+                            .bind(uid)
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    }
+                };
+                done.push(affected == 1);
+            }
+            tx.commit().await?;
+        });
+        Ok(done)
     }
 
     pub async fn idem_get(&self, uid: &str, key: &str) -> Result<Option<IdemRecord>, StoreError> {
@@ -315,37 +367,6 @@ impl Db {
                 None => None,
             })
         })
-    }
-
-    pub async fn idem_complete(
-        &self,
-        uid: &str,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query("UPDATE api_idempotency SET status = $1, body = $2 WHERE uid = $3 AND key = $4")
-                .bind(i64::from(status))
-                .bind(body)
-                .bind(uid)
-                .bind(key)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Forgets a claim whose request sent nothing, so that a retry may run.
-    pub async fn idem_release(&self, uid: &str, key: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2")
-                .bind(uid)
-                .bind(key)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     pub async fn idem_purge(&self, expired_before: i64) -> Result<u64, StoreError> {
@@ -514,5 +535,65 @@ impl Db {
                 .await?;
             Ok(done.rows_affected() == 1)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(key: &str, hash: &str, now: i64, expired_before: i64) -> IdemOp {
+        IdemOp::Claim {
+            uid: "u1".into(),
+            key: key.into(),
+            request_hash: hash.into(),
+            now,
+            expired_before,
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_writes_in_one_batch() {
+        let db = Db::open("memory:").await.expect("open");
+        // Two claims of one key in a batch: the first wins.
+        let done = db
+            .idem_batch(&[
+                claim("k1", "h1", 10, 0),
+                claim("k1", "h1", 10, 0),
+                claim("k2", "h2", 10, 0),
+            ])
+            .await
+            .expect("batch");
+        assert_eq!(done, [true, false, true]);
+        let complete = IdemOp::Complete {
+            uid: "u1".into(),
+            key: "k1".into(),
+            status: 202,
+            body: "{}".into(),
+        };
+        let release = IdemOp::Release {
+            uid: "u1".into(),
+            key: "k2".into(),
+        };
+        let done = db
+            .idem_batch(&[complete, release, claim("k1", "h1", 11, 0)])
+            .await
+            .expect("batch");
+        assert_eq!(done, [true, true, false], "k1 is still held");
+        let answer = db.idem_get("u1", "k1").await.expect("get").expect("k1");
+        assert_eq!((answer.status, answer.body.as_str()), (202, "{}"));
+        assert_eq!(
+            db.idem_get("u1", "k2").await.expect("get"),
+            None,
+            "released"
+        );
+        // Past its time, a key can be claimed again (with another body, even).
+        let done = db
+            .idem_batch(&[claim("k1", "h9", 100, 50), claim("k2", "h2", 100, 50)])
+            .await
+            .expect("batch");
+        assert_eq!(done, [true, true]);
+        let fresh = db.idem_get("u1", "k1").await.expect("get").expect("k1");
+        assert_eq!((fresh.request_hash.as_str(), fresh.status), ("h9", 0));
     }
 }

@@ -38,7 +38,7 @@ use super::{
     money, peer,
     problem::Problem,
     query_params,
-    store::{MessageFilter, MessageRow},
+    store::{IdemOp, MessageFilter, MessageRow},
     time::{now_us, parse as parse_time, rfc3339},
 };
 
@@ -456,26 +456,36 @@ async fn send_inner(
     let ttl = i64::try_from(v1.config().idempotency_ttl.as_micros()).unwrap_or(i64::MAX);
     loop {
         let now = now_us();
-        let claimed = v1
-            .db()
-            .idem_claim(&uid, &key, &request_hash, now, now.saturating_sub(ttl))
-            .await
-            .map_err(Problem::internal)?;
+        let claimed = idempotency::write(
+            &v1,
+            IdemOp::Claim {
+                uid: uid.clone(),
+                key: key.clone(),
+                request_hash: request_hash.clone(),
+                now,
+                expired_before: now.saturating_sub(ttl),
+            },
+        )
+        .await?;
         if claimed {
             // Finished even if the client goes away, so the claim never stays open.
             let (v1, user, checked) = (v1.clone(), user.clone(), checked.clone());
             let (uid, key) = (uid.clone(), key.clone());
             let task = tokio::spawn(async move {
                 let (status, body) = run_send(&v1, &user, &checked).await;
-                let db = v1.db();
-                let stored = if status == 429 || status >= 500 {
+                let op = if status == 429 || status >= 500 {
                     // Nothing was sent: a retry with the same key may try again.
-                    db.idem_release(&uid, &key).await
+                    IdemOp::Release { uid, key }
                 } else {
-                    db.idem_complete(&uid, &key, status, &body).await
+                    IdemOp::Complete {
+                        uid,
+                        key,
+                        status,
+                        body: body.clone(),
+                    }
                 };
-                if let Err(error) = stored {
-                    warn!(%error, "idempotency answer not stored");
+                if let Err(problem) = idempotency::write(&v1, op).await {
+                    warn!(detail = %problem.detail, "idempotency answer not stored");
                 }
                 (status, body)
             });
@@ -720,8 +730,11 @@ pub async fn list(
 
 mod apply;
 mod follow;
+mod idempotency;
 mod records;
 pub use follow::{follow_mo, follow_receipts};
+pub(crate) use idempotency::IdemQueue;
+pub use idempotency::write_idempotency;
 pub use records::*;
 
 #[cfg(test)]
