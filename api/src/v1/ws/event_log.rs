@@ -12,6 +12,7 @@
 //! Each process writes segments of its own and reads only those of earlier ones.
 
 use std::{
+    collections::{HashMap, VecDeque},
     fs::{self, File, OpenOptions},
     io::{self, BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -182,10 +183,16 @@ fn parse_line(text: &str) -> Option<Restored> {
     })
 }
 
-/// The events of `segments` from `since_ms` on, in sequence order. Unreadable lines
-/// (a torn last write) are skipped; an unreadable file is warned about and skipped.
-pub(super) fn read_back(segments: &[PathBuf], since_ms: i64) -> Vec<Restored> {
-    let mut events = Vec::new();
+/// The events of `segments` from `since_ms` on, by user, in sequence order, at most
+/// the newest `per_user` of each user: memory stays bounded by what the hub keeps, not
+/// by what the files hold. Unreadable lines (a torn last write) are skipped; an
+/// unreadable file is warned about and skipped.
+pub(super) fn read_back(
+    segments: &[PathBuf],
+    since_ms: i64,
+    per_user: usize,
+) -> HashMap<Arc<str>, Vec<Restored>> {
+    let mut users: HashMap<Arc<str>, VecDeque<Restored>> = HashMap::new();
     for path in segments {
         let file = match File::open(path) {
             Ok(f) => f,
@@ -196,15 +203,31 @@ pub(super) fn read_back(segments: &[PathBuf], since_ms: i64) -> Vec<Restored> {
         };
         for line in BufReader::new(file).split(b'\n') {
             let Ok(line) = line else { break };
-            if let Some(event) = std::str::from_utf8(&line).ok().and_then(parse_line)
-                && event.at_ms >= since_ms
-            {
-                events.push(event);
+            let Some(mut event) = std::str::from_utf8(&line).ok().and_then(parse_line) else {
+                continue;
+            };
+            if event.at_ms < since_ms {
+                continue;
+            }
+            // One shared name per user rather than one per event.
+            if let Some((uid, _)) = users.get_key_value(&event.uid) {
+                event.uid = uid.clone();
+            }
+            let kept = users.entry(event.uid.clone()).or_default();
+            kept.push_back(event);
+            if kept.len() > per_user {
+                kept.pop_front();
             }
         }
     }
-    events.sort_by_key(|e| e.seq);
-    events
+    users
+        .into_iter()
+        .map(|(uid, kept)| {
+            let mut kept: Vec<Restored> = kept.into();
+            kept.sort_by_key(|e| e.seq);
+            (uid, kept)
+        })
+        .collect()
 }
 
 fn read_or_create_epoch(dir: &Path) -> io::Result<u64> {
@@ -256,16 +279,25 @@ mod tests {
 
         let (log, earlier) = EventLog::open(dir.path()).expect("reopen");
         assert_eq!(log.epoch(), epoch, "tokens of the first process stay valid");
-        let back = read_back(&earlier, now - 1000);
-        let seqs: Vec<u64> = back.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, [5, 6, 7]);
-        assert_eq!(&*back[2].uid, "u\t2");
-        assert_eq!(back[2].text, r#"{"n":"a\tb"}"#);
+        let back = read_back(&earlier, now - 1000, 10);
+        let seqs: Vec<u64> = back["u1"].iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [5, 6]);
+        let other = &back["u\t2"];
+        assert_eq!(
+            (other[0].seq, other[0].text.as_str()),
+            (7, r#"{"n":"a\tb"}"#)
+        );
         // The second process writes a segment of its own.
         log.append(&lines(&[(8, now, "u1", r#"{"n":3}"#)]));
         let (_, earlier) = EventLog::open(dir.path()).expect("third");
         assert_eq!(earlier.len(), 2);
-        assert_eq!(read_back(&earlier, now - 1000).len(), 4);
+        assert_eq!(read_back(&earlier, now - 1000, 10)["u1"].len(), 3);
+        // Only the newest of a user are kept.
+        let newest: Vec<u64> = read_back(&earlier, now - 1000, 2)["u1"]
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(newest, [6, 8]);
     }
 
     #[test]
@@ -281,8 +313,8 @@ mod tests {
         log.append(&bytes);
         drop(log);
         let (_, earlier) = EventLog::open(dir.path()).expect("reopen");
-        let back = read_back(&earlier, now - 5_000);
-        assert_eq!(back.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+        let back = read_back(&earlier, now - 5_000, 10);
+        assert_eq!(back["u1"].iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
     }
 
     #[test]

@@ -147,7 +147,8 @@ impl Hub {
     }
 
     /// Keeps `events` (each for its user) and hands them to connected sockets. With a
-    /// log, they are written before any socket can see them.
+    /// log, they are written before any socket can see them: one write to the page
+    /// cache per batch (no fsync), short enough for the async thread it runs on.
     pub fn publish(&self, events: Vec<(Arc<str>, Value)>) {
         if events.is_empty() {
             return;
@@ -186,32 +187,38 @@ impl Hub {
         let earlier = std::mem::take(&mut *self.earlier.lock());
         if !earlier.is_empty() {
             let keep_ms = i64::try_from(KEEP.as_millis()).unwrap_or(i64::MAX);
-            let events = event_log::read_back(&earlier, event_log::now_ms() - keep_ms);
-            self.insert_restored(events);
+            let users = event_log::read_back(&earlier, event_log::now_ms() - keep_ms, KEEP_MAX);
+            self.insert_restored(users);
         }
         self.restored.store(true, Ordering::Release);
         self.restored_notify.notify_waiters();
     }
 
     /// Puts events read back in front of what this process published since.
-    fn insert_restored(&self, events: Vec<Restored>) {
+    fn insert_restored(&self, restored: HashMap<Arc<str>, Vec<Restored>>) {
         let (now, now_ms) = (Instant::now(), event_log::now_ms());
-        let newest = events.last().map_or(0, |e| e.seq);
+        let newest = restored
+            .values()
+            .filter_map(|events| events.last())
+            .map(|e| e.seq)
+            .max()
+            .unwrap_or(0);
         // Numbers issued from here on stay above the restored ones (a clock set back).
         self.last.fetch_max(newest, Ordering::AcqRel);
-        let mut by_user: HashMap<Arc<str>, Vec<Kept>> = HashMap::new();
-        for e in events {
-            let age = Duration::from_millis(u64::try_from(now_ms - e.at_ms).unwrap_or(0));
-            by_user.entry(e.uid).or_default().push(Kept {
-                seq: e.seq,
-                at: now.checked_sub(age).unwrap_or(now),
-                text: Frame::from(e.text),
-            });
-        }
         let mut users = self.users.lock();
-        for (uid, restored) in by_user {
+        for (uid, events) in restored {
             let log = users.entry(uid).or_insert_with(UserLog::new);
-            let mut kept: VecDeque<Kept> = restored.into();
+            let mut kept: VecDeque<Kept> = events
+                .into_iter()
+                .map(|e| {
+                    let age = Duration::from_millis(u64::try_from(now_ms - e.at_ms).unwrap_or(0));
+                    Kept {
+                        seq: e.seq,
+                        at: now.checked_sub(age).unwrap_or(now),
+                        text: Frame::from(e.text),
+                    }
+                })
+                .collect();
             kept.extend(log.kept.drain(..));
             kept.make_contiguous().sort_by_key(|k| k.seq);
             log.kept = kept;
