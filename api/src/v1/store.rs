@@ -164,6 +164,51 @@ macro_rules! message_from_row {
 }
 pub(crate) use message_from_row;
 
+/// Runs one idempotency write on `$tx`; the rows it touched.
+macro_rules! idem_op {
+    ($tx:expr, $op:expr) => {
+        match $op {
+            IdemOp::Claim { uid, key, request_hash, now, expired_before } => {
+                sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2 AND created_at < $3")
+                    .bind(uid)
+                    .bind(key)
+                    .bind(expired_before)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO api_idempotency (uid, key, request_hash, status, body, created_at) \
+                     VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(uid)
+                .bind(key)
+                .bind(request_hash)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected()
+            }
+            IdemOp::Complete { uid, key, status, body } => sqlx::query(
+                "UPDATE api_idempotency SET status = $1, body = $2 WHERE uid = $3 AND key = $4",
+            )
+            .bind(i64::from(*status))
+            .bind(body)
+            .bind(uid)
+            .bind(key)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected(),
+            IdemOp::Release { uid, key } => {
+                sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2")
+                    .bind(uid)
+                    .bind(key)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected()
+            }
+        }
+    };
+}
+
 impl Db {
     /// The store beside billing's `url` (its migrations made the tables). `memory:`
     /// (billing without a database) gets a private in-memory SQLite: keys made there
@@ -300,46 +345,7 @@ impl Db {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for op in ops {
-                let affected = match op {
-                    IdemOp::Claim { uid, key, request_hash, now, expired_before } => {
-                        sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2 AND created_at < $3")
-                            .bind(uid)
-                            .bind(key)
-                            .bind(expired_before)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(
-                            "INSERT INTO api_idempotency (uid, key, request_hash, status, body, created_at) \
-                             VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(uid)
-                        .bind(key)
-                        .bind(request_hash)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                    }
-                    IdemOp::Complete { uid, key, status, body } => sqlx::query(
-                        "UPDATE api_idempotency SET status = $1, body = $2 WHERE uid = $3 AND key = $4",
-                    )
-                    .bind(i64::from(*status))
-                    .bind(body)
-                    .bind(uid)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-                    // Forgets a claim whose request sent nothing, so that a retry may run.
-                    IdemOp::Release { uid, key } => {
-                        sqlx::query("DELETE FROM api_idempotency WHERE uid = $1 AND key = $2")
-                            .bind(uid)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                    }
-                };
+                let affected = idem_op!(tx, op);
                 done.push(affected == 1);
             }
             tx.commit().await?;
@@ -381,8 +387,13 @@ impl Db {
 
     // ---- messages -------------------------------------------------------------------
 
-    pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+    /// Writes `rows`, and the idempotency `answers` of their sends, in one transaction.
+    pub async fn insert_messages(
+        &self,
+        rows: &[MessageRow],
+        answers: &[IdemOp],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && answers.is_empty() {
             return Ok(());
         }
         let head = format!("INSERT INTO api_messages ({MESSAGE_COLUMNS}) ");
@@ -413,6 +424,9 @@ impl Db {
                         .push_bind(m.done_at);
                 });
                 q.build().execute(&mut *tx).await?;
+            }
+            for op in answers {
+                idem_op!(tx, op);
             }
             tx.commit().await?;
         });

@@ -291,7 +291,7 @@ mod tests {
             };
             let row = queued(&id);
             let (inserted, applied) = tokio::join!(
-                db.insert_messages(std::slice::from_ref(&row)),
+                db.insert_messages(std::slice::from_ref(&row), &[]),
                 db.apply_changes(std::slice::from_ref(&change), |_| Vec::new(), 2),
             );
             inserted.expect("insert");

@@ -267,7 +267,15 @@ fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
 /// Each message's record is staged, under an id chosen here, before the message is
 /// submitted: its receipt can come back before the send is answered, and then finds
 /// the record (see `records`). Records of refused messages are dropped again.
-async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
+///
+/// With `idempotency` (the user's uid and the key it holds), a 202 answer is stored
+/// with the records, in their transaction; the last value tells whether it was.
+async fn run_send(
+    v1: &V1,
+    user: &Arc<User>,
+    c: &Checked,
+    idempotency: Option<(&str, &str)>,
+) -> (u16, String, bool) {
     let now = now_us();
     let currency = v1.config().currency.clone();
     let rows: Vec<MessageRow> = c
@@ -347,10 +355,8 @@ async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
     unstage(v1, &refused);
     if accepted.is_empty() {
         let p = first_refusal.unwrap_or_else(|| Problem::internal("nothing sent"));
-        return (p.status, p.to_json().to_string());
+        return (p.status, p.to_json().to_string(), false);
     }
-    // Durable before the 202: a crash after the answer keeps the record.
-    record(v1, accepted).await;
     let body = json!({
         "messages": out,
         "encoding": c.encoding,
@@ -358,8 +364,18 @@ async fn run_send(v1: &V1, user: &Arc<User>, c: &Checked) -> (u16, String) {
         "total_cost": money(total),
         "currency": currency,
         "client_reference": c.client_reference,
+    })
+    .to_string();
+    let answer = idempotency.map(|(uid, key)| IdemOp::Complete {
+        uid: uid.to_owned(),
+        key: key.to_owned(),
+        status: 202,
+        body: body.clone(),
     });
-    (202, body.to_string())
+    let answering = answer.is_some();
+    // Durable before the 202: a crash after the answer keeps the record.
+    let written = record(v1, accepted, answer).await;
+    (202, body, answering && written)
 }
 
 fn answer(status: u16, body: String, replayed: bool) -> Response {
@@ -447,7 +463,7 @@ async fn send_inner(
         ));
     }
     let Some(key) = idem_key else {
-        let (status, body) = run_send(&v1, &user, &checked).await;
+        let (status, body, _) = run_send(&v1, &user, &checked, None).await;
         return Ok(answer(status, body, false));
     };
     let uid = user.uid.to_string();
@@ -472,7 +488,11 @@ async fn send_inner(
             let (v1, user, checked) = (v1.clone(), user.clone(), checked.clone());
             let (uid, key) = (uid.clone(), key.clone());
             let task = tokio::spawn(async move {
-                let (status, body) = run_send(&v1, &user, &checked).await;
+                let (status, body, stored) =
+                    run_send(&v1, &user, &checked, Some((&uid, &key))).await;
+                if stored {
+                    return (status, body);
+                }
                 let op = if status == 429 || status >= 500 {
                     // Nothing was sent: a retry with the same key may try again.
                     IdemOp::Release { uid, key }

@@ -18,6 +18,8 @@ pub(crate) struct Unwritten {
     batches: Vec<Vec<String>>,
     /// One per batch: told once the batch is written (true) or given up on (false).
     acks: Vec<oneshot::Sender<bool>>,
+    /// Idempotency answers of those sends, stored with their records.
+    answers: Vec<IdemOp>,
     by_id: HashMap<String, Staged>,
 }
 
@@ -55,24 +57,24 @@ pub(super) fn unstage(v1: &V1, ids: &[String]) {
 
 /// Hands staged records to the writer and waits until they are written, so that a 202
 /// answer implies the record survives a crash. Sends running at once share the
-/// writer's next transaction.
-pub(super) async fn record(v1: &V1, ids: Vec<String>) {
-    if ids.is_empty() {
-        return;
-    }
+/// writer's next transaction, and so does `answer`, the send's idempotency answer.
+/// Whether it was all written (else the caller stores the answer itself).
+pub(super) async fn record(v1: &V1, ids: Vec<String>, answer: Option<IdemOp>) -> bool {
     let (ack, written) = oneshot::channel();
     {
         let mut unwritten = v1.inner.unwritten.lock();
         unwritten.batches.push(ids);
         unwritten.acks.push(ack);
+        unwritten.answers.extend(answer);
     }
     v1.inner.written.notify_one();
     match tokio::time::timeout(RECORD_WAIT, written).await {
-        Ok(Ok(true)) => {}
+        Ok(Ok(true)) => true,
         // The writer warned already; the messages themselves are journaled and sent.
-        Ok(Ok(false)) => {}
+        Ok(Ok(false)) => false,
         Ok(Err(_)) | Err(_) => {
             warn!("the REST API's message records were not written in time; answering anyway");
+            false
         }
     }
 }
@@ -143,10 +145,11 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
             _ = v1.inner.written.notified() => false,
         };
         loop {
-            let (ids, rows, acks) = {
+            let (ids, rows, acks, answers) = {
                 let mut unwritten = v1.inner.unwritten.lock();
                 let batches = std::mem::take(&mut unwritten.batches);
                 let acks = std::mem::take(&mut unwritten.acks);
+                let answers = std::mem::take(&mut unwritten.answers);
                 let ids: Vec<String> = batches.into_iter().flatten().collect();
                 let mut rows = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -155,15 +158,18 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
                         rows.push(staged.row.clone());
                     }
                 }
-                (ids, rows, acks)
+                (ids, rows, acks, answers)
             };
             if acks.is_empty() {
                 break;
             }
             let mut all_written = true;
-            for chunk in rows.chunks(WRITE_BATCH) {
+            let chunks = rows.chunks(WRITE_BATCH).count();
+            for (n, chunk) in rows.chunks(WRITE_BATCH).enumerate() {
+                // The answers go with the last chunk: a send answers once all are in.
+                let answers: &[IdemOp] = if n + 1 == chunks { &answers } else { &[] };
                 let mut tries = 0;
-                while let Err(error) = v1.db().insert_messages(chunk).await {
+                while let Err(error) = v1.db().insert_messages(chunk, answers).await {
                     tries += 1;
                     if tries >= 3 {
                         // The messages are on their way; only their record is missing.
