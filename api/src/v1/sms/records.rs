@@ -164,10 +164,15 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
                 break;
             }
             let mut all_written = true;
-            let chunks = rows.chunks(WRITE_BATCH).count();
-            for (n, chunk) in rows.chunks(WRITE_BATCH).enumerate() {
-                // The answers go with the last chunk: a send answers once all are in.
-                let answers: &[IdemOp] = if n + 1 == chunks { &answers } else { &[] };
+            // The answers go with the last chunk (a send answers once all are in), and
+            // are written even if, against expectation, no row was found to go with them.
+            let mut chunks: Vec<&[MessageRow]> = rows.chunks(WRITE_BATCH).collect();
+            if chunks.is_empty() {
+                chunks.push(&[]);
+            }
+            let last = chunks.len() - 1;
+            for (n, chunk) in chunks.into_iter().enumerate() {
+                let answers: &[IdemOp] = if n == last { &answers } else { &[] };
                 let mut tries = 0;
                 while let Err(error) = v1.db().insert_messages(chunk, answers).await {
                     tries += 1;
