@@ -20,7 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::{StreamExt, stream};
-use router::{Message, Refusal, receipts::ReceiptEvent, user::User};
+use router::{Message, Refusal, credentials::Requested, receipts::ReceiptEvent, user::User};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use smpp_core::rusmpp::values::MessageState;
@@ -80,13 +80,15 @@ async fn run_send(
 ) -> (u16, String, bool) {
     let now = now_us();
     let currency = v1.config().currency.clone();
-    let rows: Vec<MessageRow> = c
+    // Each recipient's message is made once: its record, its quote and its submit.
+    let (rows, messages): (Vec<MessageRow>, Vec<(Message, Requested)>) = c
         .recipients
         .iter()
         .map(|to| {
-            let (message, _) = message(c, to);
-            MessageRow {
-                id: router::new_message_id().to_string(),
+            let (mut message, requested) = message(c, to);
+            message.id = router::new_message_id();
+            let row = MessageRow {
+                id: message.id.to_string(),
                 uid: user.uid.to_string(),
                 client_reference: c.client_reference.clone(),
                 sender: c.from.clone().unwrap_or_default(),
@@ -103,18 +105,13 @@ async fn run_send(
                 scheduled_at: c.schedule.as_ref().map(|(at, _)| *at),
                 sent_at: None,
                 done_at: None,
-            }
+            };
+            (row, (message, requested))
         })
-        .collect();
+        .unzip();
     stage(v1, &rows);
-    let targets: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.id.clone(), r.recipient.clone()))
-        .collect();
-    let results: Vec<Result<(), Refusal>> = stream::iter(targets)
-        .map(|(id, to)| async move {
-            let (mut message, requested) = message(c, &to);
-            message.id = Arc::from(id);
+    let results: Vec<Result<(), Refusal>> = stream::iter(messages)
+        .map(|(message, requested)| async move {
             v1.gateway()
                 .submit(user, message, requested)
                 .await

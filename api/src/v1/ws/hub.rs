@@ -18,7 +18,10 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
-use super::event_log::{self, EventLog, Restored};
+use super::{
+    super::time::now_us,
+    event_log::{self, EventLog, Restored},
+};
 
 /// How long events are kept for resuming.
 pub const KEEP: Duration = Duration::from_secs(3600);
@@ -130,7 +133,7 @@ impl Hub {
 
     /// `count` numbers in a row, none below the current microsecond.
     fn issue(&self, count: u64) -> u64 {
-        let now = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
+        let now = u64::try_from(now_us()).unwrap_or(0);
         let mut current = self.last.load(Ordering::Acquire);
         loop {
             let first = current.max(now) + 1;
