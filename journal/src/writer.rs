@@ -1,6 +1,10 @@
-//! Group commit on two threads: the writer appends groups of records, the syncer fsyncs
-//! and releases the acknowledgements. While one fsync runs, the next group is already
-//! being written, and everything written before an fsync starts is covered by it.
+//! Group commit on one thread: the writer appends a group of records, fsyncs it and
+//! releases its acknowledgements. Records that arrive during the fsync queue up and form
+//! the next group, so one fsync covers many acknowledgements, and a busy writer is never
+//! parked: callers that queue a record while it writes or syncs wake nobody. (Handing
+//! each group to a second, syncing thread kept the writer idle between groups, and every
+//! record then paid for waking it.) In `Batched` mode a timer thread fsyncs what was
+//! written at least every `sync_interval`.
 
 use std::{
     fs::File,
@@ -9,7 +13,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         mpsc as std_mpsc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, oneshot};
@@ -41,11 +45,27 @@ impl JournalStats {
     pub fn healthy(&self) -> bool {
         !self.write_failing.load(Ordering::Relaxed) && !self.sync_failing.load(Ordering::Relaxed)
     }
+
+    /// Time and count one fsync, and keep its outcome for `healthy`.
+    fn synced(&self, started: Instant, result: &Result<(), String>) {
+        self.fsync.observe(started.elapsed());
+        match result {
+            Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                self.sync_failing.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                error!(error = %e, "journal fsync failed");
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.sync_failing.store(true, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
-/// The segment the syncer must fsync, replaced when the writer rolls over.
+/// The segment the `Batched` timer fsyncs, replaced when the writer rolls over.
 struct SyncTarget {
     file: Mutex<File>,
     dirty: AtomicBool,
@@ -57,27 +77,34 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Command>,
     stats: Arc<JournalStats>,
 ) -> Result<(), JournalError> {
-    let target = Arc::new(SyncTarget {
-        file: Mutex::new(segments.active_handle()?),
-        dirty: AtomicBool::new(false),
-    });
-    let (sync_tx, sync_rx) = std_mpsc::channel::<Vec<Ack>>();
     let spawn_error = |source| JournalError::Io {
         path: "journal threads".into(),
         source,
     };
-    {
-        let target = target.clone();
+    // The timer ends when the writer drops its sender.
+    let (timer, timer_stop) = if config.durability == Durability::Batched {
+        let target = Arc::new(SyncTarget {
+            file: Mutex::new(segments.active_handle()?),
+            dirty: AtomicBool::new(false),
+        });
+        let (stop_tx, stop_rx) = std_mpsc::channel::<()>();
         let stats = stats.clone();
         let interval = config.sync_interval;
+        let timer_target = target.clone();
         std::thread::Builder::new()
             .name("journal-sync".into())
-            .spawn(move || sync_loop(sync_rx, target, stats, interval))
+            .spawn(move || sync_timer(stop_rx, timer_target, stats, interval))
             .map_err(spawn_error)?;
-    }
+        (Some(target), Some(stop_tx))
+    } else {
+        (None, None)
+    };
     std::thread::Builder::new()
         .name("journal-writer".into())
-        .spawn(move || write_loop(config, segments, rx, stats, target, sync_tx))
+        .spawn(move || {
+            write_loop(config, segments, rx, stats, timer);
+            drop(timer_stop);
+        })
         .map_err(spawn_error)?;
     Ok(())
 }
@@ -87,8 +114,7 @@ fn write_loop(
     mut segments: Segments,
     mut rx: mpsc::Receiver<Command>,
     stats: Arc<JournalStats>,
-    target: Arc<SyncTarget>,
-    sync_tx: std_mpsc::Sender<Vec<Ack>>,
+    timer: Option<Arc<SyncTarget>>,
 ) {
     let mut active = segments.active_number();
     while let Some(first) = rx.blocking_recv() {
@@ -126,16 +152,31 @@ fn write_loop(
             };
         }
 
-        let result = segments.write().and_then(|()| segments.maintain(&config));
-        if segments.active_number() != active {
-            // Rolled over: the old segment was synced by the roll; sync the new one now.
-            if let Ok(handle) = segments.active_handle()
-                && let Ok(mut file) = target.file.lock()
+        let written = segments.write();
+        // A group that waits for its fsync gets it here; rolling over below syncs the
+        // segment it closes as well, so this covers the group in either case.
+        let synced = match (&written, must_sync) {
+            (Ok(()), true) => {
+                let started = Instant::now();
+                let result = segments.sync().map_err(|e| e.to_string());
+                stats.synced(started, &result);
+                result
+            }
+            _ => Ok(()),
+        };
+        let result = written
+            .map_err(|e| e.to_string())
+            .and_then(|()| segments.maintain(&config).map_err(|e| e.to_string()));
+        if let Some(timer) = &timer {
+            if segments.active_number() != active
+                && let Ok(handle) = segments.active_handle()
+                && let Ok(mut file) = timer.file.lock()
             {
                 *file = handle;
             }
-            active = segments.active_number();
+            timer.dirty.store(!must_sync, Ordering::Release);
         }
+        active = segments.active_number();
         // Before any ack: whoever was answered sees the counts of what it waited for.
         stats.live.store(segments.live(), Ordering::Relaxed);
         stats
@@ -146,22 +187,15 @@ fn write_loop(
                 stats.write_failing.store(false, Ordering::Relaxed);
                 stats.records.fetch_add(count as u64, Ordering::Relaxed);
                 stats.groups.fetch_add(1, Ordering::Relaxed);
-                target.dirty.store(true, Ordering::Release);
-                if must_sync {
-                    if let Err(std_mpsc::SendError(acks)) = sync_tx.send(acks) {
-                        fail(acks, "journal syncer stopped");
-                    }
-                } else {
-                    for ack in acks {
-                        let _ = ack.send(Ok(()));
-                    }
+                for ack in acks {
+                    let _ = ack.send(synced.clone());
                 }
             }
             Err(e) => {
                 error!(error = %e, "journal write failed");
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 stats.write_failing.store(true, Ordering::Relaxed);
-                fail(acks, &e.to_string());
+                fail(acks, &e);
             }
         }
     }
@@ -176,49 +210,23 @@ fn fail(acks: Vec<Ack>, reason: &str) {
     }
 }
 
-/// fsync whenever a group waits for it, and at least every `interval` while there are
-/// unsynced writes (the `Batched` promise).
-fn sync_loop(
-    rx: std_mpsc::Receiver<Vec<Ack>>,
+/// `Batched` mode: fsync at least every `interval` while there are unsynced writes.
+fn sync_timer(
+    stop: std_mpsc::Receiver<()>,
     target: Arc<SyncTarget>,
     stats: Arc<JournalStats>,
     interval: Duration,
 ) {
-    loop {
-        let mut waiting = match rx.recv_timeout(interval) {
-            Ok(acks) => acks,
-            Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                if !target.dirty.load(Ordering::Acquire) {
-                    continue;
-                }
-                Vec::new()
-            }
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        while let Ok(more) = rx.try_recv() {
-            waiting.extend(more);
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        if !target.dirty.swap(false, Ordering::AcqRel) {
+            continue;
         }
-        target.dirty.store(false, Ordering::Release);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = match target.file.lock() {
             Ok(file) => file.sync_data().map_err(|e| e.to_string()),
             Err(_) => Err("journal sync handle poisoned".to_owned()),
         };
-        stats.fsync.observe(started.elapsed());
-        match &result {
-            Ok(()) => {
-                stats.syncs.fetch_add(1, Ordering::Relaxed);
-                stats.sync_failing.store(false, Ordering::Relaxed);
-            }
-            Err(e) => {
-                error!(error = %e, "journal fsync failed");
-                stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                stats.sync_failing.store(true, Ordering::Relaxed);
-            }
-        }
-        for ack in waiting {
-            let _ = ack.send(result.clone());
-        }
+        stats.synced(started, &result);
     }
 }
 
