@@ -63,7 +63,11 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     let journal_dir = loaded.base_dir.join(&config.durability.dir);
     // The log takes new records at once; what it already holds is replayed on a thread
     // of its own and restored while clients bind (a large journal does not delay them).
-    let (log, replay) = Journal::open_replaying(JournalConfig::new(&journal_dir, durability))
+    let journal_config = JournalConfig {
+        sync_gap: Duration::from_micros(config.durability.fsync_gap_us),
+        ..JournalConfig::new(&journal_dir, durability)
+    };
+    let (log, replay) = Journal::open_replaying(journal_config)
         .with_context(|| format!("cannot open the journal in {}", journal_dir.display()))?;
     let journal: Arc<dyn router::journaling::Journal> = match durability {
         Durability::Memory => Arc::new(NoJournal),

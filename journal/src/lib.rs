@@ -64,6 +64,12 @@ pub struct JournalConfig {
     pub queue: usize,
     /// fsync period in `Batched` mode.
     pub sync_interval: Duration,
+    /// `Fsync` mode: the least time from one fsync's start to the next. A group that
+    /// comes sooner waits out the rest, and records arriving meanwhile join it, so under
+    /// load one fsync covers more acknowledgements (each fsync costs the kernel about
+    /// as much CPU time as it takes, whatever it covers). A lone record after a quiet
+    /// spell does not wait.
+    pub sync_gap: Duration,
     /// Beyond this many closed segments, the live records of the oldest are copied
     /// forward so it can be deleted (long-lived records must not pin old segments).
     pub max_segments: usize,
@@ -78,6 +84,7 @@ impl JournalConfig {
             max_batch: 8192,
             queue: 65_536,
             sync_interval: Duration::from_millis(2),
+            sync_gap: Duration::from_millis(1),
             max_segments: 8,
         }
     }

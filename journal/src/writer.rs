@@ -117,12 +117,31 @@ fn write_loop(
     timer: Option<Arc<SyncTarget>>,
 ) {
     let mut active = segments.active_number();
+    let mut last_sync: Option<Instant> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut acks: Vec<Ack> = Vec::new();
         let mut must_sync = config.durability == Durability::Fsync;
         let mut count = 0usize;
         let mut next = Some(first);
-        while let Some(command) = next {
+        // Group commit delay (see `JournalConfig::sync_gap`): waited out once, after
+        // the queue first runs dry.
+        let mut gap_ends = last_sync
+            .map(|at| at + config.sync_gap)
+            .filter(|_| must_sync);
+        loop {
+            let Some(command) = next else {
+                match gap_ends.take() {
+                    Some(end) if count < config.max_batch => {
+                        let now = Instant::now();
+                        if now < end {
+                            std::thread::sleep(end - now);
+                        }
+                        next = rx.try_recv().ok();
+                        continue;
+                    }
+                    _ => break,
+                }
+            };
             match command {
                 Command::Put {
                     id,
@@ -158,6 +177,7 @@ fn write_loop(
         let synced = match (&written, must_sync) {
             (Ok(()), true) => {
                 let started = Instant::now();
+                last_sync = Some(started);
                 let result = segments.sync().map_err(|e| e.to_string());
                 stats.synced(started, &result);
                 result
@@ -278,6 +298,48 @@ mod tests {
         drop(journal);
         let (_j, live) = Journal::open(config).unwrap();
         assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
+    }
+}
+
+#[cfg(test)]
+mod gap_tests {
+    use std::{
+        sync::atomic::Ordering,
+        time::{Duration, Instant},
+    };
+
+    use bytes::Bytes;
+
+    use crate::{Durability, Journal, JournalConfig};
+
+    /// Records that come within `sync_gap` of the last fsync wait for its end and share
+    /// the next fsync; the first record after a quiet spell is synced at once.
+    #[tokio::test]
+    async fn records_within_the_gap_share_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let gap = Duration::from_millis(300);
+        let config = JournalConfig {
+            sync_gap: gap,
+            ..JournalConfig::new(dir.path(), Durability::Fsync)
+        };
+        let (journal, _) = Journal::open(config).unwrap();
+        // Opening may have synced: let a quiet spell pass.
+        tokio::time::sleep(gap).await;
+        let before = journal.stats().syncs.load(Ordering::Relaxed);
+        let started = Instant::now();
+        journal.put(1, 1, Bytes::from_static(b"a")).await.unwrap();
+        assert!(started.elapsed() < gap, "the first record does not wait");
+        let puts: Vec<_> = (2..12u128)
+            .map(|id| journal.put(id, 1, Bytes::from_static(b"b")))
+            .collect();
+        for put in futures_util::future::join_all(puts).await {
+            put.unwrap();
+        }
+        assert!(
+            started.elapsed() >= gap,
+            "the next group waited out the gap"
+        );
+        assert_eq!(journal.stats().syncs.load(Ordering::Relaxed), before + 2);
     }
 }
 
