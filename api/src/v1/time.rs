@@ -21,6 +21,32 @@ pub fn parse(text: &str) -> Option<i64> {
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
+/// Spaces the turns of a batching writer: a turn starts at least `gap` after the one
+/// before it started. Under load each turn (one transaction, one round of hand-offs to
+/// the database's thread) then takes more rows; the first turn after a quiet spell
+/// starts at once.
+pub(crate) struct Cadence {
+    gap: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl Cadence {
+    pub(crate) fn new(gap: std::time::Duration) -> Self {
+        Self { gap, last: None }
+    }
+
+    /// Waits out the rest of the gap, and starts the next turn.
+    pub(crate) async fn next_turn(&mut self) {
+        if let Some(last) = self.last {
+            let due = last + self.gap;
+            if tokio::time::Instant::now() < due {
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -32,5 +58,25 @@ mod tests {
             super::parse("2026-12-03T00:00:00Z")
         );
         assert!(super::parse("yesterday").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cadence_spaces_turns_but_not_the_first_after_a_pause() {
+        use std::time::Duration;
+        use tokio::time::Instant;
+        let mut cadence = super::Cadence::new(Duration::from_millis(5));
+        let start = Instant::now();
+        cadence.next_turn().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the first turn goes at once"
+        );
+        cadence.next_turn().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let resumed = Instant::now();
+        cadence.next_turn().await;
+        assert_eq!(resumed.elapsed(), Duration::ZERO, "after a pause: at once");
     }
 }

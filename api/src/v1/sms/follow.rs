@@ -21,6 +21,7 @@ use router::{
 use tokio::sync::mpsc;
 
 use super::{
+    super::time::Cadence,
     super::{
         StoreError,
         webhooks::{self, Webhook},
@@ -31,6 +32,9 @@ use super::{
 
 /// Events per batch (and per transaction).
 const BATCH: usize = 1000;
+/// The least time between the starts of two receipt batches: the operator's receipts
+/// are answered up to this much later, and under load a batch takes more of them.
+const RECEIPTS_GAP: Duration = Duration::from_millis(5);
 /// The longest pause between two tries of a batch the database refused.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -66,7 +70,9 @@ pub async fn follow_receipts(
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut cadence = Cadence::new(RECEIPTS_GAP);
     loop {
+        cadence.next_turn().await;
         let got = tokio::select! {
             _ = shutdown.cancelled() => return,
             got = receipts.recv_many(&mut batch, BATCH) => got,

@@ -134,17 +134,22 @@ pub(crate) fn move_unwritten(
 
 /// Rows per transaction of the writer.
 const WRITE_BATCH: usize = 2000;
+/// The least time between the starts of two of the writer's transactions: a send waits
+/// up to this much longer, and under load each transaction takes more sends.
+const WRITE_GAP: Duration = Duration::from_millis(2);
 
 /// Writes the records of accepted messages in batches (group commit), tells their
 /// sends, then applies the receipts that came while they were written. Writes what is
 /// left when `shutdown` is cancelled.
 pub async fn write_records(v1: V1, shutdown: CancellationToken) {
+    let mut cadence = crate::v1::time::Cadence::new(WRITE_GAP);
     loop {
         let stopping = tokio::select! {
             _ = shutdown.cancelled() => true,
             _ = v1.inner.written.notified() => false,
         };
         loop {
+            cadence.next_turn().await;
             let (ids, rows, acks, answers) = {
                 let mut unwritten = v1.inner.unwritten.lock();
                 let batches = std::mem::take(&mut unwritten.batches);
