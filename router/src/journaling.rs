@@ -46,10 +46,16 @@ pub enum JournalRecord<'a> {
         /// The part's (committed) charge, so a restart can tell billing it went out.
         charge_key: &'a str,
         ttl: Duration,
-        /// The client asked for the receipt. When it did not, the record only bridges
-        /// billing's write-behind (a restart must still know the part went out) and
-        /// every such record lives the same fixed `ttl`.
-        receipt_wanted: bool,
+    },
+    /// The operator took a part whose receipt nobody wants. The record only bridges
+    /// billing's write-behind: a restart must still know the part went out (and not
+    /// send it again, nor refund it). Every such record lives the same fixed `ttl`.
+    Submitted {
+        id: &'a str,
+        part: usize,
+        operator_id: &'a str,
+        charge_key: &'a str,
+        ttl: Duration,
     },
     /// One part's final outcome (no receipt awaited).
     Outcome {

@@ -69,7 +69,6 @@ async fn main() -> anyhow::Result<()> {
                 operator_id: &operator_id,
                 charge_key: &id,
                 ttl: Duration::from_secs(86_400),
-                receipt_wanted: true,
             });
             records += 1;
         }

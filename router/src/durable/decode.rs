@@ -41,6 +41,13 @@ pub enum Restored {
         callback: Callback,
         ttl: Duration,
     },
+    /// A part the operator took whose receipt nobody waits for.
+    Submitted {
+        key: u128,
+        operator_id: String,
+        charge_key: String,
+        ttl: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -172,6 +179,20 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                 operator_id: w.operator_id.into_owned(),
                 charge_key: w.charge_key.into_owned(),
                 ttl: Duration::from_secs(w.expires_at - now),
+            }))
+        }
+        KIND_SUBMITTED => {
+            let s: StoredSubmitted<'_> =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad submitted part")?;
+            let now = unix_now();
+            if s.expires_at <= now {
+                return Ok(None);
+            }
+            Ok(Some(Restored::Submitted {
+                key: record.id,
+                operator_id: s.operator_id.into_owned(),
+                charge_key: s.charge_key.into_owned(),
+                ttl: Duration::from_secs(s.expires_at - now),
             }))
         }
         KIND_PENDING_DELIVERY => {

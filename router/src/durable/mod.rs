@@ -9,6 +9,8 @@
 //! - `AWAITING_RECEIPT`: a part the operator accepted, whose receipt the client asked
 //!   for: replay restores the operator-id mapping so the receipt still finds its client.
 //!   Removed when the final receipt is handled or when `dlr_expiry` passes.
+//! - `SUBMITTED`: a part the operator accepted whose receipt nobody wants: kept a while
+//!   so that a restart before billing's write-behind stored the charge still settles it.
 //! - `PENDING_DELIVERY`: a receipt or MO kept for a client, until it answers.
 //! - `PENDING_CALLBACK`: an HTTP DLR or MO callback, until it is acknowledged or given up.
 
@@ -43,6 +45,7 @@ pub const KIND_AWAITING_RECEIPT: u8 = 2;
 pub const KIND_PENDING_DELIVERY: u8 = 3;
 pub const KIND_PENDING_CALLBACK: u8 = 4;
 pub const KIND_MO_PART: u8 = 5;
+pub const KIND_SUBMITTED: u8 = 6;
 
 /// The journal key of one part of a message.
 pub fn record_id(message_id: &str, part: usize) -> u128 {
@@ -62,9 +65,8 @@ pub struct LogJournal {
     log: journal::Journal,
     /// Expiring records by deadline, so they leave the log when their TTL passes.
     expiries: Mutex<Expiries>,
-    /// Receipt waits of parts whose client wants no receipt (see
-    /// `JournalRecord::AwaitingReceipt::receipt_wanted`): one per message sent, all
-    /// with the same TTL.
+    /// `JournalRecord::Submitted` records: one per part sent without a receipt wanted,
+    /// all with the same TTL.
     bridges: Mutex<FixedTtlQueue>,
 }
 
@@ -170,7 +172,6 @@ impl Journal for LogJournal {
                 operator_id,
                 charge_key,
                 ttl,
-                receipt_wanted,
             } => {
                 let stored = StoredReceiptWait {
                     id: Cow::Borrowed(&entry.id),
@@ -192,14 +193,32 @@ impl Journal for LogJournal {
                 if let Ok(bytes) = encode(&stored, 0)
                     && self.log.try_put(id, KIND_AWAITING_RECEIPT, bytes)
                 {
-                    if receipt_wanted {
-                        self.expiries.lock().arm(id, ttl);
-                    } else {
-                        self.bridges.lock().push(id, ttl);
-                    }
+                    self.expiries.lock().arm(id, ttl);
                 } else {
                     // Not recorded: the accepted record must not linger and be resent.
                     self.finish(id);
+                }
+                Durable::Done
+            }
+            JournalRecord::Submitted {
+                id,
+                part,
+                operator_id,
+                charge_key,
+                ttl,
+            } => {
+                let stored = StoredSubmitted {
+                    operator_id: Cow::Borrowed(operator_id),
+                    charge_key: Cow::Borrowed(charge_key),
+                    expires_at: unix_now() + ttl.as_secs(),
+                };
+                let key = record_id(id, part);
+                if let Ok(bytes) = encode(&stored, 0)
+                    && self.log.try_put(key, KIND_SUBMITTED, bytes)
+                {
+                    self.bridges.lock().push(key, ttl);
+                } else {
+                    self.finish(key);
                 }
                 Durable::Done
             }

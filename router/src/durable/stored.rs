@@ -218,6 +218,18 @@ pub(super) struct StoredPart<'a> {
     pub(super) amount: i64,
 }
 
+/// A part the operator took whose receipt nobody waits for: all a restart needs to
+/// settle its charge.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredSubmitted<'a> {
+    #[serde(borrow)]
+    pub(super) operator_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(super) charge_key: Cow<'a, str>,
+    /// Unix seconds after which the record is no longer needed.
+    pub(super) expires_at: u64,
+}
+
 /// A part the operator took, waiting for its receipt.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct StoredReceiptWait<'a> {

@@ -133,7 +133,6 @@ async fn finished_records_leave_the_expiry_tracking() {
             operator_id: "op",
             charge_key: id,
             ttl: day,
-            receipt_wanted: true,
         });
         let key = record_id(id, 1);
         journal.append(JournalRecord::PendingCallback {
@@ -172,8 +171,8 @@ async fn finished_records_leave_the_expiry_tracking() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Receipt waits kept only to bridge billing's write-behind leave the log once their
-/// TTL passes, in order, and not before.
+/// Records of parts sent without a receipt wanted (they only bridge billing's
+/// write-behind) leave the log once their TTL passes, in order, and not before.
 #[tokio::test]
 async fn bridging_records_expire_in_order_after_their_ttl() {
     let dir = tempfile_dir("durable-bridges");
@@ -185,13 +184,12 @@ async fn bridging_records_expire_in_order_after_their_ttl() {
     let journal = LogJournal::new(log.clone());
     let live = || log.stats().live.load(std::sync::atomic::Ordering::Relaxed);
     let wait = |id: &str, ttl: Duration| {
-        let entry = receipt_wait(id, 0);
-        journal.append(JournalRecord::AwaitingReceipt {
-            entry: &entry,
+        journal.append(JournalRecord::Submitted {
+            id,
+            part: 0,
             operator_id: "op",
             charge_key: id,
             ttl,
-            receipt_wanted: false,
         });
     };
     let short: Vec<String> = (0..100).map(|_| uuid::Uuid::now_v7().to_string()).collect();
@@ -363,5 +361,69 @@ async fn a_pending_callback_is_replayed_until_it_is_done() {
     assert_eq!(back.method, Method::POST);
     assert_eq!(back.params, callback.params);
     assert_eq!(back.user_agent, DLR_AGENT);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A part the operator took with no receipt wanted replaces its accepted record: after a
+/// restart it is settled (charge key, operator id), never queued again.
+#[tokio::test]
+async fn a_submitted_part_replays_as_settled_not_as_a_resend() {
+    let dir = tempfile_dir("durable-submitted");
+    let config = || journal::JournalConfig::new(&dir, journal::Durability::Fsync);
+    let id = uuid::Uuid::now_v7().to_string();
+    let charge_key = format!("{id}:0");
+    {
+        let (log, _) = journal::Journal::open(config()).unwrap();
+        let journal = LogJournal::new(log.clone());
+        let message = Message {
+            id: Arc::from(id.as_str()),
+            content: Bytes::from_static(b"code 1234"),
+            ..Message::default()
+        };
+        let accepted = journal.append(JournalRecord::Accepted {
+            message: &message,
+            username: "bank",
+            connector: "sim",
+            part: 0,
+            parts: 1,
+            content: &message.content,
+            esm_class: 0,
+            registered_delivery: 0,
+            charge_key: &charge_key,
+            amount: 1,
+        });
+        accepted.wait().await.unwrap();
+        journal.append(JournalRecord::Submitted {
+            id: &id,
+            part: 0,
+            operator_id: "op-77",
+            charge_key: &charge_key,
+            ttl: Duration::from_secs(60),
+        });
+        log.flush().await.unwrap();
+    }
+    let (_log, replayed) = journal::Journal::open(config()).unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert!(
+        replayed[0].payload.len() < 64,
+        "{} bytes",
+        replayed[0].payload.len()
+    );
+    let restored: Vec<Restored> = replayed.iter().filter_map(decode).collect();
+    let [
+        Restored::Submitted {
+            key,
+            operator_id,
+            charge_key: key_back,
+            ttl,
+        },
+    ] = &restored[..]
+    else {
+        panic!("expected the submitted part, got {restored:?}");
+    };
+    assert_eq!(*key, record_id(&id, 0));
+    assert_eq!(operator_id, "op-77");
+    assert_eq!(key_back, &charge_key);
+    assert!(*ttl > Duration::from_secs(50));
     let _ = std::fs::remove_dir_all(&dir);
 }

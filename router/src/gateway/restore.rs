@@ -148,6 +148,17 @@ impl Gateway {
                         .insert(&connector, &operator_id, Arc::new(entry), ttl);
                     report.receipts_awaited += 1;
                 }
+                Restored::Submitted {
+                    key,
+                    operator_id,
+                    charge_key,
+                    ttl,
+                } => {
+                    self.journal.adopt(key, ttl);
+                    if settling(&charge_key) {
+                        report.submitted.push((charge_key, operator_id));
+                    }
+                }
                 Restored::MoPart { key, message, ttl } => {
                     self.journal.adopt(key, ttl);
                     mo_parts.push(message);

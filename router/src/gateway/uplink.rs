@@ -219,7 +219,9 @@ impl Gateway {
     fn accepted(&self, connector: &Arc<Connector>, f: InFlight, operator_id: &str) {
         self.recent
             .record(&f.message.id, &f.message.uid, MessageState::Enroute, 0);
-        let entry = Arc::new(self.entry_for(&f));
+        // Built only when something uses it: most parts want no receipt nor notice.
+        let entry_cell = std::cell::OnceCell::new();
+        let entry = || entry_cell.get_or_init(|| Arc::new(self.entry_for(&f)));
         if let Some(dlr) = &f.message.dlr
             && dlr.on_submit()
         {
@@ -229,42 +231,42 @@ impl Gateway {
                 None => (f.part + 1 == f.parts).then(|| "ESME_ROK".to_owned()),
             };
             if let Some(status) = level1 {
-                self.http_dlr_level1(&entry, dlr, &status);
+                self.http_dlr_level1(entry(), dlr, &status);
             }
         }
         if matches!(f.message.origin, Origin::Smpp { .. })
             && self.settings().smpp_receipt_on_submit_ok
             && f.message.registered_delivery & RD_RECEIPT_MASK == RD_RECEIPT_ALWAYS
-            && let Some(pdu) = receipts::client_receipt(&entry, "ACCEPTD", "000")
+            && let Some(pdu) = receipts::client_receipt(entry(), "ACCEPTD", "000")
         {
             // The submit_sm_resp path cannot hold the operator back; a crash here loses
             // only this optional ACCEPTD notice.
-            let _ = self.push_to_user(&entry.username, Pdu::DeliverSm(pdu));
+            let _ = self.push_to_user(&f.username, Pdu::DeliverSm(pdu));
         }
         if !self.wants_receipt(&f) {
             // Kept a short while rather than removed: if billing's write-behind has not
             // stored the commit when the process dies, the restart still knows this part
             // went out and charges it.
-            self.journal.append(JournalRecord::AwaitingReceipt {
-                entry: &entry,
+            self.journal.append(JournalRecord::Submitted {
+                id: &f.message.id,
+                part: f.part,
                 operator_id,
                 charge_key: &f.charge_key,
                 ttl: SUBMITTED_RECORD_TTL,
-                receipt_wanted: false,
             });
             return;
         }
+        let entry = entry().clone();
         self.journal.append(JournalRecord::AwaitingReceipt {
             entry: &entry,
             operator_id,
             charge_key: &f.charge_key,
             ttl: connector.config.dlr_expiry(),
-            receipt_wanted: true,
         });
         self.idmap.insert(
             &connector.cid,
             operator_id,
-            entry.clone(),
+            entry,
             connector.config.dlr_expiry(),
         );
     }
