@@ -101,14 +101,14 @@ impl billing_server::Billing for BillingService {
                 amount: Micros(r.amount_micros),
                 currency: currency(&r.currency)?,
                 meta: MessageMeta {
-                    user: m.user,
-                    connector: m.connector,
-                    operator: m.operator,
-                    destination: m.destination,
-                    sender: m.sender,
+                    user: m.user.into(),
+                    connector: m.connector.into(),
+                    operator: m.operator.into(),
+                    destination: m.destination.into(),
+                    sender: m.sender.into(),
                     parts: m.parts,
                     text_length: m.text_length,
-                    text_hash: m.text_hash,
+                    text_hash: m.text_hash.into(),
                     ..Default::default()
                 },
             })

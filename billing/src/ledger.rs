@@ -155,18 +155,19 @@ impl ChargeStatus {
 }
 
 /// What the router knows about a message when it reserves. The text is never stored:
-/// only its length and a hash of it.
+/// only its length and a hash of it. Its strings are shared (`Arc<str>`): the store
+/// binds them as they are, without a copy per row.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageMeta {
-    pub user: String,
-    pub connector: String,
+    pub user: Arc<str>,
+    pub connector: Arc<str>,
     /// Operator (e.g. "MCC-MNC" or a name) if known at routing time.
-    pub operator: String,
-    pub destination: String,
-    pub sender: String,
+    pub operator: Arc<str>,
+    pub destination: Arc<str>,
+    pub sender: Arc<str>,
     pub parts: u32,
     pub text_length: u32,
-    pub text_hash: String,
+    pub text_hash: Arc<str>,
     /// The destination's network, when the router resolved it.
     pub mcc: Option<u16>,
     pub mnc: Option<u16>,

@@ -26,9 +26,9 @@ impl BillingEngine {
         if open.cdr.account != account {
             return false;
         }
-        if open.cdr.meta.connector != connector || open.cdr.meta.carrier_cost != cost_per_part {
+        if *open.cdr.meta.connector != *connector || open.cdr.meta.carrier_cost != cost_per_part {
             let meta = Arc::make_mut(&mut open.cdr.meta);
-            meta.connector = connector.to_owned();
+            meta.connector = connector.into();
             meta.carrier_cost = cost_per_part;
         }
         true

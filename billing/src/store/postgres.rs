@@ -86,14 +86,14 @@ fn cdr_from_row(r: &PgRow) -> Result<CdrRow, BillingError> {
         message_id: r.try_get::<String, _>("message_id")?.into(),
         account: AccountId(r.try_get("account_id")?),
         meta: std::sync::Arc::new(MessageMeta {
-            user: r.try_get("user_name")?,
-            connector: r.try_get("connector")?,
-            operator: r.try_get("operator")?,
-            destination: r.try_get("destination")?,
-            sender: r.try_get("sender")?,
+            user: r.try_get::<String, _>("user_name")?.into(),
+            connector: r.try_get::<String, _>("connector")?.into(),
+            operator: r.try_get::<String, _>("operator")?.into(),
+            destination: r.try_get::<String, _>("destination")?.into(),
+            sender: r.try_get::<String, _>("sender")?.into(),
             parts: r.try_get::<i32, _>("parts")?.max(0) as u32,
             text_length: r.try_get::<i32, _>("text_length")?.max(0) as u32,
-            text_hash: r.try_get("text_hash")?,
+            text_hash: r.try_get::<String, _>("text_hash")?.into(),
             mcc: r
                 .try_get::<Option<i32>, _>("mcc")?
                 .and_then(|v| u16::try_from(v).ok()),
@@ -233,14 +233,14 @@ impl LedgerStore for PostgresStore {
             )
             .bind(c.iter().map(|r| &*r.message_id).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.account.0).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.user.as_str()).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.connector.as_str()).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.operator.as_str()).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.destination.as_str()).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.sender.as_str()).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| &*r.meta.user).collect::<Vec<&str>>())
+            .bind(c.iter().map(|r| &*r.meta.connector).collect::<Vec<&str>>())
+            .bind(c.iter().map(|r| &*r.meta.operator).collect::<Vec<&str>>())
+            .bind(c.iter().map(|r| &*r.meta.destination).collect::<Vec<&str>>())
+            .bind(c.iter().map(|r| &*r.meta.sender).collect::<Vec<&str>>())
             .bind(c.iter().map(|r| r.meta.parts as i32).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.meta.text_length as i32).collect::<Vec<_>>())
-            .bind(c.iter().map(|r| r.meta.text_hash.as_str()).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| &*r.meta.text_hash).collect::<Vec<&str>>())
             .bind(c.iter().map(|r| r.currency.as_str()).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.cost_per_part.0).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.total.0).collect::<Vec<_>>())

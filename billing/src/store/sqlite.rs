@@ -105,21 +105,37 @@ fn account_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Account, BillingError
     })
 }
 
+/// The few distinct strings every row of a batch repeats (entry kinds, actors,
+/// currencies, charge statuses), made once per batch and shared by its rows.
+#[derive(Default)]
+struct SharedStrings(std::collections::HashSet<std::sync::Arc<str>>);
+
+impl SharedStrings {
+    fn get(&mut self, text: &str) -> std::sync::Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return shared.clone();
+        }
+        let shared: std::sync::Arc<str> = text.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 fn cdr_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CdrRow, BillingError> {
     Ok(CdrRow {
         message_id: r.try_get::<String, _>("message_id")?.into(),
         account: AccountId(r.try_get("account_id")?),
         meta: std::sync::Arc::new(MessageMeta {
-            user: r.try_get("user_name")?,
-            connector: r.try_get("connector")?,
-            operator: r.try_get("operator")?,
-            destination: r.try_get("destination")?,
-            sender: r.try_get("sender")?,
+            user: r.try_get::<String, _>("user_name")?.into(),
+            connector: r.try_get::<String, _>("connector")?.into(),
+            operator: r.try_get::<String, _>("operator")?.into(),
+            destination: r.try_get::<String, _>("destination")?.into(),
+            sender: r.try_get::<String, _>("sender")?.into(),
             parts: r.try_get::<i64, _>("parts")?.clamp(0, u32::MAX.into()) as u32,
             text_length: r
                 .try_get::<i64, _>("text_length")?
                 .clamp(0, u32::MAX.into()) as u32,
-            text_hash: r.try_get("text_hash")?,
+            text_hash: r.try_get::<String, _>("text_hash")?.into(),
             mcc: r
                 .try_get::<Option<i64>, _>("mcc")?
                 .and_then(|v| u16::try_from(v).ok()),
@@ -176,6 +192,7 @@ impl LedgerStore for SqliteStore {
         }
         // Shared strings (`Arc<str>`) are bound by a clone of the Arc: sqlx binds them
         // as they are, where a `&str` is copied into a new String (and Arc) per value.
+        let mut shared = SharedStrings::default();
         for chunk in super::statement_chunks(&batch.entries, CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO ledger (id, account_id, kind, amount, balance_delta, reserved_delta, \
@@ -184,13 +201,13 @@ impl LedgerStore for SqliteStore {
             q.push_values(chunk, |mut b, (id, e)| {
                 b.push_bind(*id)
                     .push_bind(e.account.0)
-                    .push_bind(e.kind.as_str())
+                    .push_bind(shared.get(e.kind.as_str()))
                     .push_bind(e.amount.0)
                     .push_bind(e.balance_delta.0)
                     .push_bind(e.reserved_delta.0)
                     .push_bind(e.sms_delta)
                     .push_bind(e.reference.clone())
-                    .push_bind(&*e.actor)
+                    .push_bind(shared.get(&e.actor))
                     .push_bind(e.reason.clone())
                     .push_bind(e.at);
             });
@@ -206,19 +223,19 @@ impl LedgerStore for SqliteStore {
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(c.message_id.clone())
                     .push_bind(c.account.0)
-                    .push_bind(c.meta.user.as_str())
-                    .push_bind(c.meta.connector.as_str())
-                    .push_bind(c.meta.operator.as_str())
-                    .push_bind(c.meta.destination.as_str())
-                    .push_bind(c.meta.sender.as_str())
+                    .push_bind(c.meta.user.clone())
+                    .push_bind(c.meta.connector.clone())
+                    .push_bind(c.meta.operator.clone())
+                    .push_bind(c.meta.destination.clone())
+                    .push_bind(c.meta.sender.clone())
                     .push_bind(i64::from(c.meta.parts))
                     .push_bind(i64::from(c.meta.text_length))
-                    .push_bind(c.meta.text_hash.as_str())
-                    .push_bind(c.currency.as_str().to_string())
+                    .push_bind(c.meta.text_hash.clone())
+                    .push_bind(shared.get(c.currency.as_str()))
                     .push_bind(c.cost_per_part.0)
                     .push_bind(c.total.0)
                     .push_bind(c.charged.0)
-                    .push_bind(c.charge_status.as_str())
+                    .push_bind(shared.get(c.charge_status.as_str()))
                     .push_bind(c.accepted_at)
                     .push_bind(c.submitted_at)
                     .push_bind(c.operator_msg_id.clone())
