@@ -312,15 +312,15 @@ impl Charging for EngineCharging {
     }
 
     fn commit_via(&self, key: &str, operator_id: &str, carrier: Carrier<'_>) {
-        if let Some(account) = self.shard(key).lock().get(key).copied() {
-            self.engine.set_carrier(
-                account,
-                key,
-                carrier.connector,
-                Micros(carrier.cost_per_part),
-            );
+        let carrier = crate::engine::Carrier {
+            connector: carrier.connector,
+            cost_per_part: Micros(carrier.cost_per_part),
+        };
+        if let Some(account) = self.shard(key).lock().remove(key)
+            && let Err(error) = self.engine.commit_via(account, key, operator_id, carrier)
+        {
+            warn!(%error, key, "commit failed");
         }
-        self.commit(key, operator_id);
     }
 
     fn refund(&self, key: &str, reason: &str) {

@@ -1,36 +1,27 @@
 //! Least-cost routing: the connector that finally carried a part (after a failover it
 //! is not the one named at reservation) and what its operator charges us. Recorded on
-//! the open reservation's CDR row before the commit writes it.
+//! the reservation's CDR row by the commit that writes it.
 
 use std::sync::Arc;
 
-use crate::account::AccountId;
+use crate::ledger::CdrRow;
 use crate::money::Micros;
 
-use super::BillingEngine;
+/// The connector that carried a part, and its operator's cost per SMS.
+#[derive(Clone, Copy, Debug)]
+pub struct Carrier<'a> {
+    pub connector: &'a str,
+    pub cost_per_part: Micros,
+}
 
-impl BillingEngine {
-    /// Sets the carrier of an open reservation; unknown or settled references are left
-    /// alone (the commit that follows reports them). Returns whether it was set.
-    pub fn set_carrier(
-        &self,
-        account: AccountId,
-        reference: &str,
-        connector: &str,
-        cost_per_part: Micros,
-    ) -> bool {
-        let mut guard = self.shards().lock(account);
-        let Some(open) = guard.open.get_mut(reference) else {
-            return false;
-        };
-        if open.cdr.account != account {
-            return false;
+impl Carrier<'_> {
+    /// Puts the carrier on `cdr`, leaving its shared metadata alone when nothing changes
+    /// (the usual case: the part went where it was routed).
+    pub(crate) fn record_on(&self, cdr: &mut CdrRow) {
+        if *cdr.meta.connector != *self.connector || cdr.meta.carrier_cost != self.cost_per_part {
+            let meta = Arc::make_mut(&mut cdr.meta);
+            meta.connector = self.connector.into();
+            meta.carrier_cost = self.cost_per_part;
         }
-        if *open.cdr.meta.connector != *connector || open.cdr.meta.carrier_cost != cost_per_part {
-            let meta = Arc::make_mut(&mut open.cdr.meta);
-            meta.connector = connector.into();
-            meta.carrier_cost = cost_per_part;
-        }
-        true
     }
 }

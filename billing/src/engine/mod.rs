@@ -28,6 +28,7 @@ mod carrier;
 mod ledger_ops;
 mod settle;
 
+pub use carrier::Carrier;
 pub(crate) use settle::Close;
 use settle::check_reference;
 

@@ -179,6 +179,24 @@ impl BillingEngine {
         )
     }
 
+    /// Commits a reservation whose part was carried by `carrier` (least-cost routing: after
+    /// a failover it is not the connector named at reservation), recording the carrier and
+    /// its cost on the CDR under the same lock.
+    pub fn commit_via(
+        &self,
+        account: AccountId,
+        reference: &str,
+        operator_msg_id: &str,
+        carrier: Carrier<'_>,
+    ) -> Result<Settled, BillingError> {
+        self.settle(
+            account,
+            reference,
+            Close::CommitVia(operator_msg_id, carrier),
+            Cow::Borrowed(ACTOR_ROUTER),
+        )
+    }
+
     /// Releases a reservation (final failure, rejection, expiry). The early share of an
     /// early_percent account stays charged, as in Jasmin. A retried refund is a no-op;
     /// refunding a committed reservation is refused.
@@ -209,7 +227,7 @@ impl BillingEngine {
         let Some((key, open)) = shard.open.remove_entry(reference) else {
             return match shard.settled.get(reference) {
                 Some(s) if s.account == account => match (s.status, &close) {
-                    (ChargeStatus::Charged, Close::Commit(_))
+                    (ChargeStatus::Charged, Close::Commit(_) | Close::CommitVia(..))
                     | (ChargeStatus::Refunded, Close::Refund(_)) => Ok(Settled {
                         settlement: Settlement::Duplicate,
                         amount: Micros::ZERO,
@@ -243,8 +261,11 @@ impl BillingEngine {
         let mut cdr = open.cdr;
         let mut n = 1;
         let s = shard.accounts.get_mut(&account);
+        if let Close::CommitVia(_, carrier) = close {
+            carrier.record_on(&mut cdr);
+        }
         let (kind, status) = match close {
-            Close::Commit(op_id) => {
+            Close::Commit(_) | Close::CommitVia(..) => {
                 if let Some(s) = s {
                     s.balance -= rest.0;
                     s.reserved -= rest.0;
@@ -256,7 +277,7 @@ impl BillingEngine {
                 }
                 cdr.charged = open.amount;
                 cdr.submitted_at = Some(at);
-                cdr.operator_msg_id = op_id.map(Into::into);
+                cdr.operator_msg_id = close.operator_msg_id().map(Into::into);
                 (EntryKind::Charge, ChargeStatus::Charged)
             }
             Close::Refund(final_status) => {
@@ -319,14 +340,23 @@ impl BillingEngine {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Close<'a> {
     Commit(Option<&'a str>),
+    CommitVia(&'a str, Carrier<'a>),
     Refund(&'a str),
 }
 
 impl Close<'_> {
     pub(super) fn verb(&self) -> &'static str {
         match self {
-            Close::Commit(_) => "commit",
+            Close::Commit(_) | Close::CommitVia(..) => "commit",
             Close::Refund(_) => "refund",
+        }
+    }
+
+    fn operator_msg_id(&self) -> Option<&str> {
+        match self {
+            Close::Commit(id) => *id,
+            Close::CommitVia(id, _) => Some(id),
+            Close::Refund(_) => None,
         }
     }
 }
