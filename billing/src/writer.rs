@@ -129,7 +129,9 @@ pub(crate) async fn run(
             waiters.push(w);
         }
         shared.shards.drain_into(&mut drained);
-        if !drained.is_empty() {
+        if !store.keeps_records() {
+            discard(&shared.counters, &mut drained);
+        } else if !drained.is_empty() {
             let n = drained.len();
             let mut batch = spare.pop().unwrap_or_default();
             builder.build(&mut drained, &mut next_id, &mut batch);
@@ -172,6 +174,15 @@ pub(crate) async fn run(
         }
         reply(waiters, result, &backlog);
     }
+}
+
+/// Billing off: the operations are done with once drained (nothing is written, so
+/// nothing is coalesced either).
+fn discard(c: &Counters, drained: &mut Vec<Op>) {
+    let n = drained.len();
+    drained.clear();
+    c.flushed_ops.fetch_add(n as u64, Ordering::Relaxed);
+    c.buffered.fetch_sub(n, Ordering::Relaxed);
 }
 
 fn reply(

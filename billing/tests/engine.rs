@@ -746,3 +746,23 @@ async fn settled_in_one_batch_is_one_ledger_row(url: &str) {
     assert_reconciles(url).await;
 }
 both_backends!(settled_in_one_batch_is_one_ledger_row);
+
+/// Billing off (`memory:`): balances are kept, and the write-behind drops what it
+/// drains instead of coalescing batches for a store that writes nothing.
+#[tokio::test]
+async fn a_store_that_keeps_no_records_gets_no_batches() {
+    let engine = open("memory:").await;
+    let acc = client(&engine, QuotaOptions::default(), 0).await;
+    top_up(&engine, acc, 10 * PRICE, "t1").await;
+    for i in 0..10 {
+        let reference = format!("m-{i}");
+        engine.reserve(req(acc, &reference, PRICE, 1)).unwrap();
+        engine.commit(acc, &reference, Some("op")).unwrap();
+    }
+    engine.flush().await.unwrap();
+    let m = engine.metrics();
+    assert_eq!(m.buffered, 0, "everything drained");
+    assert!(m.flushed_ops > 0);
+    assert_eq!(m.flushes, 0, "no batch was built nor written");
+    assert_eq!(engine.balance(acc).unwrap().available, Micros(0));
+}

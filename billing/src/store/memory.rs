@@ -32,6 +32,10 @@ impl LedgerStore for MemoryStore {
         "memory"
     }
 
+    fn keeps_records(&self) -> bool {
+        false
+    }
+
     async fn write_batch(&self, _batch: &Batch) -> Result<(), BillingError> {
         Ok(())
     }

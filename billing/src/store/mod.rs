@@ -134,6 +134,12 @@ pub struct ClosedRef {
 pub trait LedgerStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
+    /// Does it keep the ledger and CDR at all? A store that does not (billing off) has
+    /// the write-behind drop the operations instead of coalescing them into batches.
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
     /// Writes a batch atomically. Retrying a batch that was committed (e.g. the
     /// connection died after COMMIT) is a no-op.
     async fn write_batch(&self, batch: &Batch) -> Result<(), BillingError>;
