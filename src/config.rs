@@ -180,7 +180,7 @@ impl Default for DurabilitySection {
         Self {
             mode: "fsync".into(),
             dir: PathBuf::from("data/journal"),
-            fsync_gap_us: 1000,
+            fsync_gap_us: journal::DEFAULT_SYNC_GAP.as_micros() as u64,
         }
     }
 }

@@ -52,6 +52,9 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// The default `JournalConfig::sync_gap`.
+pub const DEFAULT_SYNC_GAP: Duration = Duration::from_millis(1);
+
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
     pub dir: PathBuf,
@@ -84,7 +87,7 @@ impl JournalConfig {
             max_batch: 8192,
             queue: 65_536,
             sync_interval: Duration::from_millis(2),
-            sync_gap: Duration::from_millis(1),
+            sync_gap: DEFAULT_SYNC_GAP,
             max_segments: 8,
         }
     }

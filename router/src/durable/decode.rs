@@ -154,10 +154,9 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
         KIND_AWAITING_RECEIPT => {
             let w: StoredReceiptWait<'_> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad receipt wait")?;
-            let now = unix_now();
-            if w.expires_at <= now {
+            let Some(ttl) = time_left(w.expires_at) else {
                 return Ok(None);
-            }
+            };
             let connector = shared(&w.connector);
             Ok(Some(Restored::AwaitingReceipt {
                 entry: DlrEntry {
@@ -178,58 +177,53 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                 connector,
                 operator_id: w.operator_id.into_owned(),
                 charge_key: w.charge_key.into_owned(),
-                ttl: Duration::from_secs(w.expires_at - now),
+                ttl,
             }))
         }
         KIND_SUBMITTED => {
             let s: StoredSubmitted<'_> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad submitted part")?;
-            let now = unix_now();
-            if s.expires_at <= now {
+            let Some(ttl) = time_left(s.expires_at) else {
                 return Ok(None);
-            }
+            };
             Ok(Some(Restored::Submitted {
                 key: record.id,
                 operator_id: s.operator_id.into_owned(),
                 charge_key: s.charge_key.into_owned(),
-                ttl: Duration::from_secs(s.expires_at - now),
+                ttl,
             }))
         }
         KIND_PENDING_DELIVERY => {
             let d: StoredDelivery =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad pending delivery")?;
-            let now = unix_now();
-            if d.expires_at <= now {
+            let Some(ttl) = time_left(d.expires_at) else {
                 return Ok(None);
-            }
+            };
             Ok(Some(Restored::PendingDelivery {
                 key: record.id,
                 username: Arc::from(d.username),
                 pdu: decode_pdu(&d.pdu).ok_or("bad deliver_sm in pending delivery")?,
-                ttl: Duration::from_secs(d.expires_at - now),
+                ttl,
             }))
         }
         KIND_MO_PART => {
             let p: StoredMoPart<'static> =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad MO part")?;
-            let now = unix_now();
-            if p.expires_at <= now {
+            let Some(ttl) = time_left(p.expires_at) else {
                 return Ok(None);
-            }
+            };
             Ok(Some(Restored::MoPart {
                 key: record.id,
                 message: p.message.into_message(),
-                ttl: Duration::from_secs(p.expires_at - now),
+                ttl,
             }))
         }
         KIND_PENDING_CALLBACK => {
             let c: StoredCallback =
                 postcard::from_bytes(&record.payload).map_err(|_| "bad pending callback")?;
-            let now = unix_now();
-            if c.expires_at <= now {
+            let Some(ttl) = time_left(c.expires_at) else {
                 return Ok(None);
-            }
-            let ttl = Duration::from_secs(c.expires_at - now);
+            };
             Ok(Some(Restored::PendingCallback {
                 key: record.id,
                 callback: c.into_callback().ok_or("bad callback parameters")?,
@@ -238,6 +232,14 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
         }
         _ => Err("unknown record kind"),
     }
+}
+
+/// The time a record has left before `expires_at` (unix seconds); None once expired.
+fn time_left(expires_at: u64) -> Option<Duration> {
+    expires_at
+        .checked_sub(unix_now())
+        .filter(|&left| left > 0)
+        .map(Duration::from_secs)
 }
 
 /// A user's or connector's name, shared with the records decoded just before: a replay

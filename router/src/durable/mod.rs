@@ -117,6 +117,17 @@ impl LogJournal {
         self.log.try_remove(key);
     }
 
+    /// Puts the record that follows a part's ACCEPTED one once the operator took it (the
+    /// same key replaces it). Whether it was queued; when not, the accepted record is
+    /// removed instead, so it does not linger and get the part sent again.
+    fn replace_accepted(&self, key: u128, kind: u8, stored: &impl Serialize) -> bool {
+        let queued = encode(stored, 0).is_ok_and(|bytes| self.log.try_put(key, kind, bytes));
+        if !queued {
+            self.finish(key);
+        }
+        queued
+    }
+
     fn remove(&self, id: &str, part: usize) {
         self.finish(record_id(id, part));
     }
@@ -190,13 +201,8 @@ impl Journal for LogJournal {
                     expires_at: unix_now() + ttl.as_secs(),
                 };
                 let id = record_id(&entry.id, entry.part);
-                if let Ok(bytes) = encode(&stored, 0)
-                    && self.log.try_put(id, KIND_AWAITING_RECEIPT, bytes)
-                {
+                if self.replace_accepted(id, KIND_AWAITING_RECEIPT, &stored) {
                     self.expiries.lock().arm(id, ttl);
-                } else {
-                    // Not recorded: the accepted record must not linger and be resent.
-                    self.finish(id);
                 }
                 Durable::Done
             }
@@ -213,12 +219,8 @@ impl Journal for LogJournal {
                     expires_at: unix_now() + ttl.as_secs(),
                 };
                 let key = record_id(id, part);
-                if let Ok(bytes) = encode(&stored, 0)
-                    && self.log.try_put(key, KIND_SUBMITTED, bytes)
-                {
+                if self.replace_accepted(key, KIND_SUBMITTED, &stored) {
                     self.bridges.lock().push(key, ttl);
-                } else {
-                    self.finish(key);
                 }
                 Durable::Done
             }

@@ -108,24 +108,7 @@ async fn finished_records_leave_the_expiry_tracking() {
         user_agent: DLR_AGENT,
     };
     for (n, id) in ids.iter().enumerate() {
-        let message = Message {
-            id: Arc::from(id.as_str()),
-            content: Bytes::from_static(b"code 1234"),
-            ..Message::default()
-        };
-        let content = message.content.clone();
-        let accepted = journal.append(JournalRecord::Accepted {
-            message: &message,
-            username: "bank",
-            connector: "sim",
-            part: 0,
-            parts: 1,
-            content: &content,
-            esm_class: 0,
-            registered_delivery: 1,
-            charge_key: id,
-            amount: 1,
-        });
+        let accepted = accept_one_part(&journal, id, 1, id);
         assert!(!matches!(accepted, Durable::Failed(_)));
         let entry = receipt_wait(id, 1);
         journal.append(JournalRecord::AwaitingReceipt {
@@ -220,6 +203,33 @@ async fn bridging_records_expire_in_order_after_their_ttl() {
     assert_eq!(live(), 49);
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Journals the accepted single part of message `id` ("code 1234", user "bank",
+/// connector "sim", price 1).
+fn accept_one_part(
+    journal: &LogJournal,
+    id: &str,
+    registered_delivery: u8,
+    charge_key: &str,
+) -> Durable {
+    let message = Message {
+        id: Arc::from(id),
+        content: Bytes::from_static(b"code 1234"),
+        ..Message::default()
+    };
+    journal.append(JournalRecord::Accepted {
+        message: &message,
+        username: "bank",
+        connector: "sim",
+        part: 0,
+        parts: 1,
+        content: &message.content,
+        esm_class: 0,
+        registered_delivery,
+        charge_key,
+        amount: 1,
+    })
 }
 
 /// The first part of message `id` (an HTTP one) waiting at the operator "sim".
@@ -375,24 +385,10 @@ async fn a_submitted_part_replays_as_settled_not_as_a_resend() {
     {
         let (log, _) = journal::Journal::open(config()).unwrap();
         let journal = LogJournal::new(log.clone());
-        let message = Message {
-            id: Arc::from(id.as_str()),
-            content: Bytes::from_static(b"code 1234"),
-            ..Message::default()
-        };
-        let accepted = journal.append(JournalRecord::Accepted {
-            message: &message,
-            username: "bank",
-            connector: "sim",
-            part: 0,
-            parts: 1,
-            content: &message.content,
-            esm_class: 0,
-            registered_delivery: 0,
-            charge_key: &charge_key,
-            amount: 1,
-        });
-        accepted.wait().await.unwrap();
+        accept_one_part(&journal, &id, 0, &charge_key)
+            .wait()
+            .await
+            .unwrap();
         journal.append(JournalRecord::Submitted {
             id: &id,
             part: 0,
