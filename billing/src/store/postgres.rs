@@ -417,7 +417,7 @@ impl LedgerStore for PostgresStore {
     async fn pending_cdrs(&self) -> Result<Vec<PendingCdr>, BillingError> {
         let sql = format!(
             "SELECT {CDR_COLS}, (SELECT (COALESCE(SUM(l.reserved_delta), 0) * 1000000)::bigint \
-             FROM ledger l WHERE l.reference = c.message_id) AS reserved_left \
+             FROM ledger l WHERE l.reference = c.message_id AND l.reserved_delta <> 0) AS reserved_left \
              FROM cdr c WHERE c.charge_status = 'PENDING'"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

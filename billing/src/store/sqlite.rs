@@ -394,13 +394,7 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn pending_cdrs(&self) -> Result<Vec<PendingCdr>, BillingError> {
-        let rows = sqlx::query(
-            "SELECT c.*, (SELECT COALESCE(SUM(l.reserved_delta), 0) FROM ledger l \
-             WHERE l.reference = c.message_id) AS reserved_left \
-             FROM cdr c WHERE c.charge_status = 'PENDING'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(PENDING_SQL).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(PendingCdr {
@@ -678,6 +672,13 @@ impl LedgerStore for SqliteStore {
     }
 }
 
+/// The CDRs still PENDING with the reservation left on each. `reserved_delta <> 0` is
+/// what lets SQLite use the partial index `ledger_reserving_reference` (migration 0007);
+/// the rows it leaves out add nothing to the sum.
+const PENDING_SQL: &str = "SELECT c.*, (SELECT COALESCE(SUM(l.reserved_delta), 0) FROM ledger l \
+     WHERE l.reference = c.message_id AND l.reserved_delta <> 0) AS reserved_left \
+     FROM cdr c WHERE c.charge_status = 'PENDING'";
+
 /// Per message: the CDR row (if any) beside the ledger's sums for its reference; also the
 /// ledger references that have no CDR row (orphans).
 const AUDIT_SQL: &str = "\
@@ -763,6 +764,31 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), write_gate(api.pool()))
             .await
             .expect("the turn passes once released");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_pending_lookup_reads_the_partial_reference_index() {
+        let dir = std::env::temp_dir().join(format!("sqlite-plan-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/billing.db", dir.display()))
+            .await
+            .unwrap();
+        let detail: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {PENDING_SQL}"
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>("detail"))
+        .collect();
+        assert!(
+            detail
+                .iter()
+                .any(|d| d.contains("USING INDEX ledger_reserving_reference")),
+            "plan: {detail:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
