@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Route changes under load (issue 11's benchmark). The same open-loop load (RATE msg/s
+# Route changes under load (issue 11's benchmark). The same rate-capped load (RATE msg/s
 # for DURATION s, SESSIONS × WINDOW) goes through a fresh gateway twice: once untouched,
 # once while an admin replaces the MT routing every INTERVAL s (a StaticMTRoute matching
 # every number is added above the default route, then removed, over and over, through

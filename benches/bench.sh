@@ -7,10 +7,13 @@
 #      (SQLite, the default; PostgreSQL when SMSGW_BENCH_POSTGRES_URL is set), each without
 #      and with a receipt for every message;
 #   4. resident memory per idle bound session (IDLE sessions, 10,000 by default);
-#   5. cold start to the first accepted bind with a journal of JOURNAL_MB (1024) to replay.
+#   5. cold start to the first accepted bind with a journal of JOURNAL_MB (1024) to replay;
+#   6. open loop: OPEN_RATE msg/s (50,000) offered on a fixed schedule for OPEN_SECONDS
+#      (10) to a fresh gateway in the default configuration, latency counted from when
+#      each message was due; the p99 of every second, the first one included.
 # Each run prints one JSON line; the table at the end gives msg/s, p99 and the ratio to
 # the ceiling. COUNT, SESSIONS, WINDOW, IDLE, JOURNAL_MB and ONLY (a regex of run names)
-# can be overridden.
+# OPEN_RATE and OPEN_SECONDS can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-300000}
@@ -19,6 +22,8 @@ WINDOW=${WINDOW:-64}
 IDLE=${IDLE:-10000}
 JOURNAL_MB=${JOURNAL_MB:-1024}
 ONLY=${ONLY:-.}
+OPEN_RATE=${OPEN_RATE:-50000}
+OPEN_SECONDS=${OPEN_SECONDS:-10}
 source benches/lib.sh
 bench_setup
 results="$work/results.jsonl"
@@ -70,6 +75,24 @@ for run in $runs; do
   kill -TERM $gw; wait $gw || true
   if [ "$billing" != off ]; then "$bin/smsgw" billing reconcile --config "$dir/smsgw.toml" 2>/dev/null | tail -2; fi
 done
+
+if wanted open-loop; then
+  # The tool's own floor first: the same schedule straight to the simulator.
+  line=$("$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --target 127.0.0.1:2776 \
+    --rate "$OPEN_RATE" --open-loop --duration "$OPEN_SECONDS")
+  echo "open-loop(sim) $line"
+  echo "{\"run\":\"open-loop(sim)\",\"report\":$line}" >>"$results"
+  dir="$work/open-loop"; mkdir -p "$dir"
+  gateway_config "$dir" fsync sqlite
+  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
+  gw=$!
+  wait_port 2775
+  line=$("$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --target 127.0.0.1:2775 \
+    --system-id demo --password demo --rate "$OPEN_RATE" --open-loop --duration "$OPEN_SECONDS")
+  echo "open-loop(fsync,billing=sqlite) $line"
+  echo "{\"run\":\"open-loop(fsync,billing=sqlite)\",\"report\":$line}" >>"$results"
+  kill -TERM $gw; wait $gw || true
+fi
 
 if wanted idle; then
   dir="$work/idle"; mkdir -p "$dir"
@@ -138,6 +161,13 @@ for r in rows:
         continue
     rate = rep["throughput_per_s"]
     p99 = f'{rep["latency_us"]["p99"] / 1000:.1f}'
+    if rep.get("open_loop"):
+        by_second = rep["open_loop"]["p99_us_by_second"]
+        first = by_second[0] / 1000 if by_second else 0
+        worst = max(by_second, default=0) / 1000
+        offered = rep["open_loop"]["offered_per_s"]
+        print(f"| {r['run']}, {offered:,.0f} offered | {rate:,.0f} | {p99} | p99 of the first second {first:.1f} ms, of the worst {worst:.1f} ms |")
+        continue
     if rep.get("rejected"):
         p99 += f' ({rep["rejected"]} refused)'
     base = ceiling.get("+receipts" in r["run"])

@@ -1,9 +1,16 @@
 //! The SMPP load generator: N uplink sessions with a window each, optional rate cap,
 //! for a count or a duration; reports throughput and latency percentiles.
+//!
+//! With a rate, the load is closed-loop by default: the uplinks pace their sends, and a
+//! message's latency runs from its actual submit_sm, so a gateway that stalls is offered
+//! less meanwhile and its stall hides in few samples. `open_loop` offers the load on a
+//! fixed schedule instead: message n is due at start + n / rate whether or not earlier
+//! ones were answered, and its latency runs from that due time (what a client with
+//! its own clock would see). The p99 of every second of the run is reported too.
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -49,6 +56,8 @@ pub struct LoadConfig {
     /// Destinations cycle through `dest_base .. dest_base + dest_spread`.
     pub dest_base: u64,
     pub dest_spread: u64,
+    /// Offer `rate` on a fixed schedule and measure from each message's due time.
+    pub open_loop: bool,
 }
 
 impl Default for LoadConfig {
@@ -68,6 +77,7 @@ impl Default for LoadConfig {
             receipt_wait: Duration::from_secs(10),
             dest_base: 998_900_000_000,
             dest_spread: 1_000_000,
+            open_loop: false,
         }
     }
 }
@@ -86,6 +96,8 @@ pub struct LoadReport {
     pub mo: u64,
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
+    /// Open loop: the offered rate and the p99 (µs) of the messages due in each second.
+    pub open_loop: Option<(f64, Vec<u64>)>,
 }
 
 impl LoadReport {
@@ -96,6 +108,13 @@ impl LoadReport {
     /// One JSON line: what the benchmark script collects.
     pub fn to_json(&self) -> serde_json::Value {
         let us = |q: f64| self.latency.value_at_quantile(q);
+        let open_loop = self.open_loop.as_ref().map(|(rate, by_second)| {
+            serde_json::json!({
+                "offered_per_s": rate,
+                "p99_us_by_second": by_second,
+                "worst_second_p99_us": by_second.iter().max(),
+            })
+        });
         serde_json::json!({
             "sessions": self.sessions,
             "window": self.window,
@@ -112,6 +131,7 @@ impl LoadReport {
                 "p50": us(0.50), "p90": us(0.90), "p99": us(0.99), "p999": us(0.999),
                 "max": self.latency.max(),
             },
+            "open_loop": open_loop,
         })
     }
 }
@@ -128,6 +148,28 @@ struct Shared {
     started: Instant,
     last_result_us: AtomicU64,
     deadline: Option<Instant>,
+    /// Open loop: when each message is due.
+    schedule: Option<Schedule>,
+}
+
+/// Open loop: message n is due `n / rate` seconds after the first was asked for. The
+/// clock starts there, not at launch: binding (the gateway checks a password hash) is
+/// not part of the load.
+#[derive(Debug)]
+struct Schedule {
+    started: OnceLock<Instant>,
+    rate: f64,
+}
+
+impl Schedule {
+    fn due(&self, n: u64) -> Instant {
+        *self.started.get_or_init(Instant::now) + Duration::from_secs_f64(n as f64 / self.rate)
+    }
+
+    /// The second of the run in which message n is due.
+    fn second(&self, n: u64) -> usize {
+        (n as f64 / self.rate) as usize
+    }
 }
 
 impl Shared {
@@ -156,11 +198,20 @@ struct Generator {
     /// One PDU per part; a short message has one.
     templates: Arc<Vec<SubmitSm>>,
     waited_since: Option<Instant>,
+    /// Open loop: the message claimed and waiting for its time.
+    due: Option<u64>,
 }
 
 impl SubmitSource for Generator {
     async fn next_submit(&mut self) -> Option<SubmitRequest> {
-        if let Some(n) = self.shared.claim() {
+        // The uplink may drop this future while it waits (it is polled in a select), so
+        // a claimed number waits in `due` until its time has come and it is sent.
+        if let Some(n) = self.due.or_else(|| self.shared.claim()) {
+            if let Some(schedule) = &self.shared.schedule {
+                self.due = Some(n);
+                tokio::time::sleep_until(schedule.due(n).into()).await;
+                self.due = None;
+            }
             let config = &self.shared.config;
             let parts = self.templates.len() as u64;
             let mut pdu = self.templates[(n % parts) as usize].clone();
@@ -189,6 +240,39 @@ impl SubmitSource for Generator {
 struct Collector {
     shared: Arc<Shared>,
     latency: Mutex<Histogram<u64>>,
+    /// Open loop: latencies by the second their message was due.
+    by_second: Mutex<Vec<Histogram<u64>>>,
+}
+
+impl Collector {
+    fn new(shared: Arc<Shared>) -> anyhow::Result<Collector> {
+        Ok(Collector {
+            shared,
+            latency: Mutex::new(new_histogram()?),
+            by_second: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Open loop: from the due time, and in that second's histogram too.
+    fn record_open_loop(&self, schedule: &Schedule, tag: u64) -> u64 {
+        let latency = Instant::now().saturating_duration_since(schedule.due(tag));
+        let us = latency.as_micros().max(1) as u64;
+        let second = schedule.second(tag);
+        if let Ok(mut by_second) = self.by_second.lock() {
+            while by_second.len() <= second {
+                match new_histogram() {
+                    Ok(h) => by_second.push(h),
+                    Err(_) => return us,
+                }
+            }
+            let _ = by_second[second].record(us);
+        }
+        us
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
 
 impl UplinkHandler for Collector {
@@ -201,8 +285,12 @@ impl UplinkHandler for Collector {
             }
             SubmitOutcome::NotSent => shared.unsent.fetch_add(1, Ordering::Relaxed),
         };
+        let us = match &shared.schedule {
+            Some(schedule) => self.record_open_loop(schedule, result.tag),
+            None => result.latency.as_micros().max(1) as u64,
+        };
         if let Ok(mut histogram) = self.latency.lock() {
-            let _ = histogram.record(result.latency.as_micros().max(1) as u64);
+            let _ = histogram.record(us);
         }
         shared.last_result_us.fetch_max(
             shared.started.elapsed().as_micros() as u64,
@@ -295,16 +383,21 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
         mo: AtomicU64::new(0),
         started,
         last_result_us: AtomicU64::new(0),
+        schedule: match (config.open_loop, config.rate) {
+            (true, Some(rate)) if rate > 0.0 => Some(Schedule {
+                started: OnceLock::new(),
+                rate,
+            }),
+            (true, _) => anyhow::bail!("an open-loop run needs a rate"),
+            (false, _) => None,
+        },
     });
     let shutdown = CancellationToken::new();
     let mut collectors = Vec::new();
     let mut stats = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..config.sessions.max(1) {
-        let collector = Arc::new(Collector {
-            shared: shared.clone(),
-            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
-        });
+        let collector = Arc::new(Collector::new(shared.clone())?);
         let uplink_config = UplinkConfig {
             id: format!("load-{i}"),
             address: config.target.clone(),
@@ -312,7 +405,11 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
             password: config.password.clone(),
             bind: BindKind::Transceiver,
             window: config.window,
-            throughput: config.rate.map(|r| r / config.sessions.max(1) as f64),
+            // Open loop: the generator keeps the schedule, not the uplink.
+            throughput: match config.open_loop {
+                true => None,
+                false => config.rate.map(|r| r / config.sessions.max(1) as f64),
+            },
             reconnect_on_failure: false,
             reconnect_on_loss: false,
             response_timeout: Duration::from_secs(30),
@@ -323,6 +420,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
             shared: shared.clone(),
             templates: templates.clone(),
             waited_since: None,
+            due: None,
         };
         let uplink = Uplink::new(uplink_config, generator, collector.clone());
         stats.push(uplink.stats());
@@ -332,10 +430,19 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
     for task in tasks {
         task.await?;
     }
-    let mut latency = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+    let mut latency = new_histogram()?;
+    let mut by_second: Vec<Histogram<u64>> = Vec::new();
     for collector in &collectors {
         if let Ok(h) = collector.latency.lock() {
             latency.add(&*h)?;
+        }
+        if let Ok(seconds) = collector.by_second.lock() {
+            for (n, h) in seconds.iter().enumerate() {
+                if by_second.len() <= n {
+                    by_second.push(new_histogram()?);
+                }
+                by_second[n].add(h)?;
+            }
         }
     }
     let throttled_retries = stats
@@ -362,5 +469,12 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
         mo: shared.mo.load(Ordering::Relaxed),
         elapsed,
         latency,
+        open_loop: shared.schedule.as_ref().map(|s| {
+            let p99 = by_second
+                .iter()
+                .map(|h| h.value_at_quantile(0.99))
+                .collect();
+            (s.rate, p99)
+        }),
     })
 }

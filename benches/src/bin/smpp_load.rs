@@ -43,6 +43,10 @@ struct Args {
     long: bool,
     #[arg(long, default_value_t = 10.0)]
     receipt_wait: f64,
+    /// Offer --rate on a fixed schedule, answered or not, and measure each message's
+    /// latency from the time it was due; report the p99 of every second.
+    #[arg(long, requires = "rate")]
+    open_loop: bool,
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         ucs2: args.ucs2,
         long: args.long,
         receipt_wait: Duration::from_secs_f64(args.receipt_wait),
+        open_loop: args.open_loop,
         ..LoadConfig::default()
     };
     let report = load::run(config).await?;
