@@ -31,7 +31,8 @@ pub struct BillingConfig {
     pub buffer_capacity: usize,
     /// Account shards (rounded up to a power of two); no lock is shared across shards.
     pub shards: usize,
-    /// Settled references remembered per shard, so retried commits/refunds are no-ops.
+    /// Settled references remembered per shard (at least this many, at most twice), so
+    /// retried commits/refunds are no-ops.
     pub settled_memory_per_shard: usize,
     /// How far back settled references are reloaded at start (hours).
     pub settled_lookback_hours: u64,

@@ -5,13 +5,14 @@
 //! The router calls this API directly in-process; `grpc::BillingService` serves the same
 //! operations over the `smsgw.billing.v1.Billing` boundary when billing runs apart.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 /// foldhash with a per-process random seed: several times faster than SipHash on the
 /// 36-byte references of the hot path, still seeded against crafted collisions.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use recent_map::RecentMap;
 use tokio::sync::mpsc;
 
 use crate::account::{Account, AccountId, AccountKind, AccountStatus, BalanceView, QuotaOptions};
@@ -144,28 +145,18 @@ pub(crate) struct SettledRef {
     pub status: ChargeStatus,
 }
 
-#[derive(Default)]
 pub(crate) struct Shard {
     pub accounts: FastMap<AccountId, AccountState>,
     pub open: FastMap<Arc<str>, OpenRes>,
-    settled: FastMap<Arc<str>, SettledRef>,
-    settled_order: VecDeque<Arc<str>>,
-    settled_cap: usize,
+    /// Not a FIFO: one under the shard's lock rehashed itself in place now and then, a
+    /// 5.7 ms stall of every message of the shard's accounts (see `recent_map`).
+    settled: RecentMap<Arc<str>, SettledRef, foldhash::fast::RandomState>,
     pending: Vec<Op>,
 }
 
 impl Shard {
     pub(crate) fn remember_settled(&mut self, reference: Arc<str>, s: SettledRef) {
-        if self.settled_cap == 0 {
-            return;
-        }
-        if self.settled_order.len() >= self.settled_cap
-            && let Some(old) = self.settled_order.pop_front()
-        {
-            self.settled.remove(&old);
-        }
-        self.settled.insert(reference.clone(), s);
-        self.settled_order.push_back(reference);
+        self.settled.insert(reference, s);
     }
 }
 
@@ -184,8 +175,10 @@ impl Shards {
         let slots = (0..n)
             .map(|_| {
                 Padded(Mutex::new(Shard {
-                    settled_cap,
-                    ..Shard::default()
+                    accounts: FastMap::default(),
+                    open: FastMap::default(),
+                    settled: RecentMap::new(settled_cap),
+                    pending: Vec::new(),
                 }))
             })
             .collect();

@@ -2,11 +2,12 @@
 //! (query_sm), and, while they still wait in our queue, to cancel (cancel_sm) or replace
 //! (replace_sm) them. Another user's message id is answered as unknown.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
 use parking_lot::Mutex;
+use recent_map::RecentMap;
 use smpp_core::rusmpp::{CommandStatus, values::MessageState};
 
 use super::{Gateway, InFlight};
@@ -39,23 +40,20 @@ struct Recent {
     finished_at: Option<chrono::DateTime<Utc>>,
 }
 
-/// Two generations of states by id: `current` takes every record; once it holds
-/// `RECENT_STATES` ids it becomes `previous` and the old `previous` is cleared for
-/// reuse. The last `RECENT_STATES` ids (and up to as many before them) are remembered,
-/// the oldest generation forgotten first. Nothing is ever removed one by one: a map
-/// under a stream of inserts and FIFO removals rehashed itself every few thousand
-/// messages (4% of the gateway's CPU with receipts on in a profile; the end-to-end
-/// gain is below what this machine can measure).
-#[derive(Default)]
-struct Remembered {
-    current: HashMap<Arc<str>, Recent>,
-    previous: HashMap<Arc<str>, Recent>,
+/// The last known state of recently finished messages: the last `RECENT_STATES` ids
+/// and up to as many before them, the oldest forgotten first, in a map that never
+/// rehashes or frees in bulk under the lock every sent message takes (see
+/// `recent_map`).
+pub(super) struct RecentStates {
+    inner: Mutex<RecentMap<Arc<str>, Recent>>,
 }
 
-/// The last known state of recently finished messages, oldest forgotten first.
-#[derive(Default)]
-pub(super) struct RecentStates {
-    inner: Mutex<Remembered>,
+impl Default for RecentStates {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(RecentMap::new(RECENT_STATES)),
+        }
+    }
 }
 
 impl RecentStates {
@@ -66,22 +64,13 @@ impl RecentStates {
             error_code: error,
             finished_at: (state != MessageState::Enroute).then(Utc::now),
         };
-        let mut guard = self.inner.lock();
-        let generations = &mut *guard;
-        if generations.current.len() >= RECENT_STATES && !generations.current.contains_key(id) {
-            std::mem::swap(&mut generations.current, &mut generations.previous);
-            // Keeps its capacity: no allocation, no fresh pages, after the first turns.
-            generations.current.clear();
-        }
-        generations.current.insert(id.clone(), recent);
+        self.inner.lock().insert(id.clone(), recent);
     }
 
     fn get(&self, id: &str, uid: &str) -> Option<MessageStatus> {
-        let guard = self.inner.lock();
-        guard
-            .current
+        self.inner
+            .lock()
             .get(id)
-            .or_else(|| guard.previous.get(id))
             .filter(|r| &*r.uid == uid)
             .map(|r| MessageStatus {
                 state: r.state,
@@ -342,10 +331,7 @@ mod recent_tests {
             states.get("msg-0", "bank").is_none(),
             "the oldest generation is gone"
         );
-        let held = {
-            let g = states.inner.lock();
-            g.current.len() + g.previous.len()
-        };
+        let held = states.inner.lock().len();
         assert!(held <= 2 * RECENT_STATES, "{held} remembered");
     }
 }
