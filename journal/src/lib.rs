@@ -11,6 +11,7 @@
 //! write (and fsync, in `Fsync` mode): records that arrive while a sync is running form
 //! the next group, so one fsync covers many acknowledgements.
 
+mod live;
 mod record;
 mod segment;
 mod writer;

@@ -16,21 +16,16 @@ use tracing::{error, info, warn};
 
 use crate::{
     Damage, JournalConfig, JournalError, ReplayReport,
+    live::{LiveIndex, Location},
     record::{self, Op, Record},
 };
-
-#[derive(Debug, Clone, Copy)]
-struct Location {
-    segment: u64,
-    offset: u64,
-}
 
 pub(crate) struct Segments {
     dir: PathBuf,
     active: File,
     active_no: u64,
     active_size: u64,
-    live: HashMap<u128, Location>,
+    live: LiveIndex,
     /// Live records per segment, oldest segment first. Segments still being replayed
     /// are absent until adopted, so nothing deletes or relocates them meanwhile.
     counts: BTreeMap<u64, usize>,
@@ -167,7 +162,7 @@ fn preserve(dir: &Path, number: u64) -> Result<PathBuf, std::io::Error> {
 /// What replaying the segments that existed at open found: the writer adopts the index,
 /// the caller gets the records.
 pub(crate) struct Replayed {
-    live: HashMap<u128, Location>,
+    live: LiveIndex,
     written: BTreeMap<u64, usize>,
     damaged: HashMap<u64, Option<PathBuf>>,
     pub records: Vec<Record>,
@@ -176,7 +171,7 @@ pub(crate) struct Replayed {
 
 /// The index part of a replay, handed to the writer thread.
 pub(crate) struct ReplayedIndex {
-    live: HashMap<u128, Location>,
+    live: LiveIndex,
     written: BTreeMap<u64, usize>,
     damaged: HashMap<u64, Option<PathBuf>>,
 }
@@ -199,7 +194,7 @@ impl Replayed {
 /// not removed, oldest first. Cuts a torn tail of the newest and keeps a copy of any
 /// segment with unreadable bytes. Touches no segment the writer appends to.
 pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> Result<Replayed, JournalError> {
-    let mut live: HashMap<u128, Location> = HashMap::new();
+    let mut live = LiveIndex::default();
     let mut records: HashMap<u128, Record> = HashMap::new();
     let mut written: BTreeMap<u64, usize> = BTreeMap::new();
     let mut report = ReplayReport {
@@ -347,7 +342,7 @@ impl Segments {
             active,
             active_no,
             active_size: 0,
-            live: HashMap::new(),
+            live: LiveIndex::default(),
             counts: BTreeMap::from([(active_no, 0)]),
             written: BTreeMap::from([(active_no, 0)]),
             damaged: HashMap::new(),
@@ -367,16 +362,11 @@ impl Segments {
             self.counts.entry(segment).or_insert(0);
             *self.written.entry(segment).or_default() += puts;
         }
-        let mut replayed = index.live;
-        for location in replayed.values() {
+        for location in index.live.values() {
             *self.counts.entry(location.segment).or_default() += 1;
         }
-        // The replayed index is usually the larger: keep it and move this run's few
-        // entries in (the ids are disjoint; see above).
-        if replayed.len() > self.live.len() {
-            std::mem::swap(&mut self.live, &mut replayed);
-        }
-        self.live.extend(replayed);
+        // The ids are disjoint (see above).
+        self.live.absorb(index.live);
         self.damaged.extend(index.damaged);
         self.delete_dead_prefix()
     }
