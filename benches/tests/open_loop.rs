@@ -31,7 +31,11 @@ async fn an_open_loop_run_keeps_its_schedule_and_reports_each_second() {
     assert_eq!(report.accepted, 5_000);
     // 5,000 messages at 2,000 a second take 2.5 s of schedule: not sent as fast as
     // possible (which takes a fraction of a second here).
-    assert!(started.elapsed() >= Duration::from_millis(2_400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_400),
+        "{:?}",
+        started.elapsed()
+    );
     let json = report.to_json();
     let (rate, by_second) = report.open_loop.expect("open-loop figures");
     assert_eq!(rate, 2_000.0);
@@ -48,7 +52,6 @@ async fn an_open_loop_run_needs_a_rate() {
         ..LoadConfig::default()
     })
     .await
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert!(error.to_string().contains("rate"), "{error}");
 }
