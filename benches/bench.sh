@@ -87,6 +87,7 @@ if wanted open-loop; then
   RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
   gw=$!
   wait_port 2775
+  sleep 0.5
   line=$("$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --target 127.0.0.1:2775 \
     --system-id demo --password demo --rate "$OPEN_RATE" --open-loop --duration "$OPEN_SECONDS")
   echo "open-loop(fsync,billing=sqlite) $line"
