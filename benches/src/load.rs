@@ -153,8 +153,7 @@ struct Shared {
 }
 
 /// Open loop: message n is due `n / rate` seconds after the first was asked for. The
-/// clock starts there, not at launch: binding (the gateway checks a password hash) is
-/// not part of the load.
+/// clock starts there, not at launch: connecting and binding are not part of the load.
 #[derive(Debug)]
 struct Schedule {
     started: OnceLock<Instant>,
