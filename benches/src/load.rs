@@ -257,14 +257,10 @@ impl Collector {
         let latency = Instant::now().saturating_duration_since(schedule.due(tag));
         let us = latency.as_micros().max(1) as u64;
         let second = schedule.second(tag);
-        if let Ok(mut by_second) = self.by_second.lock() {
-            while by_second.len() <= second {
-                match new_histogram() {
-                    Ok(h) => by_second.push(h),
-                    Err(_) => return us,
-                }
-            }
-            let _ = by_second[second].record(us);
+        if let Ok(mut by_second) = self.by_second.lock()
+            && let Ok(histogram) = histogram_at(&mut by_second, second)
+        {
+            let _ = histogram.record(us);
         }
         us
     }
@@ -272,6 +268,17 @@ impl Collector {
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// Second `n`'s histogram, made (with the empty ones before it) when first needed.
+fn histogram_at(
+    seconds: &mut Vec<Histogram<u64>>,
+    n: usize,
+) -> anyhow::Result<&mut Histogram<u64>> {
+    while seconds.len() <= n {
+        seconds.push(new_histogram()?);
+    }
+    Ok(&mut seconds[n])
 }
 
 impl UplinkHandler for Collector {
@@ -437,10 +444,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
         }
         if let Ok(seconds) = collector.by_second.lock() {
             for (n, h) in seconds.iter().enumerate() {
-                if by_second.len() <= n {
-                    by_second.push(new_histogram()?);
-                }
-                by_second[n].add(h)?;
+                histogram_at(&mut by_second, n)?.add(h)?;
             }
         }
     }

@@ -25,14 +25,12 @@ type Shard = HashMap<u128, Location, FixedState>;
 
 pub(crate) struct LiveIndex {
     shards: Box<[Shard]>,
-    len: usize,
 }
 
 impl Default for LiveIndex {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            len: 0,
         }
     }
 }
@@ -45,27 +43,20 @@ impl LiveIndex {
     }
 
     pub(crate) fn insert(&mut self, id: u128, location: Location) -> Option<Location> {
-        let previous = self.shards[Self::shard(id)].insert(id, location);
-        if previous.is_none() {
-            self.len += 1;
-        }
-        previous
+        self.shards[Self::shard(id)].insert(id, location)
     }
 
     pub(crate) fn remove(&mut self, id: &u128) -> Option<Location> {
-        let removed = self.shards[Self::shard(*id)].remove(id);
-        if removed.is_some() {
-            self.len -= 1;
-        }
-        removed
+        self.shards[Self::shard(*id)].remove(id)
     }
 
     pub(crate) fn get(&self, id: &u128) -> Option<&Location> {
         self.shards[Self::shard(*id)].get(id)
     }
 
+    /// Read once per written group, not per record: a sum over the shards will do.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(HashMap::len).sum()
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Location> {
@@ -81,7 +72,6 @@ impl LiveIndex {
             }
             mine.extend(theirs);
         }
-        self.len = self.shards.iter().map(HashMap::len).sum();
     }
 }
 

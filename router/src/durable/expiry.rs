@@ -106,7 +106,6 @@ impl Expiries {
 /// the last one fills and freed when its last key is due.
 pub(super) struct FixedTtlQueue {
     chunks: VecDeque<VecDeque<(u64, u128)>>,
-    len: usize,
     base: Instant,
 }
 
@@ -117,7 +116,6 @@ impl FixedTtlQueue {
     pub(super) fn new() -> Self {
         Self {
             chunks: VecDeque::new(),
-            len: 0,
             base: Instant::now(),
         }
     }
@@ -132,30 +130,28 @@ impl FixedTtlQueue {
                 self.chunks.push_back(chunk);
             }
         }
-        self.len += 1;
     }
 
     /// Pop the keys whose deadline passed.
     pub(super) fn due(&mut self, now: Instant) -> Vec<u128> {
         let now = millis_since(self.base, now);
         let mut due = Vec::new();
-        while let Some(first) = self.chunks.front_mut() {
+        'chunks: while let Some(first) = self.chunks.front_mut() {
             while let Some(&(at, key)) = first.front() {
                 if at > now {
-                    self.len -= due.len();
-                    return due;
+                    break 'chunks;
                 }
                 first.pop_front();
                 due.push(key);
             }
             self.chunks.pop_front();
         }
-        self.len -= due.len();
         due
     }
 
+    /// Read by the metrics, not per message: a sum over the chunks will do.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.chunks.iter().map(VecDeque::len).sum()
     }
 
     pub(super) fn bytes(&self) -> usize {
