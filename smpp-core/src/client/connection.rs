@@ -294,12 +294,15 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         send_submit(request, &mut sequence, &mut window, &mut bucket, outbox.buf(), stats);
                         last_sent = Instant::now();
                         // Take whatever else is ready without another turn of the loop.
-                        while window.has_room() && send_gate(Instant::now(), paused_until, bucket.as_mut()).is_none() {
-                            match source.next_submit().now_or_never() {
-                                Some(Some(request)) => send_submit(request, &mut sequence, &mut window, &mut bucket, outbox.buf(), stats),
-                                Some(None) => { source_done = true; break; }
-                                None => break,
-                            }
+                        let mut ready = Ready { sequence: &mut sequence, window: &mut window, bucket: &mut bucket, paused_until, stats };
+                        let (taken, ended) = ready.take(source, outbox.buf());
+                        source_done = ended;
+                        // A trickle (a journal group commit wakes its submitters one
+                        // after another): let the tasks already woken queue theirs
+                        // first, so that one write carries the burst, not one PDU each.
+                        if 1 + taken < COALESCE_BELOW && !ended && ready.window.has_room() {
+                            tokio::task::yield_now().await;
+                            source_done = ready.take(source, outbox.buf()).1;
                         }
                     }
                     None => {
@@ -591,6 +594,46 @@ fn send_gate(
 async fn sleep_until(gate: Option<Instant>) {
     if let Some(at) = gate {
         tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// With fewer submits than this ready at once, the link yields once to let more come.
+const COALESCE_BELOW: usize = 8;
+
+/// What sending the submits already queued needs.
+struct Ready<'a> {
+    sequence: &'a mut u32,
+    window: &'a mut Window<SubmitRequest>,
+    bucket: &'a mut Option<TokenBucket>,
+    paused_until: Option<Instant>,
+    stats: &'a UplinkStats,
+}
+
+impl Ready<'_> {
+    /// Sends what the source has ready, as far as the window and the throughput cap
+    /// allow: how many, and whether the source has ended.
+    fn take<S: SubmitSource>(&mut self, source: &mut S, out: &mut BytesMut) -> (usize, bool) {
+        let mut taken = 0;
+        while self.window.has_room()
+            && send_gate(Instant::now(), self.paused_until, self.bucket.as_mut()).is_none()
+        {
+            match source.next_submit().now_or_never() {
+                Some(Some(request)) => {
+                    send_submit(
+                        request,
+                        self.sequence,
+                        self.window,
+                        self.bucket,
+                        out,
+                        self.stats,
+                    );
+                    taken += 1;
+                }
+                Some(None) => return (taken, true),
+                None => break,
+            }
+        }
+        (taken, false)
     }
 }
 
