@@ -78,6 +78,88 @@ fn deliver_sm(seq: u32) -> Vec<u8> {
     frame::command_bytes(&Command::new(CommandStatus::EsmeRok, seq, pdu)).to_vec()
 }
 
+/// The fake SMSC's side of a bind: the connection, and the bind_transceiver_resp to
+/// send (followed by whatever the test adds).
+async fn accept_bind(listener: &TcpListener) -> (TcpStream, Vec<u8>) {
+    let (mut smsc, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let bind = read_frame(&mut smsc, &mut buf).await.unwrap();
+    assert_eq!(bind.command_id, ids::BIND_TRANSCEIVER);
+    let resp = BindTransceiverResp::new(COctetString::from_string("smsc".into()).unwrap(), None);
+    let out = frame::command_bytes(&Command::new(
+        CommandStatus::EsmeRok,
+        bind.sequence_number,
+        resp,
+    ))
+    .to_vec();
+    (smsc, out)
+}
+
+/// Panics on every deliver_sm.
+struct Panicking;
+
+impl UplinkHandler for Panicking {
+    fn on_submit_result(&self, _result: SubmitResult) {}
+
+    async fn on_inbound(&self, _inbound: Inbound) -> CommandStatus {
+        panic!("handler bug");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_syserr_and_the_link_stays_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_tx, rx) = mpsc::channel::<SubmitRequest>(1);
+    let uplink = Uplink::new(
+        UplinkConfig {
+            address: addr.to_string(),
+            bind: BindKind::Transceiver,
+            shutdown_timeout: Duration::from_millis(200),
+            ..UplinkConfig::default()
+        },
+        rx,
+        Arc::new(Panicking),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
+    let (mut smsc, mut out) = accept_bind(&listener).await;
+    out.extend(deliver_sm(1));
+    out.extend(deliver_sm(2));
+    smsc.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut answered = Vec::new();
+    while answered.len() < 2 {
+        let resp = read_frame(&mut smsc, &mut buf).await.expect("answered");
+        assert_eq!(resp.command_id, ids::DELIVER_SM_RESP);
+        assert_eq!(resp.status(), CommandStatus::EsmeRsyserr);
+        answered.push(resp.sequence_number);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, vec![1, 2]);
+    // Still served: an enquire_link gets its answer.
+    smsc.write_all(&raw_header(ids::ENQUIRE_LINK, 7))
+        .await
+        .unwrap();
+    let resp = read_frame(&mut smsc, &mut buf).await.expect("link up");
+    assert_eq!(
+        (resp.command_id, resp.sequence_number),
+        (ids::ENQUIRE_LINK_RESP, 7)
+    );
+    stop.cancel();
+    let _ = tokio::time::timeout(WAIT, task).await;
+}
+
+fn raw_header(command_id: u32, seq: u32) -> Vec<u8> {
+    [16u32, command_id, 0, seq]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
+}
+
 #[tokio::test]
 async fn inbound_handlers_are_capped_and_all_get_answered() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,20 +186,7 @@ async fn inbound_handlers_are_capped_and_all_get_answered() {
     let task = tokio::spawn(uplink.run(stop.clone()));
 
     // The fake SMSC: accept the bind, then send every deliver_sm at once.
-    let (mut smsc, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut buf = BytesMut::new();
-    let bind = read_frame(&mut smsc, &mut buf).await.unwrap();
-    assert_eq!(bind.command_id, ids::BIND_TRANSCEIVER);
-    let resp = BindTransceiverResp::new(COctetString::from_string("smsc".into()).unwrap(), None);
-    let mut out = frame::command_bytes(&Command::new(
-        CommandStatus::EsmeRok,
-        bind.sequence_number,
-        resp,
-    ))
-    .to_vec();
+    let (smsc, mut out) = accept_bind(&listener).await;
     for seq in 1..=SENT {
         out.extend(deliver_sm(seq));
     }

@@ -2,12 +2,13 @@
 
 use std::{
     collections::VecDeque,
-    sync::atomic::Ordering,
+    panic::AssertUnwindSafe,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use bytes::BytesMut;
-use futures_util::{FutureExt, StreamExt, stream::FuturesUnordered};
+use futures_util::FutureExt;
 use rusmpp::{
     Command, CommandStatus, Pdu,
     pdus::{BindReceiver, BindTransceiver, BindTransmitter, DataSmResp, DeliverSmResp},
@@ -18,6 +19,7 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
+    task::JoinSet,
     time::MissedTickBehavior,
 };
 use tokio_util::sync::CancellationToken;
@@ -209,11 +211,12 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
     link: Link,
     config: &UplinkConfig,
     source: &mut S,
-    handler: &H,
+    shared_handler: &Arc<H>,
     stats: &UplinkStats,
     retry: &mut VecDeque<SubmitRequest>,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
+    let handler: &H = shared_handler;
     let Link {
         mut reader,
         writer,
@@ -225,7 +228,9 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
     let framer = Framer::new(config.max_command_length);
 
     let mut window: Window<SubmitRequest> = Window::new(config.window, config.response_timeout);
-    let mut inbound = FuturesUnordered::new();
+    // deliver_sm handlers run as tasks of their own: receipts are as many as submits,
+    // and handled in this task they would hold the link to one core.
+    let mut inbound: JoinSet<(u32, u32, CommandStatus)> = JoinSet::new();
     let max_inbound = config.max_inbound.unwrap_or(config.window).max(1);
     let mut bucket = config.throughput.map(TokenBucket::new);
     let mut paused_until: Option<Instant> = None;
@@ -269,10 +274,14 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                 stopping = Some(Instant::now() + config.shutdown_timeout);
             }
             _ = outbox.closed() => break 'session SessionEnd::Lost("write failed or timed out".into()),
-            Some((seq, response_id, status)) = inbound.next(), if !inbound.is_empty() => {
-                frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
-                while let Some(Some((seq, response_id, status))) = inbound.next().now_or_never() {
-                    frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
+            Some(answered) = inbound.join_next(), if !inbound.is_empty() => {
+                let mut answered = Some(answered);
+                while let Some(joined) = answered {
+                    // A handler task is only cancelled when this set is dropped.
+                    if let Ok((seq, response_id, status)) = joined {
+                        frame::encode_pdu(&inbound_response(response_id), u32::from(status), seq, outbox.buf());
+                    }
+                    answered = inbound.try_join_next();
                 }
             }
             // With max_inbound handlers running, the socket is not read: the SMSC's
@@ -449,8 +458,14 @@ pub(crate) async fn run<S: SubmitSource, H: UplinkHandler>(
                         }
                     };
                     stats.inbound.fetch_add(1, Ordering::Relaxed);
-                    inbound.push(async move {
-                        (seq, response_id, handler.on_inbound(inbound_pdu).await)
+                    let handler = shared_handler.clone();
+                    inbound.spawn(async move {
+                        // A handler that panics answers ESME_RSYSERR, as one that fails.
+                        let status = AssertUnwindSafe(handler.on_inbound(inbound_pdu))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or(CommandStatus::EsmeRsyserr);
+                        (seq, response_id, status)
                     });
                 }
                 ids::ENQUIRE_LINK => {

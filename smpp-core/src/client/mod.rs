@@ -97,7 +97,7 @@ impl<S: SubmitSource, H: UplinkHandler> Uplink<S, H> {
                             link,
                             &self.config,
                             &mut self.source,
-                            &*self.handler,
+                            &self.handler,
                             &self.stats,
                             &mut self.retry,
                             &shutdown,
