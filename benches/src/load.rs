@@ -31,7 +31,11 @@ use smpp_core::{
     },
     text::{ESM_CLASS_UDHI, Encoding, SplitMode, split_text},
 };
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// Open loop: how long the schedule waits for every session to bind.
+const BIND_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -153,14 +157,28 @@ struct Shared {
 }
 
 /// Open loop: message n is due `n / rate` seconds after the first was asked for. The
-/// clock starts there, not at launch: connecting and binding are not part of the load.
+/// clock starts there, once every session is bound, not at launch: connecting and
+/// binding are not part of the load (the first session sending alone, while the server
+/// still verifies the others' passwords, would be).
 #[derive(Debug)]
 struct Schedule {
     started: OnceLock<Instant>,
     rate: f64,
+    sessions: usize,
+    /// Sessions bound so far.
+    bound: watch::Sender<usize>,
+    /// A session that has not bound by then is not waited for.
+    bind_grace_ends: Instant,
 }
 
 impl Schedule {
+    /// Until every session is bound, or the grace for binding is over.
+    async fn all_bound(&self) {
+        let mut bound = self.bound.subscribe();
+        let every = bound.wait_for(|n| *n >= self.sessions);
+        let _ = tokio::time::timeout_at(self.bind_grace_ends.into(), every).await;
+    }
+
     fn due(&self, n: u64) -> Instant {
         *self.started.get_or_init(Instant::now) + Duration::from_secs_f64(n as f64 / self.rate)
     }
@@ -199,10 +217,24 @@ struct Generator {
     waited_since: Option<Instant>,
     /// Open loop: the message claimed and waiting for its time.
     due: Option<u64>,
+    /// Open loop: this session counted as bound (its uplink asks only once bound).
+    joined: bool,
+    /// Open loop: every session is bound; the schedule runs.
+    running: bool,
 }
 
 impl SubmitSource for Generator {
     async fn next_submit(&mut self) -> Option<SubmitRequest> {
+        if let Some(schedule) = &self.shared.schedule
+            && !self.running
+        {
+            if !self.joined {
+                self.joined = true;
+                schedule.bound.send_modify(|n| *n += 1);
+            }
+            schedule.all_bound().await;
+            self.running = true;
+        }
         // The uplink may drop this future while it waits (it is polled in a select), so
         // a claimed number waits in `due` until its time has come and it is sent.
         if let Some(n) = self.due.or_else(|| self.shared.claim()) {
@@ -393,6 +425,9 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
             (true, Some(rate)) if rate > 0.0 => Some(Schedule {
                 started: OnceLock::new(),
                 rate,
+                sessions: config.sessions.max(1),
+                bound: watch::Sender::new(0),
+                bind_grace_ends: started + BIND_GRACE,
             }),
             (true, _) => anyhow::bail!("an open-loop run needs a rate"),
             (false, _) => None,
@@ -427,6 +462,8 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
             templates: templates.clone(),
             waited_since: None,
             due: None,
+            joined: false,
+            running: false,
         };
         let uplink = Uplink::new(uplink_config, generator, collector.clone());
         stats.push(uplink.stats());
