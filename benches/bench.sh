@@ -39,9 +39,10 @@ load() {
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # Each configuration gets a simulator of its own and a disk with nothing left to write
-# back from the one before: a simulator that has just answered 600,000 submits with
-# receipts, or a previous run's journal still being flushed, took a third off the runs
-# that followed (memory journal: 91k msg/s after the ceiling runs, 250k alone).
+# back from the one before. With a simulator that had just answered 600,000 submits with
+# receipts and the previous runs' journals still on disk, the runs that followed lost a
+# third or more (memory journal: 91k msg/s after the ceiling runs, 250k without them;
+# which of the two weighs more was not measured).
 sim=
 fresh_sim() {
   if [ -n "$sim" ]; then kill "$sim"; wait "$sim" 2>/dev/null || true; fi
