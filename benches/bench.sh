@@ -52,6 +52,13 @@ fresh_sim() {
   wait_port 2776
 }
 
+# The gateway on "$1/smsgw.toml", logging to "$1/log"; its pid in $gw.
+start_gateway() {
+  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$1/smsgw.toml" >"$1/log" 2>&1 &
+  gw=$!
+}
+stop_gateway() { kill -TERM "$gw"; wait "$gw" || true; }
+
 fresh_sim
 if wanted ceiling; then
   load "ceiling(sim)" --target 127.0.0.1:2776
@@ -80,13 +87,12 @@ for run in $runs; do
     psql "$store" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null
   fi
   gateway_config "$dir" "$mode" "$store"
-  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
-  gw=$!
+  start_gateway "$dir"
   wait_port 2775
   sleep 0.5
   load "$name" --target 127.0.0.1:2775 --system-id demo --password demo
   load "$name+receipts" --target 127.0.0.1:2775 --system-id demo --password demo --registered-delivery
-  kill -TERM $gw; wait $gw || true
+  stop_gateway
   if [ "$billing" != off ]; then "$bin/smsgw" billing reconcile --config "$dir/smsgw.toml" 2>/dev/null | tail -2; fi
   rm -rf "$dir"
 done
@@ -100,15 +106,14 @@ if wanted open-loop; then
   fresh_sim
   dir="$work/open-loop"; mkdir -p "$dir"
   gateway_config "$dir" fsync sqlite
-  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
-  gw=$!
+  start_gateway "$dir"
   wait_port 2775
   sleep 0.5
   line=$("$bin/smpp-load" --sessions "$SESSIONS" --window "$WINDOW" --target 127.0.0.1:2775 \
     --system-id demo --password demo --rate "$OPEN_RATE" --open-loop --duration "$OPEN_SECONDS")
   echo "open-loop(fsync,billing=sqlite) $line"
   echo "{\"run\":\"open-loop(fsync,billing=sqlite)\",\"report\":$line}" >>"$results"
-  kill -TERM $gw; wait $gw || true
+  stop_gateway
   rm -rf "$dir"
 fi
 
@@ -116,8 +121,7 @@ if wanted idle; then
   dir="$work/idle"; mkdir -p "$dir"
   gateway_config "$dir" fsync sqlite
   sed -i "s/^listen = \"127.0.0.1:2775\"/listen = \"127.0.0.1:2775\"\nmax_sessions = $((IDLE + 100))\nmax_sessions_per_system_id = $((IDLE + 100))\nmax_connections_per_ip = $((IDLE + 100))/" "$dir/smsgw.toml"
-  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
-  gw=$!
+  start_gateway "$dir"
   wait_port 2775
   sleep 1
   before=$(rss_kib $gw)
@@ -131,7 +135,7 @@ if wanted idle; then
   line="{\"idle\":$(cat "$dir/idle.json"),\"rss_before_kib\":$before,\"rss_after_kib\":$after}"
   echo "idle-sessions $line"
   echo "{\"run\":\"idle-sessions\",\"report\":$line}" >>"$results"
-  kill -TERM $gw; wait $gw || true
+  stop_gateway
 fi
 
 if wanted cold; then
@@ -139,8 +143,7 @@ if wanted cold; then
   gateway_config "$dir" fsync sqlite
   fill=$("$bin/journal-fill" --dir "$dir/journal" --megabytes "$JOURNAL_MB" --connector sim --username demo)
   started=$(date +%s.%N)
-  RUST_LOG=warn,smsgw=info "$bin/smsgw" --log-json serve --config "$dir/smsgw.toml" >"$dir/log" 2>&1 &
-  gw=$!
+  start_gateway "$dir"
   "$bin/smpp-idle" --target 127.0.0.1:2775 --system-id demo --password demo --sessions 1 --hold 0 \
     --parallel 1 >/dev/null 2>&1 || true
   until "$bin/smpp-idle" --target 127.0.0.1:2775 --system-id demo --password demo --sessions 1 \
@@ -153,7 +156,7 @@ if wanted cold; then
     "$(echo "$ended - $started" | bc)" "${restore_ms:-null}")
   echo "cold-start $line"
   echo "{\"run\":\"cold-start\",\"report\":$line}" >>"$results"
-  kill -TERM $gw; wait $gw || true
+  stop_gateway
 fi
 
 # The table: each pipeline run against the ceiling with the same receipts setting.
