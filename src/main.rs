@@ -2,6 +2,7 @@
 
 mod admin_cli;
 mod admin_serve;
+mod alloc;
 mod apikey;
 mod config;
 mod config_audit;
@@ -12,11 +13,6 @@ mod sink;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
-
-// glibc's allocator serialises the session, uplink and journal threads on its arena
-// locks under load (seen in `perf`); mimalloc keeps per-thread heaps.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -128,6 +124,7 @@ fn init_logging(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    alloc::tune();
     let cli = Cli::parse();
     // Traces are set up with the logs, before anything runs; a broken config file is
     // reported by `serve` itself.
