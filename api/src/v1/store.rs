@@ -403,7 +403,7 @@ impl Db {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in billing::store::statement_chunks(rows, MESSAGE_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(head.as_str());
+                let mut q = billing::store::sized_builder(head.as_str(), chunk.len(), 17);
                 q.push_values(chunk, |mut b, m| {
                     b.push_bind(&m.id)
                         .push_bind(&m.uid)

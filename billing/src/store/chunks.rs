@@ -25,6 +25,27 @@ pub fn statement_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]
     })
 }
 
+/// A builder for a statement of `head` followed by `rows` rows of `columns` binds, with
+/// its argument list and SQL text allocated at their final size: grown value by value,
+/// they were reallocated a dozen times per chunk (4% of the default configuration's
+/// CPU, most of it faulting in fresh pages).
+pub fn sized_builder<DB: sqlx::Database>(
+    head: &str,
+    rows: usize,
+    columns: usize,
+) -> sqlx::QueryBuilder<DB>
+where
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    use sqlx::Arguments;
+    let mut arguments = <DB as sqlx::Database>::Arguments::default();
+    arguments.reserve(rows * columns, 0);
+    // Room for "$nnnn, " per value, "(), " per row and a tail such as ON CONFLICT.
+    let mut sql = String::with_capacity(head.len() + rows * (columns * 7 + 4) + 1024);
+    sql.push_str(head);
+    sqlx::QueryBuilder::with_arguments(sql, arguments)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +53,18 @@ mod tests {
     fn lengths(n: usize, max: usize) -> Vec<usize> {
         let items: Vec<usize> = (0..n).collect();
         statement_chunks(&items, max).map(<[usize]>::len).collect()
+    }
+
+    #[test]
+    fn a_sized_builder_starts_with_its_head() {
+        let mut q = sized_builder::<sqlx::Sqlite>("INSERT INTO t (a, b) ", 2, 2);
+        q.push_values([(1i64, 2i64), (3, 4)], |mut b, (x, y)| {
+            b.push_bind(x).push_bind(y);
+        });
+        assert_eq!(
+            q.sql().as_str(),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use chunks::statement_chunks;
+pub use chunks::{sized_builder, statement_chunks};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, write_gate as sqlite_write_gate};

@@ -194,9 +194,11 @@ impl LedgerStore for SqliteStore {
         // as they are, where a `&str` is copied into a new String (and Arc) per value.
         let mut shared = SharedStrings::default();
         for chunk in super::statement_chunks(&batch.entries, CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<Sqlite> = super::sized_builder(
                 "INSERT INTO ledger (id, account_id, kind, amount, balance_delta, reserved_delta, \
                  sms_delta, reference, actor, reason, at) ",
+                chunk.len(),
+                11,
             );
             q.push_values(chunk, |mut b, (id, e)| {
                 b.push_bind(*id)
@@ -214,11 +216,13 @@ impl LedgerStore for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         for chunk in super::statement_chunks(&batch.cdrs, CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<Sqlite> = super::sized_builder(
                 "INSERT INTO cdr (message_id, account_id, user_name, connector, operator, \
                  destination, sender, parts, text_length, text_hash, currency, cost_per_part, \
                  total, charged, charge_status, accepted_at, submitted_at, operator_msg_id, \
                  final_status, receipt_at, mcc, mnc, cost, margin) ",
+                chunk.len(),
+                24,
             );
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(c.message_id.clone())
