@@ -141,7 +141,12 @@ async fn a_panicking_handler_answers_syserr_and_the_link_stays_up() {
     answered.sort_unstable();
     assert_eq!(answered, vec![1, 2]);
     // Still served: an enquire_link gets its answer.
-    smsc.write_all(&raw_header(ids::ENQUIRE_LINK, 7))
+    let enquire = Command::new(
+        CommandStatus::EsmeRok,
+        7,
+        smpp_core::rusmpp::Pdu::EnquireLink,
+    );
+    smsc.write_all(&frame::command_bytes(&enquire))
         .await
         .unwrap();
     let resp = read_frame(&mut smsc, &mut buf).await.expect("link up");
@@ -151,13 +156,6 @@ async fn a_panicking_handler_answers_syserr_and_the_link_stays_up() {
     );
     stop.cancel();
     let _ = tokio::time::timeout(WAIT, task).await;
-}
-
-fn raw_header(command_id: u32, seq: u32) -> Vec<u8> {
-    [16u32, command_id, 0, seq]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect()
 }
 
 #[tokio::test]
