@@ -138,31 +138,10 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
     if let Some(engine) = &billing {
         spawn_health_audit(gateway.health_events(), engine.clone());
     }
-    let restoring = spawn_restore(
-        replay,
-        gateway.clone(),
-        charging.clone(),
-        clients_stop.clone(),
-    );
-
     let http_stop = CancellationToken::new();
-    let http = if config.http.enabled {
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (HTTP)", config.http.listen))?;
-        info!(listen = %config.http.listen, "HTTP listener: Jasmin HTTP/REST API, /health/*, /metrics");
-        let health = GatewayHealth {
-            draining: clients_stop.clone(),
-            billing: billing.clone(),
-            journal: log.clone(),
-            gateway: gateway.clone(),
-        };
-        let metrics = api::metrics::Metrics::new(api::metrics::Sources {
-            gateway: gateway.clone(),
-            journal: Some(log.clone()),
-            billing: Some(engine.clone()),
-        });
-        // REST v1 keeps its tables beside billing's (an in-memory SQLite without one).
+    // REST v1 keeps its tables beside billing's (an in-memory SQLite without one). It
+    // starts before the replay, which hands it the records only the journal holds.
+    let v1 = if config.http.enabled {
         let v1_db = api::v1::Db::open(&storage_url)
             .await
             .context("cannot open the REST API v1 store")?;
@@ -179,6 +158,33 @@ pub async fn run(config_path: Option<PathBuf>, sink_mode: bool) -> anyhow::Resul
             },
         );
         v1.spawn_tasks(http_stop.clone());
+        Some(v1)
+    } else {
+        None
+    };
+    let restoring = spawn_restore(
+        replay,
+        gateway.clone(),
+        charging.clone(),
+        clients_stop.clone(),
+    );
+
+    let http = if let Some(v1) = v1 {
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (HTTP)", config.http.listen))?;
+        info!(listen = %config.http.listen, "HTTP listener: Jasmin HTTP/REST API, /health/*, /metrics");
+        let health = GatewayHealth {
+            draining: clients_stop.clone(),
+            billing: billing.clone(),
+            journal: log.clone(),
+            gateway: gateway.clone(),
+        };
+        let metrics = api::metrics::Metrics::new(api::metrics::Sources {
+            gateway: gateway.clone(),
+            journal: Some(log.clone()),
+            billing: Some(engine.clone()),
+        });
         let routes = api::router(Arc::new(health))
             .merge(api::jasmin::routes(gateway.clone()))
             .merge(api::v1::routes(v1))

@@ -2,18 +2,14 @@
 //! over HTTP at once, and stops working once revoked.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::Path,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
+mod support;
+use support::free_port;
 
 struct Serve(Child);
 
@@ -69,20 +65,7 @@ fn apikey(config: &Path, args: &[&str]) -> Output {
 
 /// GET `path` with a bearer key; the status and body.
 fn get(http: SocketAddr, path: &str, key: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(http).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer.split("\r\n\r\n").nth(1)?.to_owned();
-    Some((status, body))
+    support::http(http, "GET", path, key, "")
 }
 
 #[test]

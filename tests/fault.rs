@@ -20,13 +20,7 @@ const MESSAGES: u64 = 3_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateway_loses_no_acknowledged_message_nor_receipt() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    if std::env::var("FAULT_KEEP_LOGS").is_ok() {
-        // Keep the gateway logs and stores for a look after a failure.
-        std::mem::forget(dir);
-        eprintln!("test dir: {}", root.display());
-    }
+    let (_dir, root) = test_dir();
     // The operator: records what reaches it, sends a receipt for every message.
     let sim_stop = CancellationToken::new();
     let (operator, reached) = start_operator(

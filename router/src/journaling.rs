@@ -38,6 +38,13 @@ pub enum JournalRecord<'a> {
         /// This part's price, reserved under `charge_key`.
         amount: i64,
     },
+    /// A front end's annex of an accepted message (`Message::annex`), appended before
+    /// the message's last ACCEPTED part so that part's acknowledgement covers it. Kept
+    /// until `AnnexDone`.
+    Annex { id: &'a str, annex: &'a Bytes },
+    /// The front end stored the annex of message `id` elsewhere (or the message was
+    /// refused after all).
+    AnnexDone { id: &'a str },
     /// The operator took a part whose receipt the client wants: keep what is needed to
     /// match the receipt after a restart.
     AwaitingReceipt {

@@ -30,7 +30,8 @@ pub mod user;
 
 pub use config::{ConfigError, RouterConfig};
 pub use gateway::{
-    Deps, Gateway, GatewayHandle, NotStored, Observed, RestoreReport, SmppFront, Subscription,
+    Annex, Deps, Gateway, GatewayHandle, NotStored, Observed, RestoreReport, SmppFront,
+    Subscription,
 };
 pub use model::{Address, DlrMethod, DlrRequest, Message, Origin, new_message_id};
 pub use proto::charging;

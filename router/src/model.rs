@@ -161,6 +161,10 @@ pub struct Message {
     pub received_at: DateTime<Local>,
     /// Interceptors or the HTTP layer asked for the content to be split (HTTP long content).
     pub split_long: bool,
+    /// A front end's own record of the message, journaled with it and handed back after
+    /// a crash ([`Gateway::take_annexes`](crate::Gateway::take_annexes)) until the front
+    /// end has stored it elsewhere. The pipeline never reads it.
+    pub annex: Option<Bytes>,
 }
 
 impl Default for Message {
@@ -190,6 +194,7 @@ impl Default for Message {
             connector: Arc::from(""),
             received_at: Local::now(),
             split_long: false,
+            annex: None,
         }
     }
 }

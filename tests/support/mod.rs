@@ -7,8 +7,9 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::SocketAddr,
-    path::Path,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -35,6 +36,46 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A directory for the test's stores and logs, removed with the guard; with
+/// `FAULT_KEEP_LOGS` set it is kept (and its path printed) for a look after a failure.
+pub fn test_dir() -> (Option<tempfile::TempDir>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    if std::env::var("FAULT_KEEP_LOGS").is_ok() {
+        std::mem::forget(dir);
+        eprintln!("test dir: {}", root.display());
+        return (None, root);
+    }
+    (Some(dir), root)
+}
+
+/// One HTTP/1.1 request with a bearer key and `Connection: close`: the status and the
+/// body (None while nothing listens).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split("\r\n\r\n").nth(1)?.to_owned();
+    Some((status, body))
+}
 
 pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -177,6 +177,13 @@ impl V1 {
     pub fn spawn_tasks(&self, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         // Every receipt and MO, held back at the operator until stored here.
         let observed = self.gateway().observe(OBSERVER_QUEUE);
+        // Records a crash left in the journal only, back before their messages go out.
+        let v1 = Arc::downgrade(&self.inner);
+        self.gateway().take_annexes(move |annexes| {
+            if let Some(inner) = v1.upgrade() {
+                sms::restage(&V1 { inner }, annexes);
+            }
+        });
         vec![
             tokio::spawn(sms::follow_receipts(
                 self.clone(),

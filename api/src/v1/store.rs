@@ -38,8 +38,9 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// One accepted message (one recipient) as the API remembers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One accepted message (one recipient) as the API remembers it. Serialized, it is
+/// also the message's journal annex until written (see `sms::records`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageRow {
     pub id: String,
     pub uid: String,
@@ -388,6 +389,8 @@ impl Db {
     // ---- messages -------------------------------------------------------------------
 
     /// Writes `rows`, and the idempotency `answers` of their sends, in one transaction.
+    /// A row whose id is there already is left as it is (a record restored from the
+    /// journal after a crash may have been written before it).
     pub async fn insert_messages(
         &self,
         rows: &[MessageRow],
@@ -423,6 +426,7 @@ impl Db {
                         .push_bind(m.sent_at)
                         .push_bind(m.done_at);
                 });
+                q.push(" ON CONFLICT (id) DO NOTHING");
                 q.build().execute(&mut *tx).await?;
             }
             for op in answers {

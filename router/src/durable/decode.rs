@@ -41,6 +41,11 @@ pub enum Restored {
         callback: Callback,
         ttl: Duration,
     },
+    /// A front end's annex of an accepted message (`Message::annex`).
+    Annex {
+        id: Arc<str>,
+        annex: Bytes,
+    },
     /// A part the operator took whose receipt nobody waits for.
     Submitted {
         key: u128,
@@ -228,6 +233,14 @@ pub(super) fn try_decode(record: &journal::Record) -> Result<Option<Restored>, &
                 key: record.id,
                 callback: c.into_callback().ok_or("bad callback parameters")?,
                 ttl,
+            }))
+        }
+        KIND_ANNEX => {
+            let a: StoredAnnex<'_> =
+                postcard::from_bytes(&record.payload).map_err(|_| "bad annex")?;
+            Ok(Some(Restored::Annex {
+                id: Arc::from(a.id),
+                annex: Bytes::from(a.annex.into_owned()),
             }))
         }
         _ => Err("unknown record kind"),

@@ -13,6 +13,9 @@
 //!   so that a restart before billing's write-behind stored the charge still settles it.
 //! - `PENDING_DELIVERY`: a receipt or MO kept for a client, until it answers.
 //! - `PENDING_CALLBACK`: an HTTP DLR or MO callback, until it is acknowledged or given up.
+//! - `ANNEX`: a front end's own record of an accepted message (`Message::annex`), until
+//!   the front end has stored it elsewhere: it rides on the message's group commit, so
+//!   the front end can answer without a second durable write of its own.
 
 mod decode;
 mod expiry;
@@ -46,6 +49,10 @@ pub const KIND_PENDING_DELIVERY: u8 = 3;
 pub const KIND_PENDING_CALLBACK: u8 = 4;
 pub const KIND_MO_PART: u8 = 5;
 pub const KIND_SUBMITTED: u8 = 6;
+pub const KIND_ANNEX: u8 = 7;
+
+/// Added to a message's key for its annex: far above any part number.
+const ANNEX_OFFSET: usize = 1 << 20;
 
 /// The journal key of one part of a message.
 pub fn record_id(message_id: &str, part: usize) -> u128 {
@@ -234,6 +241,22 @@ impl Journal for LogJournal {
             }
             JournalRecord::ReceiptDone { id, part } => {
                 self.remove(id, part);
+                Durable::Done
+            }
+            JournalRecord::Annex { id, annex } => {
+                let stored = StoredAnnex {
+                    id: Cow::Borrowed(id),
+                    annex: Cow::Borrowed(annex),
+                };
+                let queued = encode(&stored, id.len() + annex.len()).is_ok_and(|bytes| {
+                    self.log
+                        .try_put(record_id(id, ANNEX_OFFSET), KIND_ANNEX, bytes)
+                });
+                // Not queued: the message must not be accepted without it.
+                if queued { Durable::Done } else { Durable::Busy }
+            }
+            JournalRecord::AnnexDone { id } => {
+                self.remove(id, ANNEX_OFFSET);
                 Durable::Done
             }
             JournalRecord::PendingDelivery {

@@ -199,6 +199,7 @@ impl<'a> StoredMessage<'a> {
             connector: Arc::from(self.connector),
             received_at: local_from_micros(self.received_at_micros),
             split_long: false,
+            annex: None,
         }
     }
 }
@@ -312,6 +313,14 @@ pub(super) fn decode_pdu(bytes: &[u8]) -> Option<Pdu> {
 pub(super) struct StoredMoPart<'a> {
     pub(super) message: StoredMessage<'a>,
     pub(super) expires_at: u64,
+}
+
+/// A front end's annex of an accepted message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct StoredAnnex<'a> {
+    #[serde(borrow)]
+    pub(super) id: Cow<'a, str>,
+    pub(super) annex: Cow<'a, [u8]>,
 }
 
 /// Encodes a record into one buffer sized up front (`hint`: its variable-length bytes),

@@ -423,3 +423,32 @@ async fn a_submitted_part_replays_as_settled_not_as_a_resend() {
     assert!(*ttl > Duration::from_secs(50));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_annex_replays_until_its_front_end_is_done_with_it() {
+    let dir = tempfile_dir("durable-annex");
+    let config = || journal::JournalConfig::new(&dir, journal::Durability::Fsync);
+    let kept = uuid::Uuid::now_v7().to_string();
+    let done = uuid::Uuid::now_v7().to_string();
+    let annex = Bytes::from_static(b"the front end's own record");
+    {
+        let (log, _) = journal::Journal::open(config()).unwrap();
+        let journal = LogJournal::new(log.clone());
+        for id in [&kept, &done] {
+            let appended = journal.append(JournalRecord::Annex { id, annex: &annex });
+            assert!(matches!(appended, Durable::Done), "{appended:?}");
+        }
+        journal.append(JournalRecord::AnnexDone { id: &done });
+        log.flush().await.unwrap();
+    }
+    let (_log, replayed) = journal::Journal::open(config()).unwrap();
+    let restored: Vec<Restored> = replayed.iter().filter_map(decode).collect();
+    let [Restored::Annex { id, annex: back }] = &restored[..] else {
+        panic!("expected one annex, got {restored:?}");
+    };
+    assert_eq!(**id, *kept);
+    assert_eq!(back, &annex);
+    // The annex has a key of its own: no part of the message shares it.
+    assert!((0..256).all(|part| replayed[0].id != record_id(&kept, part)));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -134,6 +134,18 @@ pub struct Gateway {
     health_tx: broadcast::Sender<crate::lcr::Transition>,
     /// Cancelled once the journal's replay is restored (at once when none is pending).
     replayed: CancellationToken,
+    /// Annexes the replay brought back, and who takes them.
+    annexes: Mutex<Annexes>,
+}
+
+/// A message's id and its annex (`Message::annex`).
+pub type Annex = (Arc<str>, Bytes);
+
+/// Restored annexes wait here until a front end registers to take them.
+#[derive(Default)]
+struct Annexes {
+    waiting: Vec<Annex>,
+    taker: Option<Box<dyn Fn(Vec<Annex>) + Send + Sync>>,
 }
 
 /// What `Gateway::start` returns.
@@ -195,6 +207,7 @@ impl Gateway {
             lcr: lcr_state,
             health_tx,
             replayed: CancellationToken::new(),
+            annexes: Mutex::new(Annexes::default()),
         });
         if !deps.replay_pending {
             gateway.replayed.cancel();

@@ -119,6 +119,8 @@ struct Staged<'a> {
     id: Arc<str>,
     tags: Vec<u64>,
     journaled: bool,
+    /// The message's annex may be in the journal.
+    annexed: bool,
 }
 
 impl Staged<'_> {
@@ -143,6 +145,9 @@ impl Drop for Staged<'_> {
                     },
                 });
             }
+        }
+        if self.annexed {
+            self.gateway.forget_annex(&self.id);
         }
     }
 }
@@ -486,6 +491,7 @@ impl Gateway {
             id: message.id.clone(),
             tags: Vec::with_capacity(n),
             journaled: false,
+            annexed: false,
         };
         let trace = super::trace::Parent::current();
         for (part, item) in items.iter_mut().enumerate() {
@@ -516,10 +522,19 @@ impl Gateway {
             staged.tags.push(tag);
         }
         // One record per part; the log writes in order, so the last part's
-        // acknowledgement covers the earlier ones.
+        // acknowledgement covers the earlier ones, and the annex put just before it.
         staged.journaled = true;
         let mut durable = Durable::Done;
         for (part, item) in items.iter().enumerate() {
+            if part + 1 == n
+                && let Some(annex) = &message.annex
+            {
+                staged.annexed = true;
+                let id = &message.id;
+                if let Durable::Busy = self.journal.append(JournalRecord::Annex { id, annex }) {
+                    return Err(Refusal::JournalBusy);
+                }
+            }
             durable = self.journal.append(JournalRecord::Accepted {
                 message: &message,
                 username: &user.username,

@@ -8,9 +8,10 @@ use proto::charging::{MessageCharge, PartCharge};
 use smpp_core::rusmpp::CommandStatus;
 use tracing::{debug, info, warn};
 
-use super::{Connector, Gateway, InFlight, mt::segments};
+use super::{Annex, Connector, Gateway, InFlight, mt::segments};
 use crate::{
     durable::{Restored, record_id},
+    journaling::JournalRecord,
     queue::Queued,
 };
 
@@ -27,6 +28,8 @@ pub struct RestoreReport {
     pub callbacks: usize,
     /// Parts of long MO given back to reassembly.
     pub mo_parts: usize,
+    /// Front ends' annexes kept for them (`take_annexes`).
+    pub annexes: usize,
     pub dropped: usize,
 }
 
@@ -56,6 +59,7 @@ impl Gateway {
         let mut report = RestoreReport::default();
         let mut requeue: Vec<(Arc<Connector>, Queued)> = Vec::new();
         let mut mo_parts = Vec::new();
+        let mut annexes = Vec::new();
         for (n, record) in records.into_iter().enumerate() {
             // A large replay runs beside live traffic: let other tasks in now and then.
             if n % 4096 == 4095 {
@@ -168,8 +172,13 @@ impl Gateway {
                     self.spawn_callback(key, callback);
                     report.callbacks += 1;
                 }
+                Restored::Annex { id, annex } => {
+                    annexes.push((id, annex));
+                    report.annexes += 1;
+                }
             }
         }
+        self.hand_annexes(annexes);
         for (connector, item) in requeue.into_iter().rev() {
             connector.queue.push_front(item);
         }
@@ -190,5 +199,36 @@ impl Gateway {
         }
         self.replayed.cancel();
         report
+    }
+
+    /// Hands `taker` the annexes (`Message::annex`) of messages the replay brings back,
+    /// by message id: those already restored at once, the others once the replay has
+    /// read them all and before it queues any of their messages again, so a front end
+    /// knows each message before its receipt can come. Each annex stays in the journal
+    /// until [`forget_annex`](Self::forget_annex).
+    pub fn take_annexes(&self, taker: impl Fn(Vec<Annex>) + Send + Sync + 'static) {
+        let mut annexes = self.annexes.lock();
+        let waiting = std::mem::take(&mut annexes.waiting);
+        if !waiting.is_empty() {
+            taker(waiting);
+        }
+        annexes.taker = Some(Box::new(taker));
+    }
+
+    /// Gives restored annexes to their taker, or keeps them until one comes.
+    fn hand_annexes(&self, restored: Vec<Annex>) {
+        if restored.is_empty() {
+            return;
+        }
+        let mut annexes = self.annexes.lock();
+        match &annexes.taker {
+            Some(taker) => taker(restored),
+            None => annexes.waiting.extend(restored),
+        }
+    }
+
+    /// The front end stored the annex of message `id` elsewhere: the journal drops it.
+    pub fn forget_annex(&self, id: &str) {
+        self.journal.append(JournalRecord::AnnexDone { id });
     }
 }

@@ -70,8 +70,10 @@ fn unit_rate(v1: &V1, user: &User, message: &Message) -> i64 {
 /// submitted: its receipt can come back before the send is answered, and then finds
 /// the record (see `records`). Records of refused messages are dropped again.
 ///
-/// With `idempotency` (the user's uid and the key it holds), a 202 answer is stored
-/// with the records, in their transaction; the last value tells whether it was.
+/// Without `idempotency`, each record rides in the journal as its message's annex,
+/// so the 202 waits for nothing more than the messages do. With it (the user's uid and
+/// the key it holds), the records and the 202 answer are written in one transaction
+/// before the answer; the last value tells whether that was done.
 async fn run_send(
     v1: &V1,
     user: &Arc<User>,
@@ -80,6 +82,7 @@ async fn run_send(
 ) -> (u16, String, bool) {
     let now = now_us();
     let currency = v1.config().currency.clone();
+    let annexed = idempotency.is_none();
     // Each recipient's message is made once: its record, its quote and its submit.
     let (rows, messages): (Vec<MessageRow>, Vec<(Message, Requested)>) = c
         .recipients
@@ -106,10 +109,14 @@ async fn run_send(
                 sent_at: None,
                 done_at: None,
             };
+            if annexed {
+                message.annex = annex(&row);
+            }
             (row, (message, requested))
         })
         .unzip();
-    stage(v1, &rows);
+    let annexed = annexed && messages.iter().all(|(m, _)| m.annex.is_some());
+    stage(v1, &rows, annexed);
     let results: Vec<Result<(), Refusal>> = stream::iter(messages)
         .map(|(message, requested)| async move {
             v1.gateway()
@@ -165,6 +172,13 @@ async fn run_send(
         "client_reference": c.client_reference,
     })
     .to_string();
+    if annexed {
+        // Durable already, in the journal; the database write follows behind.
+        if let Err(accepted) = hand_over(v1, accepted) {
+            record(v1, accepted, None).await;
+        }
+        return (202, body, false);
+    }
     let answer = idempotency.map(|(uid, key)| IdemOp::Complete {
         uid: uid.to_owned(),
         key: key.to_owned(),

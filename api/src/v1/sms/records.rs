@@ -1,7 +1,16 @@
 //! The message records behind `GET /api/v1/sms`: records staged before their message is
-//! submitted and written in batches (group commit) before the send is answered,
-//! receipts applied to them in memory until then, and the idempotency purge. Receipts
-//! and MO themselves are followed in `follow`.
+//! submitted and written in batches (group commit), receipts applied to them in memory
+//! until then, and the idempotency purge. Receipts and MO themselves are followed in
+//! `follow`.
+//!
+//! A record is durable before its send is answered in one of two ways:
+//! - as its message's annex (`Message::annex`): the journal writes it with the message,
+//!   in the same group commit, and keeps it until the record is in the database; after
+//!   a crash the replay gives it back (`restage`). The send does not wait for the
+//!   database.
+//! - written to the database before the answer: sends with an `Idempotency-Key` (their
+//!   answer is stored in the same transaction), and any send while the writer is far
+//!   behind (`BEHIND_MAX`).
 
 use tokio::sync::oneshot;
 
@@ -27,14 +36,25 @@ struct Staged {
     row: MessageRow,
     /// Taken by the writer: its receipts wait until it is written.
     writing: bool,
+    /// Its annex waits in the journal until the record is written.
+    annexed: bool,
 }
 
 /// How long a send waits for its records to be written before it answers anyway (the
 /// writer stopped, or the store hangs): the messages are on their way regardless.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 
-/// Keeps the records of messages about to be submitted (their ids chosen already).
-pub(super) fn stage(v1: &V1, rows: &[MessageRow]) {
+/// Records staged and not yet written at most before sends wait for the writer again.
+const BEHIND_MAX: usize = 50_000;
+
+/// A record as its message's annex.
+pub(super) fn annex(row: &MessageRow) -> Option<Bytes> {
+    postcard::to_allocvec(row).ok().map(Bytes::from)
+}
+
+/// Keeps the records of messages about to be submitted (their ids chosen already);
+/// `annexed`: each goes into the journal as its message's annex.
+pub(super) fn stage(v1: &V1, rows: &[MessageRow], annexed: bool) {
     let mut unwritten = v1.inner.unwritten.lock();
     for row in rows {
         unwritten.by_id.insert(
@@ -42,9 +62,57 @@ pub(super) fn stage(v1: &V1, rows: &[MessageRow]) {
             Staged {
                 row: row.clone(),
                 writing: false,
+                annexed,
             },
         );
     }
+}
+
+/// Hands the staged records of accepted messages, journaled as their annexes, to the
+/// writer without waiting. Gives the ids back when the writer is too far behind: the
+/// send then waits for the write ([`record`]), which bounds what memory holds.
+pub(super) fn hand_over(v1: &V1, ids: Vec<String>) -> Result<(), Vec<String>> {
+    {
+        let mut unwritten = v1.inner.unwritten.lock();
+        if unwritten.by_id.len() > BEHIND_MAX {
+            return Err(ids);
+        }
+        unwritten.batches.push(ids);
+    }
+    v1.inner.written.notify_one();
+    Ok(())
+}
+
+/// Stages again the records that a journal replay brought back as annexes
+/// (`Gateway::take_annexes`), before their messages are sent again, so their receipts
+/// find them; the writer writes them (a record the database has already stays as it is).
+pub(crate) fn restage(v1: &V1, annexes: Vec<router::Annex>) {
+    let mut ids = Vec::with_capacity(annexes.len());
+    {
+        let mut unwritten = v1.inner.unwritten.lock();
+        for (id, annex) in annexes {
+            match postcard::from_bytes::<MessageRow>(&annex) {
+                Ok(row) if *row.id == *id => {
+                    unwritten.by_id.entry(row.id.clone()).or_insert(Staged {
+                        row,
+                        writing: false,
+                        annexed: true,
+                    });
+                    ids.push(id.to_string());
+                }
+                _ => {
+                    warn!(%id, "a message record in the journal cannot be read: dropped");
+                    v1.gateway().forget_annex(&id);
+                }
+            }
+        }
+        tracing::info!(
+            records = ids.len(),
+            "REST API message records restored from the journal"
+        );
+        unwritten.batches.push(ids);
+    }
+    v1.inner.written.notify_one();
 }
 
 /// Forgets the staged records of messages that were refused.
@@ -55,10 +123,11 @@ pub(super) fn unstage(v1: &V1, ids: &[String]) {
     }
 }
 
-/// Hands staged records to the writer and waits until they are written, so that a 202
-/// answer implies the record survives a crash. Sends running at once share the
-/// writer's next transaction, and so does `answer`, the send's idempotency answer.
-/// Whether it was all written (else the caller stores the answer itself).
+/// Hands staged records to the writer and waits until they are written, with every
+/// record handed over before them, so that a 202 answer implies the record survives a
+/// crash. Sends running at once share the writer's next transaction, and so does
+/// `answer`, the send's idempotency answer. Whether it was all written (else the caller
+/// stores the answer itself).
 pub(super) async fn record(v1: &V1, ids: Vec<String>, answer: Option<IdemOp>) -> bool {
     let (ack, written) = oneshot::channel();
     {
@@ -150,22 +219,26 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
         };
         loop {
             cadence.next_turn().await;
-            let (ids, rows, acks, answers) = {
+            let (ids, rows, acks, answers, annexed) = {
                 let mut unwritten = v1.inner.unwritten.lock();
                 let batches = std::mem::take(&mut unwritten.batches);
                 let acks = std::mem::take(&mut unwritten.acks);
                 let answers = std::mem::take(&mut unwritten.answers);
                 let ids: Vec<String> = batches.into_iter().flatten().collect();
                 let mut rows = Vec::with_capacity(ids.len());
+                let mut annexed = Vec::new();
                 for id in &ids {
                     if let Some(staged) = unwritten.by_id.get_mut(id) {
                         staged.writing = true;
                         rows.push(staged.row.clone());
+                        if staged.annexed {
+                            annexed.push(id.clone());
+                        }
                     }
                 }
-                (ids, rows, acks, answers)
+                (ids, rows, acks, answers, annexed)
             };
-            if acks.is_empty() {
+            if ids.is_empty() && acks.is_empty() {
                 break;
             }
             let mut all_written = true;
@@ -193,6 +266,13 @@ pub async fn write_records(v1: V1, shutdown: CancellationToken) {
             // The sends may answer now (a send that gave up waiting is gone: fine).
             for ack in acks {
                 let _ = ack.send(all_written);
+            }
+            // In the database now: the journal may drop their copies. Otherwise they
+            // stay there, and a restart writes them.
+            if all_written {
+                for id in &annexed {
+                    v1.gateway().forget_annex(id);
+                }
             }
             // Written: receipts from now on find the rows in the database. Those that
             // came while they were written are taken under the same lock.

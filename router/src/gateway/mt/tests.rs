@@ -72,12 +72,15 @@ struct TestJournal {
     gate: Mutex<Option<Arc<Notify>>>,
     accepted: Mutex<Vec<String>>,
     outcomes: Mutex<usize>,
+    /// Accepted, Annex and AnnexDone records, in order.
+    order: Mutex<Vec<&'static str>>,
 }
 
 impl Journal for TestJournal {
     fn append(&self, record: JournalRecord<'_>) -> Durable {
         match record {
             JournalRecord::Accepted { charge_key, .. } => {
+                self.order.lock().push("accepted");
                 self.accepted.lock().push(charge_key.to_owned());
                 if *self.fail.lock() {
                     return Durable::Failed("disk full".into());
@@ -95,6 +98,14 @@ impl Journal for TestJournal {
             }
             JournalRecord::Outcome { .. } => {
                 *self.outcomes.lock() += 1;
+                Durable::Done
+            }
+            JournalRecord::Annex { .. } => {
+                self.order.lock().push("annex");
+                Durable::Done
+            }
+            JournalRecord::AnnexDone { .. } => {
+                self.order.lock().push("annex done");
                 Durable::Done
             }
             _ => Durable::Done,
@@ -299,31 +310,34 @@ async fn a_journal_failure_refunds_every_part_and_forgets_them() {
     assert_eq!(s.gateway.connector("op1").map(|c| c.queue.len()), Some(0));
 }
 
-#[tokio::test]
-async fn a_queue_filled_while_journaling_refunds_only_the_late_message() {
-    let s = setup(CONFIG);
+/// Submits `first`, and while its journal write waits, a second message that takes the
+/// queue's only place: `first`'s result and the second's id.
+async fn overtaken_while_journaling(
+    s: &Setup,
+    first: Message,
+) -> (Result<Arc<str>, Refusal>, Arc<str>) {
     let gate = Arc::new(Notify::new());
     *s.journal.gate.lock() = Some(gate.clone());
-    // The first message waits for its journal write...
     let first = {
         let (gateway, user) = (s.gateway.clone(), s.user.clone());
-        tokio::spawn(async move {
-            gateway
-                .submit(&user, message(b"first", false), Requested::default())
-                .await
-        })
+        tokio::spawn(async move { gateway.submit(&user, first, Requested::default()).await })
     };
     while s.journal.accepted.lock().is_empty() {
         tokio::task::yield_now().await;
     }
-    // ...while the second takes the queue's only place.
     let second = s
         .gateway
         .submit(&s.user, message(b"second", false), Requested::default())
         .await
         .expect("second accepted");
     gate.notify_one();
-    let first = first.await.expect("task");
+    (first.await.expect("task"), second)
+}
+
+#[tokio::test]
+async fn a_queue_filled_while_journaling_refunds_only_the_late_message() {
+    let s = setup(CONFIG);
+    let (first, second) = overtaken_while_journaling(&s, message(b"first", false)).await;
     assert_eq!(first, Err(Refusal::QueueFull));
     let first_id = s.ledger.reserved.lock()[0].0.clone();
     assert_eq!(*s.ledger.refunded.lock(), [first_id]);
@@ -356,4 +370,35 @@ async fn a_full_journal_queue_throttles_and_refunds() {
     );
     assert_eq!(s.ledger.refunded.lock().len(), 1);
     assert_eq!(s.gateway.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn an_annex_goes_before_the_last_part_and_is_dropped_with_a_refused_message() {
+    let annexed = |content: &[u8], split: bool| Message {
+        annex: Some(Bytes::from_static(b"record")),
+        ..message(content, split)
+    };
+    let s = setup(
+        CONFIG
+            .replace("queue_capacity = 1", "queue_capacity = 10")
+            .as_str(),
+    );
+    s.gateway
+        .submit(&s.user, annexed(&three_parts(), true), Requested::default())
+        .await
+        .expect("accepted");
+    // The last part's acknowledgement covers the annex.
+    assert_eq!(
+        *s.journal.order.lock(),
+        ["accepted", "accepted", "annex", "accepted"]
+    );
+
+    // Refused once journaled (the queue filled meanwhile): its annex goes too.
+    let s = setup(CONFIG);
+    let (first, _) = overtaken_while_journaling(&s, annexed(b"first", false)).await;
+    assert_eq!(first, Err(Refusal::QueueFull));
+    assert_eq!(
+        *s.journal.order.lock(),
+        ["annex", "accepted", "accepted", "annex done"]
+    );
 }
