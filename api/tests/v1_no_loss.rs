@@ -100,9 +100,9 @@ async fn a_burst_of_receipts_behind_a_slow_database_loses_none() {
     .await;
 
     // The consumer of receipts is made slow: its database is locked while the whole
-    // burst is sent and its receipts come back. A send is answered once its records
-    // are stored, so the sends (all at once) are answered only after the release:
-    // meanwhile their messages go out and their receipts come back and wait.
+    // burst is sent and its receipts come back. The sends are answered at once (their
+    // records are in the journal), their messages go out, and their receipts come back
+    // and wait: a receipt is answered only once its record is stored.
     let lock = lock_database(&s).await;
     let locked_at = Instant::now();
     let bodies: Vec<String> = (0..MESSAGES / RECIPIENTS_PER_SEND)
@@ -190,6 +190,50 @@ async fn a_burst_of_receipts_behind_a_slow_database_loses_none() {
     // Each message's event once per webhook, not more.
     let events = receiver.at("/hook").len();
     assert!(events >= MESSAGES, "{events}");
+}
+
+/// A send is answered before its record reaches the database; a receipt that comes
+/// before it does moves the record in memory, and is answered to the operator only
+/// once the record is stored with it (the journal holds the record only as accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_answered_only_once_its_record_is_stored() {
+    let s = Setup::start_v1().await;
+    let key = key(&s, "u3").await;
+    let lock = lock_database(&s).await;
+    let reply = call(
+        &s,
+        "POST",
+        "/api/v1/sms/send",
+        &key,
+        r#"{"to":"255700000042","text":"held"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let id = reply.json()["messages"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let op1 = s.gateway.connector("op1").expect("op1").clone();
+    let deadline = Instant::now() + SETTLE;
+    while op1.counters.receipts.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "no receipt came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Well below SQLite's 5 s busy timeout: the writer still waits for the lock.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        SimStats::get(&s.sim.receipts_sent),
+        0,
+        "a receipt was answered before its record was stored"
+    );
+    release(lock).await;
+    while SimStats::get(&s.sim.receipts_sent) == 0 {
+        assert!(Instant::now() < deadline, "the receipt was never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = s.v1.as_ref().expect("v1").db().message("u3", &id).await;
+    let row = row.expect("query").expect("stored");
+    assert_eq!(row.status, "delivered", "{row:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,12 +85,9 @@ pub async fn follow_receipts(
         // operator's receipt often comes before the send is answered).
         let now = now_us();
         let moved = move_unwritten(&v1, &events, &reduce(&events, now));
-        if moved.rest.len() < events.len() {
-            // Some records took their receipt in memory: the operator is answered
-            // once the writer's next turn has them in the database (their annexes in
-            // the journal hold only the state they were accepted in).
-            record(&v1, Vec::new(), None).await;
-        }
+        // Records that took their receipt in memory: the operator is answered once
+        // they are in the database with it.
+        until_written(&v1, &moved.held).await;
         let stored = until_stored(&shutdown, "receipts", || async {
             let applied = apply_receipts(&v1, &moved.rest).await?;
             let events = final_events(&v1, &moved.finals, now).await?;

@@ -166,6 +166,8 @@ pub(crate) struct MovedInMemory {
     pub rest: Vec<ReceiptEvent>,
     /// Records that reached a final state (their webhook events are due).
     pub finals: Vec<MessageRow>,
+    /// Ids of the records that took receipts in memory (or parked them).
+    pub held: Vec<Arc<str>>,
 }
 
 /// Applies `changes` to the records not yet written; parks the receipts of records the
@@ -194,11 +196,34 @@ pub(crate) fn move_unwritten(
     for event in events {
         match unwritten.by_id.get(&*event.id) {
             None => out.rest.push(event.clone()),
-            Some(staged) if staged.writing => park(v1, event.clone()),
-            Some(_) => {}
+            Some(staged) => {
+                if staged.writing {
+                    park(v1, event.clone());
+                }
+                out.held.push(event.id.clone());
+            }
         }
     }
     out
+}
+
+/// Waits until the records in `ids` are written (or given up on) with what receipts did
+/// to them in memory, since their annexes hold only the state they were accepted in. A
+/// record whose send has not handed it over yet (a long list of recipients) is waited
+/// for too, up to [`RECORD_WAIT`].
+pub(crate) async fn until_written(v1: &V1, ids: &[Arc<str>]) {
+    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+    loop {
+        let pending = {
+            let unwritten = v1.inner.unwritten.lock();
+            ids.iter().any(|id| unwritten.by_id.contains_key(&**id))
+        };
+        if !pending || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        // The writer's next turn: it takes every record handed over so far.
+        record(v1, Vec::new(), None).await;
+    }
 }
 
 /// Rows per transaction of the writer.
