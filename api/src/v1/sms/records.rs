@@ -212,17 +212,22 @@ pub(crate) fn move_unwritten(
 /// record whose send has not handed it over yet (a long list of recipients) is waited
 /// for too, up to [`RECORD_WAIT`].
 pub(crate) async fn until_written(v1: &V1, ids: &[Arc<str>]) {
+    if ids.is_empty() {
+        return;
+    }
     let deadline = tokio::time::Instant::now() + RECORD_WAIT;
     loop {
         let pending = {
             let unwritten = v1.inner.unwritten.lock();
             ids.iter().any(|id| unwritten.by_id.contains_key(&**id))
         };
+        // The writer's next turn: it takes every record handed over so far, and it
+        // starts only once the turn that wrote the others has applied the receipts it
+        // parked meanwhile.
+        record(v1, Vec::new(), None).await;
         if !pending || tokio::time::Instant::now() >= deadline {
             return;
         }
-        // The writer's next turn: it takes every record handed over so far.
-        record(v1, Vec::new(), None).await;
     }
 }
 
