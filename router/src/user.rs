@@ -194,6 +194,10 @@ pub struct Directory {
     /// Credentials verified recently, so that an HTTP client sending its password with
     /// every request does not pay an Argon2 verification each time.
     verified: VerifiedCache,
+    /// One verification at a time per user: requests that start together (an HTTP
+    /// client opening 64 connections) wait for the first, then find it remembered,
+    /// instead of running 64 verifications at once.
+    turns: parking_lot::Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// How long a verified password is remembered. A directory rebuilt (users changed)
@@ -268,12 +272,32 @@ impl Directory {
     /// Every attempt costs one Argon2 verification, run off the async workers.
     pub async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<User>> {
         let user = self.by_username.get(username).cloned();
-        if let Some(user) = &user
-            && self.verified.contains(username, password)
-        {
-            let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);
-            return (user.enabled && group_ok).then(|| user.clone());
+        let remembered = |user: &Arc<User>| {
+            self.verified.contains(username, password).then(|| {
+                let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);
+                (user.enabled && group_ok).then(|| user.clone())
+            })
+        };
+        if let Some(answer) = user.as_ref().and_then(remembered) {
+            return answer;
         }
+        let _turn = match &user {
+            Some(user) => {
+                let turn = self
+                    .turns
+                    .lock()
+                    .entry(user.username.clone())
+                    .or_default()
+                    .clone();
+                let turn = turn.lock_owned().await;
+                // Verified by the request whose turn came first.
+                if let Some(answer) = remembered(user) {
+                    return answer;
+                }
+                Some(turn)
+            }
+            None => None,
+        };
         let matches = verify(
             user.clone(),
             password.to_owned(),

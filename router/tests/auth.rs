@@ -96,6 +96,22 @@ async fn a_verified_password_is_remembered_and_a_wrong_one_never_is() {
     shutdown.cancel();
 }
 
+#[tokio::test]
+async fn requests_starting_together_verify_a_password_once() {
+    let shutdown = CancellationToken::new();
+    let (gw, _port) = start_gateway(&shutdown, &config()).await;
+    let count = || gw.snapshot().directory.verifications();
+    let before = count();
+    let answers = join_all((0..16).map(|_| gw.authenticate("bank", "s3cret"))).await;
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(count(), before + 1);
+    // Wrong guesses are never shared: each costs its own verification.
+    let wrong = join_all((0..3).map(|_| gw.authenticate("bank", "guess"))).await;
+    assert!(wrong.iter().all(Result::is_err));
+    assert_eq!(count(), before + 4);
+    shutdown.cancel();
+}
+
 /// Verifications awaited together on one thread: inline Argon2 would finish them all in
 /// their first poll, before any other task ran.
 #[tokio::test(flavor = "current_thread")]
