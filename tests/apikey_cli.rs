@@ -9,7 +9,7 @@ use std::{
 };
 
 mod support;
-use support::free_port;
+use support::{free_port, wait_live};
 
 struct Serve(Child);
 
@@ -83,11 +83,7 @@ fn first_key_from_the_cli() {
             .spawn()
             .expect("start smsgw"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(http, "/health/live", "none").is_none() {
-        assert!(Instant::now() < deadline, "smsgw never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_live(http);
 
     let refused = apikey(
         &config,
@@ -106,17 +102,8 @@ fn first_key_from_the_cli() {
     );
     assert!(made.status.success(), "{made:?}");
     let out = String::from_utf8_lossy(&made.stdout).into_owned();
-    let secret = out
-        .lines()
-        .find_map(|l| l.strip_prefix("secret (shown once): "))
-        .expect("the secret")
-        .to_owned();
-    let id = out
-        .split("\"id\":\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("the key id")
-        .to_owned();
+    let secret = support::shown_secret(&out);
+    let id = support::first_id(&out);
     let (status, body) = get(http, "/api/v1/account/balance", &secret).expect("answer");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"balance\":\"5.000000\""), "{body}");

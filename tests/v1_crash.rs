@@ -19,14 +19,6 @@ use support::*;
 
 const SENDS: usize = 20;
 
-fn wait_live(addr: SocketAddr) {
-    let deadline = Instant::now() + WAIT;
-    while http(addr, "GET", "/health/live", "", "").is_none() {
-        assert!(Instant::now() < deadline, "smsgw never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn create_key(config: &Path) -> String {
     let (ok, out) = smsgw_cli(
         config,
@@ -42,10 +34,7 @@ fn create_key(config: &Path) -> String {
         ],
     );
     assert!(ok, "{out}");
-    out.lines()
-        .find_map(|l| l.strip_prefix("secret (shown once): "))
-        .expect("the secret")
-        .to_owned()
+    shown_secret(&out)
 }
 
 fn recipient(n: usize) -> String {
@@ -87,13 +76,7 @@ async fn answered_sends_keep_their_records_across_a_kill_while_the_database_is_l
         })
         .expect("an answer");
         assert_eq!(status, 202, "{answer}");
-        let id = answer
-            .split("\"id\":\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("the message id")
-            .to_owned();
-        ids.push(id);
+        ids.push(first_id(&answer));
     }
     gateway.kill();
     drop(lock);

@@ -272,6 +272,8 @@ impl Directory {
     /// Every attempt costs one Argon2 verification, run off the async workers.
     pub async fn authenticate(&self, username: &str, password: &str) -> Option<Arc<User>> {
         let user = self.by_username.get(username).cloned();
+        // Some(answer) when this password was verified recently: the answer then
+        // depends only on whether the user and its group are enabled.
         let remembered = |user: &Arc<User>| {
             self.verified.contains(username, password).then(|| {
                 let group_ok = self.groups.get(&user.gid).is_some_and(|g| g.enabled);

@@ -77,6 +77,32 @@ pub fn http(
     Some((status, body))
 }
 
+/// Waits until something answers HTTP at `addr` (`/health/live`).
+pub fn wait_live(addr: SocketAddr) {
+    let deadline = Instant::now() + WAIT;
+    while http(addr, "GET", "/health/live", "", "").is_none() {
+        assert!(Instant::now() < deadline, "smsgw never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The secret `smsgw apikey create` printed.
+pub fn shown_secret(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("secret (shown once): "))
+        .expect("the secret")
+        .to_owned()
+}
+
+/// The first `"id"` in a JSON text.
+pub fn first_id(json: &str) -> String {
+    json.split("\"id\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an id")
+        .to_owned()
+}
+
 pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
